@@ -1,0 +1,1 @@
+"""mentor-relay: a moderated pseudonymous email relay for mentoring programmes."""

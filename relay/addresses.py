@@ -1,0 +1,100 @@
+"""Pair tokens, signed bounce (VERP) addresses and address normalising.
+
+A pair address is ``<token>@<relay domain>``. Tokens are random, at least 64
+bits, drawn from lowercase letters and digits that cannot be misread
+(no 0/o, 1/l/i), and matched case-insensitively.
+
+Every mail the relay sends has its own envelope sender
+``bounce-<outbox id>-<signature>@<relay domain>``; the signature is an HMAC so
+that a bounce can be trusted to name the message it is about, and forged
+bounces can be dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.utils import getaddresses, parseaddr
+
+TOKEN_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
+TOKEN_LENGTH = 13  # 31**13 is about 2**64
+BOUNCE_PREFIX = "bounce-"
+_SIGNATURE_LENGTH = 16
+_TOKEN = re.compile(rf"^[{TOKEN_ALPHABET}]{{{TOKEN_LENGTH}}}$")
+_BOUNCE = re.compile(rf"^{BOUNCE_PREFIX}(\d+)-([0-9a-f]{{{_SIGNATURE_LENGTH}}})$")
+
+
+def new_token() -> str:
+    return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
+
+
+def normalise(address: str) -> str:
+    """Bare, lowercased address; '' when the text holds no plausible address."""
+    _, bare = parseaddr(address)
+    bare = bare.strip().lower()
+    local, at, domain = bare.rpartition("@")
+    if not at or not local or not domain or " " in bare:
+        return ""
+    return bare
+
+
+def split(address: str) -> tuple[str, str]:
+    local, _, domain = normalise(address).rpartition("@")
+    return local, domain
+
+
+def header_addresses(values: list[str]) -> list[str]:
+    """Every address named in some To/Cc/From header values, normalised."""
+    return [normalise(bare) for _, bare in getaddresses(values) if normalise(bare)]
+
+
+def pair_address(token: str, domain: str) -> str:
+    return f"{token}@{domain}"
+
+
+def token_of(address: str, domain: str) -> str | None:
+    """The pair token an address on the relay domain names, or None."""
+    local, address_domain = split(address)
+    if address_domain != domain.lower() or not _TOKEN.match(local):
+        return None
+    return local
+
+
+def display_address(display_name: str, address: str) -> str:
+    """A From/To header value with the display name quoted and encoded as needed."""
+    local, _, domain = address.rpartition("@")
+    return str(Address(display_name=display_name, username=local, domain=domain))
+
+
+@dataclass(frozen=True)
+class BounceAddresses:
+    """Makes and checks the signed envelope senders of outbound mail."""
+
+    domain: str
+    key: bytes
+
+    def for_outbox(self, outbox_id: int) -> str:
+        return f"{BOUNCE_PREFIX}{outbox_id}-{self._sign(outbox_id)}@{self.domain}"
+
+    def outbox_id(self, address: str) -> int | None:
+        """The outbox id a bounce address names; None if it is not ours or is forged."""
+        local, address_domain = split(address)
+        match = _BOUNCE.match(local)
+        if address_domain != self.domain.lower() or match is None:
+            return None
+        outbox_id = int(match.group(1))
+        if not hmac.compare_digest(match.group(2), self._sign(outbox_id)):
+            return None
+        return outbox_id
+
+    def is_bounce_address(self, address: str) -> bool:
+        local, address_domain = split(address)
+        return address_domain == self.domain.lower() and local.startswith(BOUNCE_PREFIX)
+
+    def _sign(self, outbox_id: int) -> str:
+        digest = hmac.new(self.key, str(outbox_id).encode(), hashlib.sha256).hexdigest()
+        return digest[:_SIGNATURE_LENGTH]

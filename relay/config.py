@@ -1,0 +1,310 @@
+"""relay.toml -> frozen dataclasses.
+
+Owns the configuration: which file is read (``--config``, then
+``RELAY_CONFIG``, then ./relay.toml), how each value is checked, how
+``RELAY_<SECTION>_<KEY>`` environment variables override it (the way to keep
+secrets such as the database URL or the smarthost password out of the file),
+and how relative paths are resolved (against the config file's folder, so the
+relay behaves the same from any working directory).
+
+An unknown key, a wrong type or a missing required value is a ConfigError
+naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from relay.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "relay.toml"
+SECRET_KEYS = frozenset({"password", "url", "secret"})
+
+TlsMode = Literal["none", "starttls", "implicit"]
+TransportKind = Literal["maildir", "smtp"]
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    domain: str
+    programme_name: str = "Mentor Relay"
+    notice_local_part: str = "relay"
+    max_message_size: int = 10 * 1024 * 1024
+    max_recipients: int = 10
+    templates: str = ""  # a folder of the operator's own notice templates
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite:///relay.db"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 2525
+    hostname: str = ""  # the name in the greeting; empty means the relay domain
+
+
+@dataclass(frozen=True)
+class SmarthostSettings:
+    host: str = "127.0.0.1"
+    port: int = 25
+    tls: TlsMode = "none"
+    username: str = ""
+    password: str = ""
+    timeout: timedelta = timedelta(seconds=60)
+    ca_file: str = ""
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    transport: TransportKind = "maildir"
+    maildir: Path = Path("outbox")
+    batch_size: int = 50
+    poll_interval: timedelta = timedelta(seconds=30)
+    lease: timedelta = timedelta(minutes=5)
+    retry_first: timedelta = timedelta(minutes=5)
+    retry_max: timedelta = timedelta(hours=1)
+    give_up_after: timedelta = timedelta(days=5)
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    relay: RelaySettings
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    smarthost: SmarthostSettings = field(default_factory=SmarthostSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+
+    @property
+    def notice_address(self) -> str:
+        return f"{self.relay.notice_local_part}@{self.relay.domain}"
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "relay": RelaySettings,
+    "database": DatabaseSettings,
+    "smtp": SmtpSettings,
+    "smarthost": SmarthostSettings,
+    "delivery": DeliverySettings,
+    "logging": LoggingSettings,
+}
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """The file to read: the --config option, then RELAY_CONFIG, then ./relay.toml."""
+    chosen = explicit or os.environ.get("RELAY_CONFIG") or DEFAULT_CONFIG_NAME
+    return Path(chosen).expanduser().resolve()
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    source = find_config_path(path)
+    try:
+        with source.open("rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: configuration file not found") from None
+    except OSError as error:
+        raise ConfigError(f"{source}: cannot read: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{source}: not valid TOML: {error}") from None
+    return config_from_mapping(document, source, os.environ)
+
+
+def config_from_mapping(
+    document: Mapping[str, Any], source: Path, environ: Mapping[str, str]
+) -> Config:
+    for section in document:
+        if section not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section [{section}]")
+    built: dict[str, Any] = {}
+    for section, settings_type in SECTIONS.items():
+        table = document.get(section, {})
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        merged = dict(table) | _environment_overrides(section, settings_type, environ)
+        built[section] = _build_section(section, settings_type, merged, source)
+    built["database"] = DatabaseSettings(url=_anchor_sqlite_url(built["database"].url, source))
+    return Config(source=source, **built)
+
+
+def _anchor_sqlite_url(url: str, source: Path) -> str:
+    """A relative SQLite path means relative to the config file, not the cwd."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == prefix or url.startswith(prefix + "/"):
+        return url
+    relative, _, query = url[len(prefix) :].partition("?")
+    if relative == ":memory:":
+        return url
+    anchored = prefix + str((source.parent / relative).resolve())
+    return anchored + ("?" + query if query else "")
+
+
+def _environment_overrides(
+    section: str, settings_type: type[Any], environ: Mapping[str, str]
+) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for item in dataclasses.fields(settings_type):
+        variable = f"RELAY_{section}_{item.name}".upper()
+        if variable in environ:
+            overrides[item.name] = _EnvText(environ[variable], variable)
+    return overrides
+
+
+@dataclass(frozen=True)
+class _EnvText:
+    """A raw string from the environment, converted to the field's type later."""
+
+    text: str
+    variable: str
+
+
+def _build_section(
+    section: str, settings_type: type[Any], table: Mapping[str, Any], source: Path
+) -> Any:
+    hints = typing.get_type_hints(settings_type)
+    known = {item.name: item for item in dataclasses.fields(settings_type)}
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{source}: unknown key '{key}' in [{section}]")
+    values: dict[str, Any] = {}
+    for name, item in known.items():
+        where = f"{source}: [{section}] {name}"
+        if name in table:
+            raw = table[name]
+            if isinstance(raw, _EnvText):
+                where = f"{raw.variable} (environment)"
+                raw = _from_environment_text(raw.text, hints[name], where)
+            values[name] = _convert(raw, hints[name], where, source.parent)
+        elif item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{source}: [{section}] {name} is required")
+        elif hints[name] is Path:
+            assert isinstance(item.default, Path)
+            values[name] = (source.parent / item.default).resolve()
+    return settings_type(**values)
+
+
+def _from_environment_text(text: str, hint: Any, where: str) -> Any:
+    if hint is bool:
+        lowered = text.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{where}: expected true or false, got {text!r}")
+    if hint is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a whole number, got {text!r}") from None
+    if typing.get_origin(hint) in (tuple, list):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text
+
+
+def _convert(raw: Any, hint: Any, where: str, base: Path) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if not isinstance(raw, bool):
+            raise ConfigError(f"{where}: expected true or false, got {raw!r}")
+        return raw
+    if hint is int:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise ConfigError(f"{where}: expected a whole number, got {raw!r}")
+        return raw
+    if hint is str:
+        if not isinstance(raw, str):
+            raise ConfigError(f"{where}: expected a string, got {raw!r}")
+        return raw
+    if hint is Path:
+        if not isinstance(raw, str) or not raw:
+            raise ConfigError(f"{where}: expected a path, got {raw!r}")
+        return (base / Path(raw).expanduser()).resolve()
+    if hint is timedelta:
+        return parse_duration(raw, where)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if raw not in choices:
+            listed = ", ".join(repr(choice) for choice in choices)
+            raise ConfigError(f"{where}: expected one of {listed}, got {raw!r}")
+        return raw
+    if origin is tuple:
+        if not isinstance(raw, list) or not all(isinstance(each, str) for each in raw):
+            raise ConfigError(f"{where}: expected a list of strings, got {raw!r}")
+        return tuple(raw)
+    raise TypeError(f"no converter for {hint!r} ({where})")  # a bug in a settings class
+
+
+def parse_duration(raw: Any, where: str) -> timedelta:
+    """ "90", 90, "90s", "5m", "1h" or "5d" -> timedelta."""
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw >= 0:
+        return timedelta(seconds=raw)
+    match = _DURATION.match(raw) if isinstance(raw, str) else None
+    if match is None:
+        raise ConfigError(f"{where}: expected a duration such as 30s, 5m, 1h or 5d, got {raw!r}")
+    return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2)])
+
+
+def describe(config: Config) -> str:
+    """The effective settings as TOML-like text, secrets masked (``relay check-config``)."""
+    lines = [f"# effective settings from {config.source}"]
+    for section in SECTIONS:
+        lines.append(f"\n[{section}]")
+        settings = getattr(config, section)
+        for item in dataclasses.fields(settings):
+            value = getattr(settings, item.name)
+            lines.append(f"{item.name} = {_show(item.name, value)}")
+    return "\n".join(lines)
+
+
+def _show(name: str, value: Any) -> str:
+    if name in SECRET_KEYS and value:
+        return '"' + mask_secret(str(value)) + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, timedelta):
+        return f'"{_format_duration(value)}"'
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(f'"{each}"' for each in value) + "]"
+    return f'"{value}"'
+
+
+def mask_secret(value: str) -> str:
+    """Hide a secret; for a URL keep everything but the password."""
+    url_with_password = re.match(r"^([a-z0-9+]+://[^:/@]*:)([^@]*)(@.*)$", value)
+    if url_with_password:
+        return url_with_password.group(1) + "***" + url_with_password.group(3)
+    if "://" in value:
+        return value
+    return "***"
+
+
+def _format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

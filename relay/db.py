@@ -1,0 +1,133 @@
+"""Engine, sessions and schema version.
+
+Owns how the relay talks to its database: SQLite pragmas (WAL so readers
+never wait for the daemon, synchronous=FULL so a 250 survives power loss, a
+busy timeout, and BEGIN IMMEDIATE so two writers queue up instead of failing
+with "database is locked" on a lock upgrade), the session factory, and the
+schema check every command runs first: a new SQLite file is created at head,
+a database behind head is refused until `relay db upgrade`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from relay.errors import DatabaseError, SchemaBehindError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _tune_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(connection: sqlite3.Connection, _record: Any) -> None:
+        # Take transaction control from the driver so "begin" below can say IMMEDIATE.
+        connection.isolation_level = None
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Store:
+    """The database a command or the daemon works on."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: committed when the block ends, rolled back if it raises."""
+        with self._sessions.begin() as session:
+            yield session
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(store: Store) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(_migrations_folder()))
+    config.attributes["engine"] = store.engine
+    return config
+
+
+def _migrations_folder() -> Path:
+    return Path(str(resources.files("relay.migrations")))
+
+
+def head_revision(store: Store) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(store)).get_current_head()
+
+
+def current_revision(store: Store) -> str | None:
+    try:
+        with store.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except OperationalError as error:
+        raise DatabaseError(f"cannot open the database {_safe_url(store)}: {error.orig}") from None
+
+
+def upgrade(store: Store, revision: str = "head") -> None:
+    command.upgrade(alembic_config(store), revision)
+
+
+def downgrade(store: Store, revision: str) -> None:
+    command.downgrade(alembic_config(store), revision)
+
+
+def open_store(url: str) -> Store:
+    """Open the database for a command: create a new SQLite one, refuse one that is behind."""
+    store = Store(url)
+    current = current_revision(store)
+    head = head_revision(store)
+    if current == head:
+        return store
+    if current is None and store.is_sqlite and not inspect(store.engine).get_table_names():
+        upgrade(store)
+        return store
+    store.dispose()
+    if current is None:
+        raise SchemaBehindError(
+            f"the database {_safe_url(store)} has no relay schema; run `relay db upgrade`"
+        )
+    raise SchemaBehindError(
+        f"the database {_safe_url(store)} is at revision {current}, this relay needs {head}; "
+        "run `relay db upgrade`"
+    )
+
+
+def _safe_url(store: Store) -> str:
+    return store.engine.url.render_as_string(hide_password=True)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the relay's store (shipped as package data)."""

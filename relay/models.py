@@ -1,0 +1,214 @@
+"""The store's tables, as SQLAlchemy 2 typed models.
+
+Owns the shape of the data: participants and their addresses, pairs, the
+messages received for a pair (the transcript), and the outbox of mail the
+relay sends (forwarded messages and notices alike). Migrations in
+migrations/versions must produce exactly these tables (a test runs
+alembic's check).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Role(enum.StrEnum):
+    MENTOR = "mentor"
+    MENTEE = "mentee"
+
+
+class PairStatus(enum.StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class MessageStatus(enum.StrEnum):
+    """What was decided about a received message."""
+
+    QUEUED = "queued"  # accepted; its forward is in the outbox
+    HELD = "held"
+    REJECTED = "rejected"
+    DISCARDED = "discarded"
+
+
+class OutboxKind(enum.StrEnum):
+    FORWARD = "forward"
+    NOTICE = "notice"
+
+
+class DeliveryStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    DEFERRED = "deferred"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+def _enum(kind: type[enum.StrEnum], name: str) -> Enum:
+    # Stored as plain strings with a CHECK: readable in psql, portable to SQLite.
+    return Enum(
+        kind,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class Participant(Base):
+    __tablename__ = "participants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    addresses: Mapped[list[ParticipantAddress]] = relationship(
+        back_populates="participant", cascade="all, delete-orphan"
+    )
+
+
+class ParticipantAddress(Base):
+    """Every address a participant may write from (the primary one included)."""
+
+    __tablename__ = "participant_addresses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+
+    participant: Mapped[Participant] = relationship(back_populates="addresses")
+
+
+class Pair(Base):
+    __tablename__ = "pairs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    mentor_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    mentee_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    status: Mapped[PairStatus] = mapped_column(
+        _enum(PairStatus, "pair_status"), default=PairStatus.ACTIVE
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    mentor: Mapped[Participant] = relationship(foreign_keys=[mentor_id])
+    mentee: Mapped[Participant] = relationship(foreign_keys=[mentee_id])
+
+    def partner_of(self, participant_id: int) -> Participant:
+        return self.mentee if participant_id == self.mentor_id else self.mentor
+
+
+class Message(Base):
+    """One piece of mail received for a pair: the transcript's row."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_pair_original", "pair_id", "original_message_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"), index=True)
+    sender_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
+    status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus, "message_status"))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    original_message_id: Mapped[str | None] = mapped_column(String(998))
+    relay_message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    hits: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of rule hits
+    source: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    pair: Mapped[Pair] = relationship()
+    sender: Mapped[Participant] = relationship(foreign_keys=[sender_id])
+    recipient: Mapped[Participant] = relationship(foreign_keys=[recipient_id])
+
+
+class OutboxEntry(Base):
+    """One mail the relay sends: a forwarded message or a notice, with its delivery state."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[OutboxKind] = mapped_column(_enum(OutboxKind, "outbox_kind"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[DeliveryStatus] = mapped_column(
+        _enum(DeliveryStatus, "delivery_status"), default=DeliveryStatus.QUEUED
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    message: Mapped[Message | None] = relationship()
+
+
+class RelaySecret(Base):
+    """Secrets the relay generates for itself (the VERP signing key), shared by all processes."""
+
+    __tablename__ = "relay_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))

@@ -1,0 +1,94 @@
+"""Mail the relay writes itself: introductions, held, rejected, failed notices.
+
+Owns turning a template into an EmailMessage and putting it in the outbox,
+where it travels like any forwarded message. A template's first line is
+``Subject: ...``; the rest, after a blank line, is the body. Operators can
+point ``[relay] templates`` at a folder of their own: a template found there
+wins over the shipped one of the same name.
+
+A notice is addressed to one participant and never names the other
+participant's real address: templates only receive display names and the
+pair address.
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+from secrets import token_hex
+from typing import Any
+
+import jinja2
+from sqlalchemy.orm import Session
+
+from relay.addresses import display_address
+from relay.config import Config
+from relay.errors import ConfigError
+from relay.models import OutboxEntry, OutboxKind, Participant
+from relay.rewrite import LOOP_HEADER, as_outbound_bytes
+
+
+class Notices:
+    """Renders notices from templates and queues them."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        loaders: list[jinja2.BaseLoader] = []
+        if config.relay.templates:
+            folder = (config.source.parent / config.relay.templates).resolve()
+            if not folder.is_dir():
+                raise ConfigError(f"{config.source}: [relay] templates: no folder {folder}")
+            loaders.append(jinja2.FileSystemLoader(folder))
+        loaders.append(jinja2.PackageLoader("relay", "templates"))
+        self.environment = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            autoescape=False,  # plain-text mail
+        )
+
+    def render(self, template: str, recipient: Participant, **context: Any) -> EmailMessage:
+        relay = self.config.relay
+        text = self.environment.get_template(f"{template}.txt.j2").render(
+            programme_name=relay.programme_name,
+            recipient_name=recipient.display_name,
+            **context,
+        )
+        first_line, _, body = text.partition("\n")
+        if not first_line.startswith("Subject:"):
+            raise ConfigError(f"template {template}.txt.j2 must start with a 'Subject:' line")
+        message = EmailMessage()
+        message["From"] = display_address(relay.programme_name, self.config.notice_address)
+        message["To"] = display_address(recipient.display_name, recipient.email)
+        message["Subject"] = first_line.removeprefix("Subject:").strip()
+        message["Date"] = formatdate(usegmt=True)
+        message["Message-ID"] = f"<notice.{token_hex(12)}@{relay.domain}>"
+        message["Auto-Submitted"] = "auto-generated"
+        message[LOOP_HEADER] = relay.domain
+        message.set_content(body.lstrip("\n"))
+        return message
+
+    def queue(
+        self,
+        session: Session,
+        template: str,
+        recipient: Participant,
+        *,
+        about_message_id: int | None = None,
+        **context: Any,
+    ) -> OutboxEntry:
+        message = self.render(template, recipient, **context)
+        entry = OutboxEntry(
+            kind=OutboxKind.NOTICE,
+            message_id=about_message_id,
+            recipient=recipient.email,
+            content=as_outbound_bytes(message),
+        )
+        session.add(entry)
+        return entry
+
+
+def shipped_templates() -> list[str]:
+    folder = Path(__file__).parent / "templates"
+    return sorted(path.name.removesuffix(".txt.j2") for path in folder.glob("*.txt.j2"))

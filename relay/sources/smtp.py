@@ -1,0 +1,175 @@
+"""The inbound SMTP server: an aiosmtpd handler plus the server's life cycle.
+
+The handler is the smallest contract aiosmtpd needs: RCPT asks intake whether
+the address is a live pair address; DATA hands the bytes to intake.accept()
+in a worker thread and answers with its reply only after the commit. An
+internal error is 451 4.3.0, never a 5xx and never the exception's text.
+
+On stop, new sessions get 421, DATA already under way is allowed to finish
+and commit, then the remaining sessions are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from relay import replies
+from relay.config import Config
+from relay.intake import Incoming, Intake, Outcome
+
+log = logging.getLogger(__name__)
+
+# aiosmtpd words some refusals itself; these give them our numbered replies.
+_LIBRARY_REPLIES = {"552 ": str(replies.TOO_BIG)}
+
+
+class RelayHandler:
+    def __init__(
+        self,
+        intake: Intake,
+        max_recipients: int,
+        on_queued: Callable[[], None] = lambda: None,
+        on_outcome: Callable[[Outcome, float], None] = lambda outcome, seconds: None,
+    ) -> None:
+        self.intake = intake
+        self.max_recipients = max_recipients
+        self.on_queued = on_queued
+        self.on_outcome = on_outcome
+        self.data_in_progress = 0
+        self.idle = asyncio.Event()  # set while no DATA is being committed
+        self.idle.set()
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return str(replies.TOO_MANY_RECIPIENTS)
+        try:
+            reply = await asyncio.to_thread(self.intake.check_recipient, address)
+        except Exception:
+            log.exception("RCPT check failed")
+            return str(replies.TEMPORARY_FAILURE)
+        if reply.is_success:
+            envelope.rcpt_tos.append(address)
+        return str(reply)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        started = time.perf_counter()
+        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
+        incoming = Incoming(
+            raw=bytes(envelope.original_content or b""),
+            envelope_from=envelope.mail_from or "",
+            recipients=tuple(envelope.rcpt_tos),
+            source="smtp",
+            peer=peer,
+        )
+        self.data_in_progress += 1
+        self.idle.clear()
+        try:
+            outcome = await asyncio.to_thread(self.intake.accept, incoming)
+        except Exception:
+            log.exception("intake failed; the client will retry")
+            return str(replies.TEMPORARY_FAILURE)
+        finally:
+            self.data_in_progress -= 1
+            if not self.data_in_progress:
+                self.idle.set()
+        if outcome.queued:
+            self.on_queued()
+        self.on_outcome(outcome, time.perf_counter() - started)
+        return str(outcome.reply)
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("SMTP session error: %s", type(error).__name__, exc_info=error)
+        return str(replies.TEMPORARY_FAILURE)
+
+
+class RelaySMTP(SMTP):
+    """aiosmtpd's SMTP with our reply texts and a 421 greeting while stopping."""
+
+    def __init__(self, handler: RelayHandler, gate: SmtpServer, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.gate = gate
+
+    async def push(self, status: str) -> None:  # type: ignore[override]
+        for prefix, ours in _LIBRARY_REPLIES.items():
+            if status.startswith(prefix) and not status.startswith(ours[:10]):
+                status = ours
+        await super().push(status)
+
+    async def _handle_client(self) -> None:
+        # aiosmtpd has no public hook before the greeting; this is the one place to say 421.
+        if self.gate.closing:
+            await self.push(str(replies.SHUTTING_DOWN))
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self.gate.sessions.add(self)
+        try:
+            await super()._handle_client()
+        finally:
+            self.gate.sessions.discard(self)
+
+
+class SmtpServer:
+    """Listens on [smtp] host:port until stopped."""
+
+    def __init__(self, config: Config, handler: RelayHandler) -> None:
+        self.config = config
+        self.handler = handler
+        self.closing = False
+        self.sessions: set[RelaySMTP] = set()
+        self._server: asyncio.Server | None = None
+
+    def _protocol(self) -> RelaySMTP:
+        return RelaySMTP(
+            self.handler,
+            self,
+            hostname=self.config.smtp.hostname or self.config.relay.domain,
+            data_size_limit=self.config.relay.max_message_size,
+            enable_SMTPUTF8=True,
+            ident="mentor-relay",
+        )
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._protocol, host=self.config.smtp.host, port=self.config.smtp.port
+        )
+        log.info("SMTP listening on %s", ", ".join(self.addresses()))
+
+    def addresses(self) -> list[str]:
+        if self._server is None:
+            return []
+        return [f"{sock.getsockname()[0]}:{sock.getsockname()[1]}" for sock in self._server.sockets]
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self, grace_seconds: float = 30.0) -> None:
+        """421 new sessions, let DATA in progress commit, then close what is left."""
+        self.closing = True
+        try:
+            await asyncio.wait_for(self.handler.idle.wait(), timeout=grace_seconds)
+        except TimeoutError:
+            log.warning("DATA still in progress after %ss; closing anyway", grace_seconds)
+        if self._server is not None:
+            self._server.close()
+        for session in list(self.sessions):
+            if session.transport is not None:
+                session.transport.close()
+        if self._server is not None:
+            await self._server.wait_closed()

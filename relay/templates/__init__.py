@@ -1,0 +1,1 @@
+"""Notice templates shipped with the relay (jinja2, *.txt.j2)."""
