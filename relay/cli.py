@@ -8,8 +8,11 @@ status 1; a bad argument is click's usage error (exit status 2).
 from __future__ import annotations
 
 import asyncio
+import getpass
+import json
 import logging
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,11 +22,12 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
-from relay import db, registry, service, transcript
-from relay.addresses import pair_address
+import matching
+from relay import db, display, matchmaking, moderation, registry, service, transcript
+from relay.addresses import pair_address, token_of
 from relay.config import Config, describe, load_config
 from relay.errors import RelayError
-from relay.models import Role
+from relay.models import ModerationVerdict, Role
 from relay.notices import Notices
 
 
@@ -70,6 +74,7 @@ class RelayGroup(click.Group):
 
 
 pass_context = click.make_pass_decorator(Context)
+PROGRESS_BAR_FROM = 2000  # mentees; smaller cohorts finish before a bar would help
 
 
 @click.group(cls=RelayGroup)
@@ -240,6 +245,306 @@ def log_command(context: Context, address: str, show_id: int | None) -> None:
             for line in transcript.transcript(session, pair)
         ]
     _table(("ID", "TIME (UTC)", "FROM", "SUBJECT", "STATUS"), rows)
+
+
+# -- moderation -------------------------------------------------------------
+
+
+def _moderator_option(function: Any) -> Any:
+    return click.option(
+        "--as",
+        "moderator",
+        default=getpass.getuser,
+        show_default="your login name",
+        help="The moderator's name, for the audit trail.",
+    )(function)
+
+
+def _pair_token(context: Context, address: str | None) -> str | None:
+    if address is None:
+        return None
+    with context.session() as session:
+        return registry.find_pair(session, address, context.domain).token
+
+
+@cli.command("held")
+@click.option("--pair", "pair_filter", help="Only this pair's messages.")
+@click.option("--rule", help="Only messages this rule flagged (e.g. contact, links).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+def held(context: Context, pair_filter: str | None, rule: str | None, as_json: bool) -> None:
+    """What waits for a moderator, oldest first."""
+    token = _pair_token(context, pair_filter)
+    with context.session() as session:
+        items = [
+            {
+                "id": m.id,
+                "received_at": m.received_at.isoformat(),
+                "age": moderation.age(m.received_at),
+                "pair": pair_address(m.pair.token, context.domain),
+                "sender_role": m.sender.role.value,
+                "subject": m.subject,
+                "rules": sorted({hit.rule for hit in moderation.hits_of(m)}),
+                "reasons": moderation.reasons_of(m),
+            }
+            for m in moderation.held_messages(session, token, rule)
+        ]
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    rows = [
+        (
+            str(i["id"]),
+            str(i["age"]),
+            str(i["pair"]),
+            str(i["sender_role"]),
+            str(i["subject"]),
+            str(i["reasons"]),
+        )
+        for i in items
+    ]
+    _table(("ID", "AGE", "PAIR", "FROM", "SUBJECT", "REASONS"), rows)
+
+
+@cli.command("show")
+@click.argument("message_id", type=int)
+@click.option("--color/--no-color", default=None, help="Mark flagged text in reverse video.")
+@pass_context
+def show(context: Context, message_id: int, color: bool | None) -> None:
+    """A message as its recipient would get it, flagged text marked >>>like this<<<."""
+    ansi = sys.stdout.isatty() if color is None else color
+    with context.session() as session:
+        message = moderation.get_message(session, message_id)
+        click.echo(display.render(session, context.config, message, ansi=ansi))
+
+
+def _decide(
+    context: Context,
+    message_ids: tuple[int, ...],
+    verdict: ModerationVerdict,
+    moderator: str,
+    reason: str = "",
+    redact: bool = False,
+) -> None:
+    notices = Notices(context.config)
+    failed = False
+    for message_id in message_ids:
+        with context.session() as session:
+            result = moderation.decide(
+                session, context.config, notices, message_id, verdict, moderator, reason, redact
+            )
+        click.echo(result.text)
+        failed = failed or not result.done
+    if failed:
+        sys.exit(1)
+
+
+@cli.command("approve")
+@click.argument("message_ids", type=int, nargs=-1, required=True)
+@click.option("--redact", is_flag=True, help='Replace flagged text by "[removed by moderator]".')
+@click.option("--reason", default="", help="A note for the audit trail.")
+@_moderator_option
+@pass_context
+def approve(
+    context: Context, message_ids: tuple[int, ...], redact: bool, reason: str, moderator: str
+) -> None:
+    """Let held messages through."""
+    _decide(context, message_ids, ModerationVerdict.APPROVE, moderator, reason, redact)
+
+
+@cli.command("reject")
+@click.argument("message_ids", type=int, nargs=-1, required=True)
+@click.option("--reason", required=True, help="Told to the sender.")
+@_moderator_option
+@pass_context
+def reject(context: Context, message_ids: tuple[int, ...], reason: str, moderator: str) -> None:
+    """Refuse held messages; the sender is told why."""
+    _decide(context, message_ids, ModerationVerdict.REJECT, moderator, reason)
+
+
+@cli.command("discard")
+@click.argument("message_ids", type=int, nargs=-1, required=True)
+@click.option("--reason", default="", help="A note for the audit trail (not sent).")
+@_moderator_option
+@pass_context
+def discard(context: Context, message_ids: tuple[int, ...], reason: str, moderator: str) -> None:
+    """Drop held messages silently."""
+    _decide(context, message_ids, ModerationVerdict.DISCARD, moderator, reason)
+
+
+_REVIEW_KEYS = {
+    "a": (ModerationVerdict.APPROVE, False),
+    "e": (ModerationVerdict.APPROVE, True),
+    "r": (ModerationVerdict.REJECT, False),
+    "d": (ModerationVerdict.DISCARD, False),
+}
+
+
+@cli.command("review")
+@click.option("--pair", "pair_filter", help="Only this pair's messages.")
+@_moderator_option
+@pass_context
+def review(context: Context, pair_filter: str | None, moderator: str) -> None:
+    """Walk through held messages one at a time."""
+    token = _pair_token(context, pair_filter)
+    with context.session() as session:
+        waiting = [m.id for m in moderation.held_messages(session, token)]
+    if not waiting:
+        click.echo("nothing is held")
+        return
+    notices = Notices(context.config)
+    for position, message_id in enumerate(waiting, start=1):
+        with context.session() as session:
+            message = moderation.get_message(session, message_id)
+            click.echo(f"\n=== {position} of {len(waiting)} ===")
+            click.echo(display.render(session, context.config, message, ansi=sys.stdout.isatty()))
+        key = click.prompt(
+            "[a]pprove, [r]eject, [d]iscard, [e]dit-redact and approve, [s]kip, [q]uit",
+            type=click.Choice(["a", "r", "d", "e", "s", "q"]),
+            show_choices=False,
+        )
+        if key == "q":
+            break
+        if key == "s":
+            continue
+        verdict, redact = _REVIEW_KEYS[key]
+        reason = ""
+        if verdict is ModerationVerdict.REJECT:
+            reason = click.prompt("Reason (told to the sender)")
+        with context.session() as session:
+            result = moderation.decide(
+                session, context.config, notices, message_id, verdict, moderator, reason, redact
+            )
+        click.echo(result.text)
+
+
+@cli.command("audit")
+@click.option("--message", "message_id", type=int, help="Only actions on this message.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+def audit(context: Context, message_id: int | None, as_json: bool) -> None:
+    """Every moderator action: who, what, when, why."""
+    with context.session() as session:
+        items = [
+            {
+                "time": action.created_at.isoformat(timespec="seconds"),
+                "moderator": action.moderator,
+                "action": action.verdict.value + (" (redacted)" if action.redacted else ""),
+                "message": action.message_id,
+                "reason": action.reason,
+            }
+            for action in moderation.audit_trail(session, message_id)
+        ]
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    rows = [
+        (str(i["time"]), str(i["moderator"]), str(i["action"]), str(i["message"]), str(i["reason"]))
+        for i in items
+    ]
+    _table(("TIME (UTC)", "MODERATOR", "ACTION", "MESSAGE", "REASON"), rows)
+
+
+@cli.command("watch")
+@click.argument("who")
+@click.option("--off", is_flag=True, help="Stop watching.")
+@pass_context
+def watch(context: Context, who: str, off: bool) -> None:
+    """Hold all mail of a participant (EMAIL) or a pair (pair ADDRESS)."""
+    with context.session() as session:
+        if token_of(who, context.domain):
+            target = registry.find_pair(session, who, context.domain)
+            name = pair_address(target.token, context.domain)
+            target.watched = not off
+        else:
+            person = registry.find_participant(session, who)
+            name = person.email
+            person.watched = not off
+    click.echo(f"{'stopped watching' if off else 'watching'} {name}")
+
+
+# -- matching ---------------------------------------------------------------
+
+
+@cli.group("match", invoke_without_command=True)
+@click.option("--mentors", type=click.Path(exists=True, dir_okay=False), help="mentors.csv")
+@click.option("--mentees", type=click.Path(exists=True, dir_okay=False), help="mentees.csv")
+@click.option(
+    "--method", type=click.Choice(["optimal", "stable"]), default="optimal", show_default=True
+)
+@click.option("--out", type=click.Path(dir_okay=False), default="proposals.csv", show_default=True)
+@click.pass_context
+def match(
+    ctx: click.Context, mentors: str | None, mentees: str | None, method: str, out: str
+) -> None:
+    """Propose a mentor for every mentee; `relay match apply FILE` makes the pairs."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not mentors or not mentees:
+        raise click.UsageError("--mentors and --mentees are required")
+    context: Context = ctx.obj
+    settings = context.config.matching
+    with context.session() as session:
+        exclude = matchmaking.existing_pairs(session)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", matching.UnknownColumnWarning)
+            mentor_list = matching.load_mentors(mentors)
+            mentee_list = matching.load_mentees(mentees)
+        for warning in caught:
+            click.echo(f"warning: {warning.message}", err=True)
+        with click.progressbar(
+            length=len(mentee_list),
+            label="scoring",
+            file=sys.stderr,
+            hidden=len(mentee_list) < PROGRESS_BAR_FROM,
+        ) as bar:
+            done = 0
+
+            def progress(scored: int, total: int) -> None:
+                nonlocal done
+                bar.update(scored - done)
+                done = scored
+
+            result = matching.match(
+                mentor_list,
+                mentee_list,
+                settings,
+                method="stable" if method == "stable" else "optimal",
+                exclude=exclude,
+                progress=progress,
+            )
+        matching.write_proposals(out, result)
+    except (matching.ProfileError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    summary = result.summary
+    click.echo(
+        f"{summary.matched} matched, {summary.unmatched} unmatched, "
+        f"mean score {summary.mean_score:.3f}, {summary.blocking_pairs} blocking pairs "
+        f"({summary.method})"
+    )
+    for unmatched in result.unmatched:
+        click.echo(f"unmatched: {unmatched.mentee_email}: {unmatched.reason}")
+    click.echo(f"proposals written to {out}")
+
+
+@match.command("apply")
+@click.argument("proposals", type=click.Path(exists=True, dir_okay=False))
+@pass_context
+def match_apply(context: Context, proposals: str) -> None:
+    """Create the participants and pairs in a proposals file and send introductions."""
+    try:
+        rows = matching.read_proposals(proposals)
+    except (matching.ProposalError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    notices = Notices(context.config)
+    with context.session() as session:
+        created = matchmaking.apply_proposals(session, notices, context.domain, rows, proposals)
+        lines = [
+            f"{new.address}  {new.pair.mentor.email} -> {new.pair.mentee.email}" for new in created
+        ]
+    click.echo("\n".join(lines))
+    click.echo(f"{len(created)} pairs created")
 
 
 # -- daemon -----------------------------------------------------------------

@@ -24,7 +24,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from matching import MatchSettings, SettingsError
 from relay.errors import ConfigError
+from relay.rules import RulesConfig
 
 DEFAULT_CONFIG_NAME = "relay.toml"
 SECRET_KEYS = frozenset({"password", "url", "secret"})
@@ -72,11 +74,18 @@ class DeliverySettings:
     transport: TransportKind = "maildir"
     maildir: Path = Path("outbox")
     batch_size: int = 50
-    poll_interval: timedelta = timedelta(seconds=30)
+    poll_interval: timedelta = timedelta(seconds=10)
     lease: timedelta = timedelta(minutes=5)
     retry_first: timedelta = timedelta(minutes=5)
     retry_max: timedelta = timedelta(hours=1)
     give_up_after: timedelta = timedelta(days=5)
+
+
+@dataclass(frozen=True)
+class ModerationSettings:
+    moderators: tuple[str, ...] = ()  # addresses that get the "what waits" alert
+    alert_interval: timedelta = timedelta(hours=1)
+    held_notices_per_day: int = 3  # per sender, so a chatty sender is not flooded
 
 
 @dataclass(frozen=True)
@@ -92,7 +101,10 @@ class Config:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     smarthost: SmarthostSettings = field(default_factory=SmarthostSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    moderation: ModerationSettings = field(default_factory=ModerationSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    matching: MatchSettings = field(default_factory=MatchSettings)
 
     @property
     def notice_address(self) -> str:
@@ -105,8 +117,11 @@ SECTIONS: dict[str, type[Any]] = {
     "smtp": SmtpSettings,
     "smarthost": SmarthostSettings,
     "delivery": DeliverySettings,
+    "moderation": ModerationSettings,
     "logging": LoggingSettings,
 }
+# Sections whose contents another module owns and checks.
+DELEGATED_SECTIONS = frozenset({"rules", "matching"})
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -136,7 +151,7 @@ def config_from_mapping(
     document: Mapping[str, Any], source: Path, environ: Mapping[str, str]
 ) -> Config:
     for section in document:
-        if section not in SECTIONS:
+        if section not in SECTIONS and section not in DELEGATED_SECTIONS:
             raise ConfigError(f"{source}: unknown section [{section}]")
     built: dict[str, Any] = {}
     for section, settings_type in SECTIONS.items():
@@ -146,7 +161,15 @@ def config_from_mapping(
         merged = dict(table) | _environment_overrides(section, settings_type, environ)
         built[section] = _build_section(section, settings_type, merged, source)
     built["database"] = DatabaseSettings(url=_anchor_sqlite_url(built["database"].url, source))
-    return Config(source=source, **built)
+    for section in DELEGATED_SECTIONS:
+        if not isinstance(document.get(section, {}), Mapping):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+    rules = RulesConfig.from_mapping(document.get("rules", {}), str(source), source.parent)
+    try:
+        matching = MatchSettings.from_mapping(document.get("matching", {}), str(source))
+    except SettingsError as error:
+        raise ConfigError(str(error)) from None
+    return Config(source=source, rules=rules, matching=matching, **built)
 
 
 def _anchor_sqlite_url(url: str, source: Path) -> str:

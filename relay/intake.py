@@ -1,11 +1,11 @@
 """accept(): the one way in, for SMTP and IMAP alike.
 
 Owns everything decided about an incoming message: parse it, find the pair
-and which participant is writing, run the rules, and store the message and
-its outcome (forward queued, held, refused) in ONE commit. The caller
-replies to the client only after accept() returns, so a 250 always means
-the message is in the database. Nothing about a message is decided in a
-source.
+and which participant is writing, run the moderation rules, and store the
+message with its outcome (forward queued, held, rejected, discarded) in ONE
+commit. The caller replies to the client only after accept() returns, so a
+250 always means the message is in the database. Nothing about a message is
+decided in a source.
 
 accept() is synchronous and touches the database: the daemon runs it in a
 worker thread, never on the event loop.
@@ -13,14 +13,16 @@ worker thread, never on the event loop.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from secrets import token_hex
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from relay import replies
@@ -28,20 +30,37 @@ from relay.addresses import normalise, pair_address, token_of
 from relay.config import Config
 from relay.db import Store
 from relay.errors import RefusedError
+from relay.forwarding import hidden_addresses, queue_forward
 from relay.models import (
     Message,
     MessageStatus,
     OutboxEntry,
-    OutboxKind,
     Pair,
     PairStatus,
     Participant,
     ParticipantAddress,
+    utcnow,
 )
+from relay.notices import Notices
 from relay.replies import Reply
-from relay.rewrite import RewritePlan, as_outbound_bytes, first_message_id, message_ids, rewrite
+from relay.rewrite import first_message_id
+from relay.rules import Action, Hit, MailView, RuleContext, build_rules, decide, run_rules
+from relay.rules import is_automated as is_automated_mail
 
 log = logging.getLogger(__name__)
+
+_STATUS = {
+    Action.ACCEPT: MessageStatus.QUEUED,
+    Action.HOLD: MessageStatus.HELD,
+    Action.REJECT: MessageStatus.REJECTED,
+    Action.DISCARD: MessageStatus.DISCARDED,
+}
+_REPLY = {
+    Action.ACCEPT: replies.OK,
+    Action.HOLD: replies.OK,
+    Action.REJECT: replies.REJECTED,
+    Action.DISCARD: replies.DISCARDED,
+}
 
 
 @dataclass(frozen=True)
@@ -59,8 +78,22 @@ class Incoming:
 class Outcome:
     reply: Reply
     message_ids: tuple[int, ...] = ()
-    queued: bool = False  # something new is waiting in the outbox
-    decisions: tuple[str, ...] = field(default=())
+    action: Action | None = None  # None: refused before anything was stored
+    hits: tuple[Hit, ...] = ()
+
+    @property
+    def queued(self) -> bool:
+        """Something new waits in the outbox (a forward or a notice)."""
+        return self.action is not None and self.action is not Action.DISCARD
+
+
+@dataclass
+class _Candidate:
+    """One pair the message is for, with what the rules found there."""
+
+    pair: Pair
+    sender: Participant
+    hits: list[Hit]
 
 
 class Intake:
@@ -68,6 +101,8 @@ class Intake:
         self.store = store
         self.config = config
         self.domain = config.relay.domain.lower()
+        self.rules = build_rules(config.rules)
+        self.notices = Notices(config)
 
     # -- RCPT time -----------------------------------------------------------
 
@@ -97,81 +132,99 @@ class Intake:
                 raise RefusedError(replies.NULL_SENDER)
             message = parse(incoming.raw)
             from_address = single_from_address(message)
+            view = MailView.from_message(message)
             with self.store.session() as session:
-                stored = [
-                    self._store_for_pair(session, incoming, message, from_address, recipient)
-                    for recipient in incoming.recipients
+                candidates = [
+                    self._candidate(session, view, from_address, recipient)
+                    for recipient in dict.fromkeys(r.lower() for r in incoming.recipients)
+                ]
+                # One decision for the whole message: the strictest any pair calls for.
+                action = max(decide(c.hits, self.config.rules.actions) for c in candidates)
+                ids = [
+                    self._store(session, incoming, message, candidate, action)
+                    for candidate in candidates
                 ]
         except RefusedError as refusal:
             log.info("refused %s mail: %s", incoming.source, refusal.reply)
             return Outcome(reply=refusal.reply)
-        queued = any(status is MessageStatus.QUEUED for _, status in stored)
-        return Outcome(
-            reply=replies.OK,
-            message_ids=tuple(message_id for message_id, _ in stored),
-            queued=queued,
-            decisions=tuple(status.value for _, status in stored),
+        hits = tuple(hit for candidate in candidates for hit in candidate.hits)
+        log.info(
+            "message %s: %s (%s)",
+            ",".join(map(str, ids)),
+            action,
+            ", ".join(sorted({hit.rule for hit in hits})) or "no rule hit",
         )
+        return Outcome(reply=_REPLY[action], message_ids=tuple(ids), action=action, hits=hits)
 
-    def _store_for_pair(
+    def _candidate(
+        self, session: Session, view: MailView, from_address: str, recipient: str
+    ) -> _Candidate:
+        pair = self._active_pair(session, recipient)
+        sender = self._sender_in_pair(session, pair, from_address)
+        address = pair_address(pair.token, self.domain)
+        context = RuleContext(
+            pair_address=address,
+            relay_domain=self.domain,
+            sender_role="mentor" if sender.id == pair.mentor_id else "mentee",
+            messages_from_sender_in_pair=_count(
+                session, Message.pair_id == pair.id, Message.sender_id == sender.id
+            ),
+            sender_messages_last_hour=_count(
+                session,
+                Message.sender_id == sender.id,
+                Message.received_at >= utcnow() - timedelta(hours=1),
+            ),
+            watched=sender.watched or pair.watched,
+            # Their own addresses are replaced by the pair address on the way out.
+            allowed_addresses=frozenset({address, *hidden_addresses(pair)}),
+            own_loop_id=self.domain,
+        )
+        return _Candidate(pair, sender, run_rules(self.rules, view, context))
+
+    def _store(
         self,
         session: Session,
         incoming: Incoming,
         message: EmailMessage,
-        from_address: str,
-        recipient: str,
-    ) -> tuple[int, MessageStatus]:
-        pair = self._active_pair(session, recipient)
-        sender = self._sender_in_pair(session, pair, from_address)
+        candidate: _Candidate,
+        action: Action,
+    ) -> int:
+        pair, sender = candidate.pair, candidate.sender
         partner = pair.partner_of(sender.id)
-        original_id = first_message_id(str(message.get("Message-ID", "")))
         stored = Message(
             pair=pair,
-            sender_id=sender.id,
-            recipient_id=partner.id,
-            status=MessageStatus.QUEUED,
+            sender=sender,
+            recipient=partner,
+            status=_STATUS[action],
             raw=incoming.raw,
             size=len(incoming.raw),
             subject=str(message.get("Subject", ""))[:1000],
-            original_message_id=original_id,
+            original_message_id=first_message_id(str(message.get("Message-ID", ""))),
             relay_message_id=f"<{token_hex(16)}@{self.domain}>",
+            hits=json.dumps([hit.to_json() for hit in candidate.hits]),
             source=incoming.source,
         )
         session.add(stored)
         session.flush()
-        self._queue_forward(session, stored, message, pair, sender, partner)
-        return stored.id, stored.status
+        if action is Action.ACCEPT:
+            queue_forward(session, self.config, stored, message)
+        elif action is Action.HOLD and not is_automated_mail(message, self.domain):
+            self._tell_sender_it_is_held(session, stored)
+        return stored.id
 
-    def _queue_forward(
-        self,
-        session: Session,
-        stored: Message,
-        message: EmailMessage,
-        pair: Pair,
-        sender: Participant,
-        partner: Participant,
-    ) -> None:
-        in_reply_to, references = self._map_thread(session, pair, sender, message)
-        plan = RewritePlan(
-            programme_name=self.config.relay.programme_name,
-            pair_address=pair_address(pair.token, self.domain),
-            sender_display_name=sender.display_name,
-            recipient_display_name=partner.display_name,
-            recipient_address=partner.email,
-            relay_message_id=stored.relay_message_id,
-            in_reply_to=in_reply_to,
-            references=references,
-            hidden_addresses=hidden_addresses(pair),
-            loop_marker=self.domain,
-        )
-        outbound = as_outbound_bytes(rewrite(message, plan))
-        session.add(
-            OutboxEntry(
-                kind=OutboxKind.FORWARD,
-                message_id=stored.id,
-                recipient=partner.email,
-                content=outbound,
-            )
+    def _tell_sender_it_is_held(self, session: Session, stored: Message) -> None:
+        sender = stored.sender
+        since = utcnow() - timedelta(days=1)
+        sent_today = _count_held_notices(session, sender.email, since)
+        if sent_today >= self.config.moderation.held_notices_per_day:
+            return
+        self.notices.queue(
+            session,
+            "held",
+            sender,
+            about_message_id=stored.id,
+            subject=stored.subject or "(no subject)",
+            partner_name=stored.recipient.display_name,
         )
 
     def _active_pair(self, session: Session, recipient: str) -> Pair:
@@ -195,42 +248,22 @@ class Intake:
             return pair.mentee
         raise RefusedError(replies.STRANGER)
 
-    def _map_thread(
-        self, session: Session, pair: Pair, sender: Participant, message: EmailMessage
-    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Translate the ids a sender's reply points at into the ids the partner knows.
 
-        The sender knows the relay ids of what they received and the original
-        ids of what they sent; the partner knows the reverse. An id the relay
-        has never seen (someone else's thread, a client's own hostname) is
-        dropped rather than passed on.
-        """
-        in_reply_to = message_ids(str(message.get("In-Reply-To", "")))
-        references = message_ids(str(message.get("References", "")))
-        wanted = set(in_reply_to) | set(references)
-        if not wanted:
-            return (), ()
-        known = session.scalars(
-            select(Message).where(
-                Message.pair_id == pair.id,
-                or_(
-                    Message.relay_message_id.in_(wanted),
-                    Message.original_message_id.in_(wanted),
-                ),
+def _count(session: Session, *conditions: ColumnElement[bool]) -> int:
+    return int(session.scalar(select(func.count(Message.id)).where(*conditions)) or 0)
+
+
+def _count_held_notices(session: Session, recipient: str, since: datetime) -> int:
+    return int(
+        session.scalar(
+            select(func.count(OutboxEntry.id)).where(
+                OutboxEntry.notice == "held",
+                OutboxEntry.recipient == recipient,
+                OutboxEntry.created_at >= since,
             )
-        ).all()
-        translation: dict[str, str] = {}
-        for row in known:
-            if row.recipient_id == sender.id and row.relay_message_id in wanted:
-                if row.original_message_id:
-                    translation[row.relay_message_id] = row.original_message_id
-            elif row.sender_id == sender.id and row.original_message_id in wanted:
-                translation[row.original_message_id] = row.relay_message_id
-
-        def mapped(ids: list[str]) -> tuple[str, ...]:
-            return tuple(dict.fromkeys(translation[i] for i in ids if i in translation))
-
-        return mapped(in_reply_to), mapped(references)
+        )
+        or 0
+    )
 
 
 def parse(raw: bytes) -> EmailMessage:
@@ -254,12 +287,3 @@ def single_from_address(message: EmailMessage) -> str:
     if len(headers) != 1 or len(addresses) != 1 or not addresses[0]:
         raise RefusedError(replies.BAD_FROM)
     return addresses[0]
-
-
-def hidden_addresses(pair: Pair) -> tuple[str, ...]:
-    """Every registered address of both participants: none may reach the other side."""
-    return tuple(
-        address.email
-        for participant in (pair.mentor, pair.mentee)
-        for address in participant.addresses
-    )

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Enum,
     ForeignKey,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -116,6 +118,7 @@ class Participant(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    watched: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     addresses: Mapped[list[ParticipantAddress]] = relationship(
@@ -145,6 +148,7 @@ class Pair(Base):
     status: Mapped[PairStatus] = mapped_column(
         _enum(PairStatus, "pair_status"), default=PairStatus.ACTIVE
     )
+    watched: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
@@ -174,6 +178,7 @@ class Message(Base):
     hits: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of rule hits
     source: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # by a moderator
 
     pair: Mapped[Pair] = relationship()
     sender: Mapped[Participant] = relationship(foreign_keys=[sender_id])
@@ -188,6 +193,7 @@ class OutboxEntry(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[OutboxKind] = mapped_column(_enum(OutboxKind, "outbox_kind"))
+    notice: Mapped[str | None] = mapped_column(String(32))  # the template, for notices
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     recipient: Mapped[str] = mapped_column(String(320))
     content: Mapped[bytes] = mapped_column(LargeBinary)
@@ -203,6 +209,30 @@ class OutboxEntry(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     message: Mapped[Message | None] = relationship()
+
+
+class ModerationVerdict(enum.StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    DISCARD = "discard"
+
+
+class ModerationAction(Base):
+    """The audit trail: who decided what about a held message, when, and why."""
+
+    __tablename__ = "moderation_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    moderator: Mapped[str] = mapped_column(String(200))
+    verdict: Mapped[ModerationVerdict] = mapped_column(
+        _enum(ModerationVerdict, "moderation_verdict")
+    )
+    redacted: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    message: Mapped[Message] = relationship()
 
 
 class RelaySecret(Base):

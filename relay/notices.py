@@ -13,11 +13,12 @@ pair address.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
 from secrets import token_hex
-from typing import Any
+from typing import Any, Protocol
 
 import jinja2
 from sqlalchemy.orm import Session
@@ -25,8 +26,24 @@ from sqlalchemy.orm import Session
 from relay.addresses import display_address
 from relay.config import Config
 from relay.errors import ConfigError
-from relay.models import OutboxEntry, OutboxKind, Participant
+from relay.models import OutboxEntry, OutboxKind
 from relay.rewrite import LOOP_HEADER, as_outbound_bytes
+
+
+class Addressee(Protocol):
+    """Whom a notice is for: a Participant, or a moderator."""
+
+    @property
+    def display_name(self) -> str: ...
+
+    @property
+    def email(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Moderator:
+    display_name: str
+    email: str
 
 
 class Notices:
@@ -48,7 +65,9 @@ class Notices:
             autoescape=False,  # plain-text mail
         )
 
-    def render(self, template: str, recipient: Participant, **context: Any) -> EmailMessage:
+    def render(
+        self, template: str, recipient: Addressee, reply_to: str = "", **context: Any
+    ) -> EmailMessage:
         relay = self.config.relay
         text = self.environment.get_template(f"{template}.txt.j2").render(
             programme_name=relay.programme_name,
@@ -64,6 +83,8 @@ class Notices:
         message["Subject"] = first_line.removeprefix("Subject:").strip()
         message["Date"] = formatdate(usegmt=True)
         message["Message-ID"] = f"<notice.{token_hex(12)}@{relay.domain}>"
+        if reply_to:
+            message["Reply-To"] = reply_to
         message["Auto-Submitted"] = "auto-generated"
         message[LOOP_HEADER] = relay.domain
         message.set_content(body.lstrip("\n"))
@@ -73,14 +94,16 @@ class Notices:
         self,
         session: Session,
         template: str,
-        recipient: Participant,
+        recipient: Addressee,
         *,
         about_message_id: int | None = None,
+        reply_to: str = "",
         **context: Any,
     ) -> OutboxEntry:
-        message = self.render(template, recipient, **context)
+        message = self.render(template, recipient, reply_to, **context)
         entry = OutboxEntry(
             kind=OutboxKind.NOTICE,
+            notice=template,
             message_id=about_message_id,
             recipient=recipient.email,
             content=as_outbound_bytes(message),

@@ -105,6 +105,7 @@ def create_pair(
             partner_name=partner.display_name,
             partner_role=partner.role.value,
             pair_address=address,
+            reply_to=address,  # "just reply" to the introduction reaches the partner
         )
     return NewPair(pair=pair, address=address)
 

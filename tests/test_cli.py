@@ -27,9 +27,26 @@ def run(tmp_path: Path, database_url: str):
 
 
 def add_two(run) -> str:
-    assert run("participant", "add", "Ana@Mentors.example.org", "--name", "Ana", "--role", "mentor").exit_code == 0
-    assert run("participant", "add", "ben@school.example.net", "--name", "Ben", "--role", "mentee").exit_code == 0
-    created = run("pair", "create", "--mentor", "ana@mentors.example.org", "--mentee", "BEN@school.example.net")
+    assert (
+        run(
+            "participant", "add", "Ana@Mentors.example.org", "--name", "Ana", "--role", "mentor"
+        ).exit_code
+        == 0
+    )
+    assert (
+        run(
+            "participant", "add", "ben@school.example.net", "--name", "Ben", "--role", "mentee"
+        ).exit_code
+        == 0
+    )
+    created = run(
+        "pair",
+        "create",
+        "--mentor",
+        "ana@mentors.example.org",
+        "--mentee",
+        "BEN@school.example.net",
+    )
     assert created.exit_code == 0, created.output
     return created.output.strip()
 
@@ -56,10 +73,44 @@ def test_participants_and_pairs(run):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("participant", "add", "not-an-address", "--name", "X", "--role", "mentor"), "not an email address"),
-        (("participant", "add", "ana@mentors.example.org", "--name", "Again", "--role", "mentor"), "already registered"),
-        (("pair", "create", "--mentor", "ben@school.example.net", "--mentee", "ana@mentors.example.org"), "not a mentor"),
-        (("pair", "create", "--mentor", "who@nowhere.example", "--mentee", "ben@school.example.net"), "no participant"),
+        (
+            ("participant", "add", "not-an-address", "--name", "X", "--role", "mentor"),
+            "not an email address",
+        ),
+        (
+            (
+                "participant",
+                "add",
+                "ana@mentors.example.org",
+                "--name",
+                "Again",
+                "--role",
+                "mentor",
+            ),
+            "already registered",
+        ),
+        (
+            (
+                "pair",
+                "create",
+                "--mentor",
+                "ben@school.example.net",
+                "--mentee",
+                "ana@mentors.example.org",
+            ),
+            "not a mentor",
+        ),
+        (
+            (
+                "pair",
+                "create",
+                "--mentor",
+                "who@nowhere.example",
+                "--mentee",
+                "ben@school.example.net",
+            ),
+            "no participant",
+        ),
         (("pair", "end", "zzzzzzzzzzzzz@relay.test"), "no pair with the address"),
         (("log", "zzzzzzzzzzzzz@relay.test"), "no pair with the address"),
     ],
@@ -74,7 +125,14 @@ def test_bad_requests_are_clear_errors(run, args, message):
 
 def test_pairing_twice_is_refused(run):
     add_two(run)
-    again = run("pair", "create", "--mentor", "ana@mentors.example.org", "--mentee", "ben@school.example.net")
+    again = run(
+        "pair",
+        "create",
+        "--mentor",
+        "ana@mentors.example.org",
+        "--mentee",
+        "ben@school.example.net",
+    )
     assert again.exit_code == 1 and "already paired" in again.output
 
 
@@ -94,7 +152,9 @@ def test_log_shows_transcript_and_one_message(run, tmp_path: Path):
     raw = (
         f"From: ana@mentors.example.org\r\nTo: {address}\r\nSubject: First steps\r\n\r\nHello Ben\r\n"
     ).encode()
-    outcome = Intake(store, config).accept(Incoming(raw, "ana@mentors.example.org", [address], "smtp"))
+    outcome = Intake(store, config).accept(
+        Incoming(raw, "ana@mentors.example.org", [address], "smtp")
+    )
     store.dispose()
     assert outcome.reply.code == 250
 
@@ -107,7 +167,9 @@ def test_log_shows_transcript_and_one_message(run, tmp_path: Path):
 
 
 def test_check_config_masks_secrets(tmp_path: Path, database_url: str):
-    path = write_config(tmp_path, database_url, smarthost='host = "mx.example"\npassword = "hunter2"')
+    path = write_config(
+        tmp_path, database_url, smarthost='host = "mx.example"\npassword = "hunter2"'
+    )
     result = CliRunner().invoke(cli, ["-c", str(path), "check-config"])
     assert result.exit_code == 0
     assert 'password = "***"' in result.output and "hunter2" not in result.output
@@ -149,7 +211,14 @@ def test_installed_command_runs_from_any_folder(tmp_path: Path):
     for args in (
         ["participant", "add", "ana@mentors.example.org", "--name", "Ana", "--role", "mentor"],
         ["participant", "add", "ben@school.example.net", "--name", "Ben", "--role", "mentee"],
-        ["pair", "create", "--mentor", "ana@mentors.example.org", "--mentee", "ben@school.example.net"],
+        [
+            "pair",
+            "create",
+            "--mentor",
+            "ana@mentors.example.org",
+            "--mentee",
+            "ben@school.example.net",
+        ],
     ):
         done = subprocess.run(relay + args, cwd=elsewhere, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr

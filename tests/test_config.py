@@ -32,10 +32,22 @@ def test_shipped_relay_toml_is_valid():
         ('[relay]\ndomain = "x.test"\ncolour = "red"\n', "unknown key 'colour' in [relay]"),
         ('[relay]\ndomain = "x.test"\n[smpt]\nport = 25\n', "unknown section [smpt]"),
         ("[relay]\nprogramme_name = 'P'\n", "[relay] domain is required"),
-        ('[relay]\ndomain = "x.test"\n[smtp]\nport = "twenty"\n', "[smtp] port: expected a whole number"),
-        ('[relay]\ndomain = "x.test"\n[smarthost]\ntls = "maybe"\n', "[smarthost] tls: expected one of"),
-        ('[relay]\ndomain = "x.test"\n[delivery]\nretry_first = "soon"\n', "retry_first: expected a duration"),
-        ('[relay]\ndomain = "x.test"\n[smtp]\nenabled = "yes"\n', "[smtp] enabled: expected true or false"),
+        (
+            '[relay]\ndomain = "x.test"\n[smtp]\nport = "twenty"\n',
+            "[smtp] port: expected a whole number",
+        ),
+        (
+            '[relay]\ndomain = "x.test"\n[smarthost]\ntls = "maybe"\n',
+            "[smarthost] tls: expected one of",
+        ),
+        (
+            '[relay]\ndomain = "x.test"\n[delivery]\nretry_first = "soon"\n',
+            "retry_first: expected a duration",
+        ),
+        (
+            '[relay]\ndomain = "x.test"\n[smtp]\nenabled = "yes"\n',
+            "[smtp] enabled: expected true or false",
+        ),
         ("[relay\n", "not valid TOML"),
     ],
 )

@@ -13,7 +13,9 @@ def test_upgrade_downgrade_and_back(database_url: str):
     try:
         db.upgrade(store)
         assert db.current_revision(store) == db.head_revision(store)
-        assert {"participants", "pairs", "messages", "outbox"} <= set(inspect(store.engine).get_table_names())
+        assert {"participants", "pairs", "messages", "outbox"} <= set(
+            inspect(store.engine).get_table_names()
+        )
         db.downgrade(store, "base")
         assert db.current_revision(store) is None
         assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from relay import db
 from relay.models import Message, MessageStatus, Pair, PairStatus
-from tests.conftest import MENTEE, MENTOR, PairInfo, RunningRelay, Sink, mail
+from tests.conftest import MENTOR, PairInfo, RunningRelay, Sink, mail
 
 
 def forwards(sink: Sink, recipient: str) -> list:
@@ -189,7 +189,9 @@ def test_oversized_message_refused(tmp_path, database_url, sink: Sink):
     from relay.config import load_config
     from tests.conftest import RunningRelay, make_pair, write_config
 
-    path = write_config(tmp_path, database_url, relay='domain = "relay.test"\nmax_message_size = 2000')
+    path = write_config(
+        tmp_path, database_url, relay='domain = "relay.test"\nmax_message_size = 2000'
+    )
     config = load_config(path)
     store = db.Store(config.database.url)
     db.upgrade(store)
@@ -242,7 +244,11 @@ def test_maildir_transport_delivers_threaded_mail(tmp_path, database_url):
     try:
         running.send(mail(info.mentor, info.address, "Maildir"), info.mentor, info.address)
         new = tmp_path / "outbox" / info.mentee / "new"
-        files = wait_for(lambda: sorted(new.glob("*")) if new.exists() and len(list(new.glob("*"))) >= 2 else None)
+        files = wait_for(
+            lambda: (
+                sorted(new.glob("*")) if new.exists() and len(list(new.glob("*"))) >= 2 else None
+            )
+        )
         texts = [path.read_bytes() for path in files]
         assert any(b"Subject: Maildir" in text for text in texts)
         assert all(info.mentor.encode() not in text for text in texts)

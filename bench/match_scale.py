@@ -1,0 +1,168 @@
+"""Matching at scale: synthetic cohorts of 3,000 x 1,000 and 30,000 x 10,000 (capacity 3).
+
+Each size runs in its own child process so that its peak memory (max RSS, read with
+os.wait4) is its own. For every size the child prints the wall time of loading the CSVs,
+scoring (candidate generation), solving, auditing (blocking pairs, ranks) and
+explaining, then the matched count. At 3,000 x 1,000 it also computes the exact optimum
+on the capacity-expanded dense matrix with scipy.optimize.linear_sum_assignment (hard
+filters as a large cost) and prints our total score as a fraction of it.
+
+    python3 bench/match_scale.py                 # both sizes, optimal method
+    python3 bench/match_scale.py --method stable
+    python3 bench/match_scale.py --sizes 3000x1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from matching import MatchSettings, load_mentees, load_mentors, match
+from matching.blocks import ScoreModel
+from matching.score import RESOLUTION, total_weight
+
+FIELDS = [f"field {i}" for i in range(25)]
+INTERESTS = [f"interest {i}" for i in range(80)]
+GOALS = [f"goal {i}" for i in range(15)]
+LANGUAGES = ["English", "Spanish", "French", "German", "Portuguese", "Hindi", "Arabic", "Swahili"]
+ZONES = [
+    "America/Los_Angeles", "America/Denver", "America/Chicago", "America/New_York",
+    "America/Sao_Paulo", "UTC", "Europe/London", "Europe/Madrid", "Europe/Berlin",
+    "Africa/Nairobi", "Asia/Dubai", "+05:30", "Asia/Singapore", "Asia/Tokyo",
+    "Australia/Sydney", "UTC-3", "Africa/Lagos", "Asia/Kathmandu",
+]
+HEADER = ["email", "name", "field", "interests", "goals", "languages", "time_zone",
+          "organisation", "gender", "prefer_same_gender", "capacity"]
+
+
+def write_cohort(folder: Path, n_mentees: int, n_mentors: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    zone_weights = [3, 1, 2, 4, 1, 1, 3, 2, 3, 1, 1, 3, 1, 1, 1, 1, 1, 1]
+    for kind, count in (("mentors", n_mentors), ("mentees", n_mentees)):
+        with (folder / f"{kind}.csv").open("w", newline="") as handle:
+            out = csv.writer(handle)
+            out.writerow(HEADER if kind == "mentors" else HEADER[:-1])
+            for i in range(count):
+                langs = ["English"] if rng.random() < 0.8 else []
+                langs += rng.sample(LANGUAGES, rng.choice([1, 1, 2]))
+                gender = rng.choice(["woman", "man", "woman", "man", "non-binary", ""])
+                prefer = "yes" if gender and rng.random() < 0.08 else "no"
+                out.writerow([
+                    f"{kind[:-1]}{i}@example.org",
+                    f"{kind[:-1].title()} {i}",
+                    rng.choice(FIELDS),
+                    ";".join(rng.sample(INTERESTS, rng.randint(2, 6))),
+                    ";".join(rng.sample(GOALS, rng.randint(1, 3))),
+                    ";".join(dict.fromkeys(langs)),
+                    rng.choices(ZONES, zone_weights)[0],
+                    f"org {rng.randrange(300)}",
+                    gender,
+                    prefer,
+                    *([3] if kind == "mentors" else []),
+                ])
+
+
+def exact_optimum(mentors: list, mentees: list, settings: MatchSettings) -> tuple[float, int]:
+    model = ScoreModel(mentors, mentees, settings)
+    points = model.block(np.arange(len(mentees)))
+    capacity = np.array([m.capacity for m in mentors])
+    columns = np.repeat(np.arange(len(mentors)), capacity)
+    dense = points[:, columns].astype(np.float64)
+    max_points = RESOLUTION * total_weight(settings)
+    big = max_points * (len(mentees) + 1.0)
+    cost = np.where(dense >= 0, -dense, big)
+    rows, cols = linear_sum_assignment(cost)
+    real = dense[rows, cols] >= 0
+    return float(dense[rows, cols][real].sum() / max_points), int(real.sum())
+
+
+def child(n_mentees: int, n_mentors: int, method: str) -> None:
+    report: dict[str, float | int | str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_cohort(folder, n_mentees, n_mentors)
+        start = time.perf_counter()
+        mentors = load_mentors(folder / "mentors.csv")
+        mentees = load_mentees(folder / "mentees.csv")
+        report["load_s"] = time.perf_counter() - start
+    settings = MatchSettings()
+    start = time.perf_counter()
+    result = match(mentors, mentees, settings, method=method)  # type: ignore[arg-type]
+    report["match_s"] = time.perf_counter() - start
+    for step, seconds in result.timings.items():
+        report[f"{step}_s"] = seconds
+    report["matched"] = result.summary.matched
+    report["unmatched"] = result.summary.unmatched
+    report["mean_score"] = result.summary.mean_score
+    report["total_score"] = result.summary.total_score
+    report["blocking_pairs"] = result.summary.blocking_pairs
+    if n_mentees <= 3000:
+        start = time.perf_counter()
+        optimum, opt_matched = exact_optimum(mentors, mentees, settings)
+        report["exact_s"] = time.perf_counter() - start
+        report["exact_total"] = optimum
+        report["exact_matched"] = opt_matched
+        report["fraction_of_optimum"] = result.summary.total_score / optimum
+    print(json.dumps(report))
+
+
+def run_size(n_mentees: int, n_mentors: int, method: str) -> dict[str, float]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", f"{n_mentees}x{n_mentors}", "--method", method],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise SystemExit(f"child for {n_mentees}x{n_mentors} failed ({status})")
+    report: dict[str, float] = json.loads(out)
+    report["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux reports KiB
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="3000x1000,30000x10000")
+    parser.add_argument("--method", choices=["optimal", "stable"], default="optimal")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        a, b = args.child.split("x")
+        child(int(a), int(b), args.method)
+        return
+    for size in args.sizes.split(","):
+        a, b = (int(x) for x in size.split("x"))
+        r = run_size(a, b, args.method)
+        print(f"{a} mentees x {b} mentors, capacity 3, method {args.method}")
+        print(f"  load CSVs   {r['load_s']:7.2f} s")
+        print(f"  scoring     {r['scoring_s']:7.2f} s")
+        print(f"  solving     {r['solving_s']:7.2f} s")
+        print(f"  audit       {r['audit_s']:7.2f} s   (blocking pairs: {r['blocking_pairs']})")
+        print(f"  explaining  {r['explaining_s']:7.2f} s")
+        print(f"  match()     {r['match_s']:7.2f} s   end to end after loading")
+        print(f"  peak RSS    {r['peak_rss_mb']:7.0f} MB (whole child process)")
+        print(f"  matched     {r['matched']:7d}   unmatched {r['unmatched']}"
+              f"   mean score {r['mean_score']:.4f}")
+        if "fraction_of_optimum" in r:
+            print(f"  exact optimum (linear_sum_assignment, {r['exact_s']:.1f} s):"
+                  f" matched {r['exact_matched']}, total {r['exact_total']:.3f};"
+                  f" ours {r['total_score']:.3f} = {100 * r['fraction_of_optimum']:.3f}%")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
