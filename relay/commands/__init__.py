@@ -1,0 +1,1 @@
+"""The `relay` subcommands, one module per area; relay.cli puts them together."""

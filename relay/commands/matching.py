@@ -1,0 +1,96 @@
+"""`relay match` and `relay match apply`: the front door of the matching package."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import click
+
+import matching
+from relay import matchmaking
+from relay.clikit import Context, pass_context
+from relay.notices import Notices
+
+PROGRESS_BAR_FROM = 2000  # mentees; smaller cohorts finish before a bar would help
+
+
+@click.group("match", invoke_without_command=True)
+@click.option("--mentors", type=click.Path(exists=True, dir_okay=False), help="mentors.csv")
+@click.option("--mentees", type=click.Path(exists=True, dir_okay=False), help="mentees.csv")
+@click.option(
+    "--method", type=click.Choice(["optimal", "stable"]), default="optimal", show_default=True
+)
+@click.option("--out", type=click.Path(dir_okay=False), default="proposals.csv", show_default=True)
+@click.pass_context
+def match(
+    ctx: click.Context, mentors: str | None, mentees: str | None, method: str, out: str
+) -> None:
+    """Propose a mentor for every mentee; `relay match apply FILE` makes the pairs."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not mentors or not mentees:
+        raise click.UsageError("--mentors and --mentees are required")
+    context: Context = ctx.obj
+    settings = context.config.matching
+    with context.session() as session:
+        exclude = matchmaking.existing_pairs(session)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", matching.UnknownColumnWarning)
+            mentor_list = matching.load_mentors(mentors)
+            mentee_list = matching.load_mentees(mentees)
+        for warning in caught:
+            click.echo(f"warning: {warning.message}", err=True)
+        with click.progressbar(
+            length=len(mentee_list),
+            label="scoring",
+            file=sys.stderr,
+            hidden=len(mentee_list) < PROGRESS_BAR_FROM,
+        ) as bar:
+            done = 0
+
+            def progress(scored: int, total: int) -> None:
+                nonlocal done
+                bar.update(scored - done)
+                done = scored
+
+            result = matching.match(
+                mentor_list,
+                mentee_list,
+                settings,
+                method="stable" if method == "stable" else "optimal",
+                exclude=exclude,
+                progress=progress,
+            )
+        matching.write_proposals(out, result)
+    except (matching.ProfileError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    summary = result.summary
+    click.echo(
+        f"{summary.matched} matched, {summary.unmatched} unmatched, "
+        f"mean score {summary.mean_score:.3f}, {summary.blocking_pairs} blocking pairs "
+        f"({summary.method})"
+    )
+    for unmatched in result.unmatched:
+        click.echo(f"unmatched: {unmatched.mentee_email}: {unmatched.reason}")
+    click.echo(f"proposals written to {out}")
+
+
+@match.command("apply")
+@click.argument("proposals", type=click.Path(exists=True, dir_okay=False))
+@pass_context
+def match_apply(context: Context, proposals: str) -> None:
+    """Create the participants and pairs in a proposals file and send introductions."""
+    try:
+        rows = matching.read_proposals(proposals)
+    except (matching.ProposalError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    notices = Notices(context.config)
+    with context.session() as session:
+        created = matchmaking.apply_proposals(session, notices, context.domain, rows, proposals)
+        lines = [
+            f"{new.address}  {new.pair.mentor.email} -> {new.pair.mentee.email}" for new in created
+        ]
+    click.echo("\n".join(lines))
+    click.echo(f"{len(created)} pairs created")

@@ -1,0 +1,217 @@
+"""`relay held`, `show`, `approve`, `reject`, `discard`, `review` and `audit`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from relay import display, moderation, registry
+from relay.addresses import pair_address, token_of
+from relay.clikit import Context, moderator_option, pass_context, table
+from relay.models import ModerationVerdict
+from relay.notices import Notices
+
+
+def _pair_token(context: Context, address: str | None) -> str | None:
+    if address is None:
+        return None
+    with context.session() as session:
+        return registry.find_pair(session, address, context.domain).token
+
+
+@click.command("held")
+@click.option("--pair", "pair_filter", help="Only this pair's messages.")
+@click.option("--rule", help="Only messages this rule flagged (e.g. contact, links).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+def held(context: Context, pair_filter: str | None, rule: str | None, as_json: bool) -> None:
+    """What waits for a moderator, oldest first."""
+    token = _pair_token(context, pair_filter)
+    with context.session() as session:
+        items = [
+            {
+                "id": m.id,
+                "received_at": m.received_at.isoformat(),
+                "age": moderation.age(m.received_at),
+                "pair": pair_address(m.pair.token, context.domain),
+                "sender_role": m.sender.role.value,
+                "subject": m.subject,
+                "rules": sorted({hit.rule for hit in moderation.hits_of(m)}),
+                "reasons": moderation.reasons_of(m),
+            }
+            for m in moderation.held_messages(session, token, rule)
+        ]
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    rows = [
+        (
+            str(i["id"]),
+            str(i["age"]),
+            str(i["pair"]),
+            str(i["sender_role"]),
+            str(i["subject"]),
+            str(i["reasons"]),
+        )
+        for i in items
+    ]
+    table(("ID", "AGE", "PAIR", "FROM", "SUBJECT", "REASONS"), rows)
+
+
+@click.command("show")
+@click.argument("message_id", type=int)
+@click.option("--color/--no-color", default=None, help="Mark flagged text in reverse video.")
+@pass_context
+def show(context: Context, message_id: int, color: bool | None) -> None:
+    """A message as its recipient would get it, flagged text marked >>>like this<<<."""
+    ansi = sys.stdout.isatty() if color is None else color
+    with context.session() as session:
+        message = moderation.get_message(session, message_id)
+        click.echo(display.render(session, context.config, message, ansi=ansi))
+
+
+def _decide(
+    context: Context,
+    message_ids: tuple[int, ...],
+    verdict: ModerationVerdict,
+    moderator: str,
+    reason: str = "",
+    redact: bool = False,
+) -> None:
+    notices = Notices(context.config)
+    failed = False
+    for message_id in message_ids:
+        with context.session() as session:
+            result = moderation.decide(
+                session, context.config, notices, message_id, verdict, moderator, reason, redact
+            )
+        click.echo(result.text)
+        failed = failed or not result.done
+    if failed:
+        sys.exit(1)
+
+
+@click.command("approve")
+@click.argument("message_ids", type=int, nargs=-1, required=True)
+@click.option("--redact", is_flag=True, help='Replace flagged text by "[removed by moderator]".')
+@click.option("--reason", default="", help="A note for the audit trail.")
+@moderator_option
+@pass_context
+def approve(
+    context: Context, message_ids: tuple[int, ...], redact: bool, reason: str, moderator: str
+) -> None:
+    """Let held messages through."""
+    _decide(context, message_ids, ModerationVerdict.APPROVE, moderator, reason, redact)
+
+
+@click.command("reject")
+@click.argument("message_ids", type=int, nargs=-1, required=True)
+@click.option("--reason", required=True, help="Told to the sender.")
+@moderator_option
+@pass_context
+def reject(context: Context, message_ids: tuple[int, ...], reason: str, moderator: str) -> None:
+    """Refuse held messages; the sender is told why."""
+    _decide(context, message_ids, ModerationVerdict.REJECT, moderator, reason)
+
+
+@click.command("discard")
+@click.argument("message_ids", type=int, nargs=-1, required=True)
+@click.option("--reason", default="", help="A note for the audit trail (not sent).")
+@moderator_option
+@pass_context
+def discard(context: Context, message_ids: tuple[int, ...], reason: str, moderator: str) -> None:
+    """Drop held messages silently."""
+    _decide(context, message_ids, ModerationVerdict.DISCARD, moderator, reason)
+
+
+_REVIEW_KEYS = {
+    "a": (ModerationVerdict.APPROVE, False),
+    "e": (ModerationVerdict.APPROVE, True),
+    "r": (ModerationVerdict.REJECT, False),
+    "d": (ModerationVerdict.DISCARD, False),
+}
+
+
+@click.command("review")
+@click.option("--pair", "pair_filter", help="Only this pair's messages.")
+@moderator_option
+@pass_context
+def review(context: Context, pair_filter: str | None, moderator: str) -> None:
+    """Walk through held messages one at a time."""
+    token = _pair_token(context, pair_filter)
+    with context.session() as session:
+        waiting = [m.id for m in moderation.held_messages(session, token)]
+    if not waiting:
+        click.echo("nothing is held")
+        return
+    notices = Notices(context.config)
+    for position, message_id in enumerate(waiting, start=1):
+        with context.session() as session:
+            message = moderation.get_message(session, message_id)
+            click.echo(f"\n=== {position} of {len(waiting)} ===")
+            click.echo(display.render(session, context.config, message, ansi=sys.stdout.isatty()))
+        key = click.prompt(
+            "[a]pprove, [r]eject, [d]iscard, [e]dit-redact and approve, [s]kip, [q]uit",
+            type=click.Choice(["a", "r", "d", "e", "s", "q"]),
+            show_choices=False,
+        )
+        if key == "q":
+            break
+        if key == "s":
+            continue
+        verdict, redact = _REVIEW_KEYS[key]
+        reason = ""
+        if verdict is ModerationVerdict.REJECT:
+            reason = click.prompt("Reason (told to the sender)")
+        with context.session() as session:
+            result = moderation.decide(
+                session, context.config, notices, message_id, verdict, moderator, reason, redact
+            )
+        click.echo(result.text)
+
+
+@click.command("audit")
+@click.option("--message", "message_id", type=int, help="Only actions on this message.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+def audit(context: Context, message_id: int | None, as_json: bool) -> None:
+    """Every moderator action: who, what, when, why."""
+    with context.session() as session:
+        items = [
+            {
+                "time": action.created_at.isoformat(timespec="seconds"),
+                "moderator": action.moderator,
+                "action": action.verdict.value + (" (redacted)" if action.redacted else ""),
+                "message": action.message_id,
+                "reason": action.reason,
+            }
+            for action in moderation.audit_trail(session, message_id)
+        ]
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    rows = [
+        (str(i["time"]), str(i["moderator"]), str(i["action"]), str(i["message"]), str(i["reason"]))
+        for i in items
+    ]
+    table(("TIME (UTC)", "MODERATOR", "ACTION", "MESSAGE", "REASON"), rows)
+
+
+@click.command("watch")
+@click.argument("who")
+@click.option("--off", is_flag=True, help="Stop watching.")
+@pass_context
+def watch(context: Context, who: str, off: bool) -> None:
+    """Hold all mail of a participant (EMAIL) or a pair (pair ADDRESS)."""
+    with context.session() as session:
+        if token_of(who, context.domain):
+            target = registry.find_pair(session, who, context.domain)
+            name = pair_address(target.token, context.domain)
+            target.watched = not off
+        else:
+            person = registry.find_participant(session, who)
+            name = person.email
+            person.watched = not off
+    click.echo(f"{'stopped watching' if off else 'watching'} {name}")

@@ -1,0 +1,120 @@
+"""`relay participant`, `relay pair`, `relay log` and `relay watch`: who writes to whom."""
+
+from __future__ import annotations
+
+import click
+
+from relay import registry, transcript
+from relay.addresses import pair_address
+from relay.clikit import Context, pass_context, printable, table
+from relay.models import Role
+from relay.notices import Notices
+
+
+@click.group("participant")
+def participant_group() -> None:
+    """Mentors and mentees."""
+
+
+@participant_group.command("add")
+@click.argument("email")
+@click.option("--name", required=True, help="Display name shown to the partner.")
+@click.option("--role", type=click.Choice([role.value for role in Role]), required=True)
+@click.option("--also", multiple=True, help="Another address this person writes from.")
+@pass_context
+def participant_add(
+    context: Context, email: str, name: str, role: str, also: tuple[str, ...]
+) -> None:
+    """Register a participant."""
+    with context.session() as session:
+        participant = registry.add_participant(session, email, name, Role(role), also)
+        click.echo(f"added {participant.role} {participant.display_name} <{participant.email}>")
+
+
+@participant_group.command("list")
+@pass_context
+def participant_list(context: Context) -> None:
+    """List participants."""
+    with context.session() as session:
+        rows = [
+            (p.role.value, p.display_name, ", ".join(a.email for a in p.addresses))
+            for p in registry.list_participants(session)
+        ]
+    table(("ROLE", "NAME", "ADDRESSES"), rows)
+
+
+# -- pairs ------------------------------------------------------------------
+
+
+@click.group("pair")
+def pair_group() -> None:
+    """Mentor-mentee pairs and their addresses."""
+
+
+@pair_group.command("create")
+@click.option("--mentor", "mentor_email", required=True)
+@click.option("--mentee", "mentee_email", required=True)
+@pass_context
+def pair_create(context: Context, mentor_email: str, mentee_email: str) -> None:
+    """Pair a mentor with a mentee, print the pair address, send introductions."""
+    notices = Notices(context.config)
+    with context.session() as session:
+        created = registry.create_pair(session, notices, context.domain, mentor_email, mentee_email)
+    click.echo(created.address)
+
+
+@pair_group.command("list")
+@click.option("--active", is_flag=True, help="Only pairs that are still active.")
+@pass_context
+def pair_list(context: Context, active: bool) -> None:
+    """List pairs."""
+    with context.session() as session:
+        rows = [
+            (
+                pair_address(p.token, context.domain),
+                p.status.value,
+                p.mentor.display_name,
+                p.mentee.display_name,
+                p.created_at.strftime("%Y-%m-%d"),
+            )
+            for p in registry.list_pairs(session, include_ended=not active)
+        ]
+    table(("ADDRESS", "STATUS", "MENTOR", "MENTEE", "CREATED"), rows)
+
+
+@pair_group.command("end")
+@click.argument("address")
+@pass_context
+def pair_end(context: Context, address: str) -> None:
+    """End a pair: its address refuses mail from now on."""
+    with context.session() as session:
+        pair = registry.end_pair(session, address, context.domain)
+        click.echo(f"ended {pair_address(pair.token, context.domain)}")
+
+
+# -- transcript -------------------------------------------------------------
+
+
+@click.command("log")
+@click.argument("address")
+@click.option("--show", "show_id", type=int, help="Print message ID as it was received.")
+@pass_context
+def log_command(context: Context, address: str, show_id: int | None) -> None:
+    """A pair's transcript, oldest first."""
+    with context.session() as session:
+        pair = registry.find_pair(session, address, context.domain)
+        if show_id is not None:
+            raw = transcript.message_in_pair(session, pair, show_id).raw
+            click.echo(printable(raw))
+            return
+        rows = [
+            (
+                str(line.message_id),
+                line.received_at.strftime("%Y-%m-%d %H:%M"),
+                line.sender_role,
+                line.subject,
+                line.status,
+            )
+            for line in transcript.transcript(session, pair)
+        ]
+    table(("ID", "TIME (UTC)", "FROM", "SUBJECT", "STATUS"), rows)
