@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from relay.clikit import Context
-from relay.commands import daemon, matching, moderation, people, setup
+from relay.commands import daemon, imap, matching, moderation, ops, people, queue, setup
 from relay.errors import RelayError
 
 
@@ -60,6 +60,10 @@ for command in (
     moderation.review,
     moderation.audit,
     matching.match,
+    queue.queue_group,
+    imap.imap_group,
     daemon.serve,
+    ops.status_command,
+    ops.purge_command,
 ):
     cli.add_command(command)

@@ -33,6 +33,8 @@ SECRET_KEYS = frozenset({"password", "url", "secret"})
 
 TlsMode = Literal["none", "starttls", "implicit"]
 TransportKind = Literal["maildir", "smtp"]
+LogFormat = Literal["text", "json"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class SmtpSettings:
     host: str = "127.0.0.1"
     port: int = 2525
     hostname: str = ""  # the name in the greeting; empty means the relay domain
+    tls_cert: str = ""  # PEM certificate chain; with tls_key, STARTTLS is offered
+    tls_key: str = ""
+    require_starttls: bool = False  # refuse MAIL until the client has said STARTTLS
 
 
 @dataclass(frozen=True)
@@ -89,8 +94,58 @@ class ModerationSettings:
 
 
 @dataclass(frozen=True)
+class ImapSettings:
+    """The hosted mailbox the relay reads (relay/sources/imap.py); no host means no IMAP."""
+
+    host: str = ""
+    port: int = 0  # 0: 993 for tls = "implicit", 143 otherwise
+    tls: TlsMode = "implicit"
+    ca_file: str = ""  # trust this CA bundle (a private or test CA)
+    user: str = ""
+    password: str = ""
+    mailbox: str = "INBOX"
+    processed_folder: str = "Processed"
+    refused_folder: str = "Refused"
+    idle: bool = True  # use IDLE when the server offers it; otherwise poll
+    poll_interval: timedelta = timedelta(seconds=60)
+    idle_timeout: timedelta = timedelta(minutes=5)  # the longest one IDLE wait may last
+    timeout: timedelta = timedelta(seconds=30)  # per IMAP command
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+    @property
+    def effective_port(self) -> int:
+        if self.port:
+            return self.port
+        return 993 if self.tls == "implicit" else 143
+
+
+@dataclass(frozen=True)
+class DkimSettings:
+    selector: str = ""  # empty: outbound mail is not signed
+    key_file: Path = Path("dkim.key")  # PEM private key, relative to the config file
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    pid_file: Path = Path("relay.pid")  # `relay status` reads it; systemd: /run/mentor-relay/
+    stale_after: timedelta = timedelta(hours=1)  # `relay status` fails when mail waits longer
+    stop_grace: timedelta = timedelta(seconds=30)  # for DATA and deliveries in flight on stop
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9325
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
-    level: str = "INFO"
+    level: LogLevel = "INFO"
+    format: LogFormat = "text"
 
 
 @dataclass(frozen=True)
@@ -102,6 +157,10 @@ class Config:
     smarthost: SmarthostSettings = field(default_factory=SmarthostSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     moderation: ModerationSettings = field(default_factory=ModerationSettings)
+    imap: ImapSettings = field(default_factory=ImapSettings)
+    dkim: DkimSettings = field(default_factory=DkimSettings)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     rules: RulesConfig = field(default_factory=RulesConfig)
     matching: MatchSettings = field(default_factory=MatchSettings)
@@ -118,6 +177,10 @@ SECTIONS: dict[str, type[Any]] = {
     "smarthost": SmarthostSettings,
     "delivery": DeliverySettings,
     "moderation": ModerationSettings,
+    "imap": ImapSettings,
+    "dkim": DkimSettings,
+    "daemon": DaemonSettings,
+    "metrics": MetricsSettings,
     "logging": LoggingSettings,
 }
 # Sections whose contents another module owns and checks.
@@ -169,7 +232,29 @@ def config_from_mapping(
         matching = MatchSettings.from_mapping(document.get("matching", {}), str(source))
     except SettingsError as error:
         raise ConfigError(str(error)) from None
+    _check_imap(document, built["imap"], source)
+    _check_tls(built["smtp"], source)
     return Config(source=source, rules=rules, matching=matching, **built)
+
+
+def _check_tls(smtp: SmtpSettings, source: Path) -> None:
+    if bool(smtp.tls_cert) != bool(smtp.tls_key):
+        raise ConfigError(f"{source}: [smtp] tls_cert and tls_key go together")
+    if smtp.require_starttls and not smtp.tls_cert:
+        raise ConfigError(f"{source}: [smtp] require_starttls needs tls_cert and tls_key")
+
+
+def _check_imap(document: Mapping[str, Any], imap: ImapSettings, source: Path) -> None:
+    """An [imap] section is a promise to read a mailbox: it needs a host and a login."""
+    if "imap" not in document and not imap.enabled:
+        return
+    for key in ("host", "user"):
+        if not getattr(imap, key):
+            raise ConfigError(f"{source}: [imap] {key} is required when [imap] is set")
+    if imap.processed_folder == imap.mailbox or imap.refused_folder == imap.mailbox:
+        raise ConfigError(
+            f"{source}: [imap] processed_folder and refused_folder must differ from mailbox"
+        )
 
 
 def _anchor_sqlite_url(url: str, source: Path) -> str:

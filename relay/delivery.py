@@ -6,7 +6,15 @@ lease (claimed_by, lease_until) in its own short transaction, so several
 `relay serve` processes can share one database: on PostgreSQL the claim uses
 SELECT ... FOR UPDATE SKIP LOCKED, on SQLite the single-writer lock
 serialises claims. A process that dies leaves leases that expire, and any
-worker takes the rows again. Delivery is therefore at-least-once.
+worker takes the rows again. Delivery is therefore at-least-once; to keep
+duplicates rare a worker does not start a send whose lease has run out, and
+records an outcome only while the row still carries its own claim (a claim is
+the worker's name plus the attempt number, so a lease that expired and was
+taken again, even by the same worker, is never overwritten).
+
+The rendered bytes are stored in the outbox row, so every attempt sends the
+same Message-ID. `relay queue retry` (requeue) makes failed rows due again
+with a fresh backoff schedule and a fresh give-up clock.
 
 When a forwarded message fails for good, its sender gets a notice that
 names the partner only by display name.
@@ -17,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from secrets import token_hex
@@ -25,14 +35,12 @@ from secrets import token_hex
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from relay.addresses import BounceAddresses, pair_address
+from relay.bounces import load_bounce_addresses
 from relay.config import Config, DeliverySettings
 from relay.db import Store
 from relay.models import (
     DeliveryStatus,
     OutboxEntry,
-    OutboxKind,
-    RelaySecret,
     utcnow,
 )
 from relay.notices import Notices
@@ -40,7 +48,6 @@ from relay.transports import PermanentFailure, TemporaryFailure, Transport
 
 log = logging.getLogger(__name__)
 
-VERP_SECRET_NAME = "verp"
 _DUE_STATES = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
 
 
@@ -50,7 +57,7 @@ class Claimed:
     recipient: str
     content: bytes
     attempts: int
-    created_at: datetime
+    lease_until: datetime
 
 
 def worker_name() -> str:
@@ -61,14 +68,6 @@ def retry_delay(settings: DeliverySettings, attempts: int) -> timedelta:
     """Backoff after the attempts-th failed attempt: first, then doubling, capped."""
     delay: timedelta = settings.retry_first * (2 ** max(attempts - 1, 0))
     return min(delay, settings.retry_max)
-
-
-def bounce_addresses(store: Store, domain: str) -> BounceAddresses:
-    with store.session() as session:
-        key = session.scalar(select(RelaySecret.value).where(RelaySecret.name == VERP_SECRET_NAME))
-    if key is None:
-        raise RuntimeError("the database has no VERP secret; was it created by `relay db upgrade`?")
-    return BounceAddresses(domain=domain, key=key.encode())
 
 
 class DeliveryWorker:
@@ -86,7 +85,8 @@ class DeliveryWorker:
         self.transport = transport
         self.notices = notices
         self.name = name or worker_name()
-        self.bounces = bounce_addresses(store, config.relay.domain)
+        self.bounces = load_bounce_addresses(store, config.relay.domain)
+        self.on_attempt: Callable[[str], None] = lambda outcome: None  # metrics hook
         self._wakeup = asyncio.Event()
         self._in_flight = 0
 
@@ -100,14 +100,17 @@ class DeliveryWorker:
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
+            # Cleared before looking, so a wake-up that arrives while we look is kept.
+            self._wakeup.clear()
             try:
-                sent = await self.run_once()
+                sent = await self.run_once(stopping)
             except Exception:  # a database hiccup must not kill the worker
                 log.exception("delivery round failed; retrying after the poll interval")
                 sent = 0
             if sent:
                 continue  # there may be more due right away
-            self._wakeup.clear()
+            if stopping.is_set():
+                break
             waiters = {asyncio.ensure_future(self._wakeup.wait())}
             waiters.add(asyncio.ensure_future(stopping.wait()))
             _, pending = await asyncio.wait(
@@ -118,12 +121,19 @@ class DeliveryWorker:
             for waiter in pending:
                 waiter.cancel()
 
-    async def run_once(self) -> int:
-        """Claim one batch of due mail and try each; returns how many were claimed."""
+    async def run_once(self, stopping: asyncio.Event | None = None) -> int:
+        """Claim one batch of due mail and try each; returns how many were claimed.
+
+        When stopping is set part-way, the rows not yet tried are handed back
+        at once rather than left to their lease.
+        """
         batch = await asyncio.to_thread(self._claim)
         self._in_flight = len(batch)
         try:
-            for item in batch:
+            for position, item in enumerate(batch):
+                if stopping is not None and stopping.is_set():
+                    await asyncio.to_thread(self._release, batch[position:])
+                    break
                 await self._deliver(item)
                 self._in_flight -= 1
         finally:
@@ -131,18 +141,28 @@ class DeliveryWorker:
         return len(batch)
 
     async def _deliver(self, item: Claimed) -> None:
+        if utcnow() >= item.lease_until:
+            # The batch took longer than the lease: another worker may own the row now.
+            log.info(
+                "outbox %s: lease ran out before sending; left to the next claim", item.outbox_id
+            )
+            return
         envelope_from = self.bounces.for_outbox(item.outbox_id)
         try:
             await self.transport.send(envelope_from, item.recipient, item.content)
         except PermanentFailure as failure:
+            self.on_attempt("failed")
             await asyncio.to_thread(self._record_failure, item, failure.detail, True)
         except TemporaryFailure as failure:
+            self.on_attempt("deferred")
             await asyncio.to_thread(self._record_failure, item, failure.detail, False)
         except Exception as error:  # an unknown error may be passing: retry, never lose
             log.exception("outbox %s: unexpected error while sending", item.outbox_id)
+            self.on_attempt("deferred")
             detail = f"internal error: {type(error).__name__}"
             await asyncio.to_thread(self._record_failure, item, detail, False)
         else:
+            self.on_attempt("delivered")
             await asyncio.to_thread(self._record_delivered, item)
 
     # -- database side (worker threads) ---------------------------------------
@@ -169,16 +189,37 @@ class DeliveryWorker:
                 row.lease_until = now + self.settings.lease
                 row.attempts += 1
             return [
-                Claimed(row.id, row.recipient, row.content, row.attempts, row.created_at)
+                Claimed(row.id, row.recipient, row.content, row.attempts, now + self.settings.lease)
                 for row in rows
             ]
 
     def _still_ours(self, session: Session, item: Claimed) -> OutboxEntry | None:
         row = session.get(OutboxEntry, item.outbox_id, with_for_update=not self.store.is_sqlite)
-        if row is None or row.claimed_by != self.name or row.status != DeliveryStatus.SENDING:
-            # Our lease ran out and another worker took the row; its outcome wins.
+        if (
+            row is None
+            or row.status != DeliveryStatus.SENDING
+            or row.claimed_by != self.name
+            or row.attempts != item.attempts
+        ):
+            # Our lease ran out and the row was claimed again (by another worker, or by
+            # this one in a later round); that claim's outcome wins.
+            log.info(
+                "outbox %s: claim lost while sending; outcome left to its new owner", item.outbox_id
+            )
             return None
         return row
+
+    def _release(self, items: list[Claimed]) -> None:
+        """Hand back claimed rows that were not tried (the relay is stopping)."""
+        with self.store.session() as session:
+            for item in items:
+                row = self._still_ours(session, item)
+                if row is None:
+                    continue
+                row.attempts -= 1
+                row.status = DeliveryStatus.DEFERRED if row.attempts else DeliveryStatus.QUEUED
+                row.claimed_by = None
+                row.lease_until = None
 
     def _record_delivered(self, item: Claimed) -> None:
         with self.store.session() as session:
@@ -201,29 +242,22 @@ class DeliveryWorker:
             row.last_error = detail[:2000]
             row.claimed_by = None
             row.lease_until = None
-            gave_up = now - row.created_at >= self.settings.give_up_after
+            since = row.retry_since or row.created_at
+            gave_up = now - since >= self.settings.give_up_after
+            # A smarthost's reply may quote the recipient; logs never name a participant.
+            shown = _without(detail, item.recipient)
             if permanent or gave_up:
                 row.status = DeliveryStatus.FAILED
                 self._tell_sender(session, row)
-                log.warning("outbox %s failed: %s", row.id, detail)
+                why = "" if permanent else " (gave up retrying)"
+                log.warning("outbox %s failed%s: %s", row.id, why, shown)
             else:
                 row.status = DeliveryStatus.DEFERRED
                 row.next_attempt_at = now + retry_delay(self.settings, row.attempts)
-                log.info("outbox %s deferred: %s", row.id, detail)
+                log.info("outbox %s deferred: %s", row.id, shown)
 
     def _tell_sender(self, session: Session, row: OutboxEntry) -> None:
-        if row.kind is not OutboxKind.FORWARD or row.message is None:
-            return  # a notice that fails is recorded, never answered with another notice
-        message = row.message
-        self.notices.queue(
-            session,
-            "failed",
-            message.sender,
-            about_message_id=message.id,
-            subject=message.subject or "(no subject)",
-            partner_name=message.recipient.display_name,
-            pair_address=pair_address(message.pair.token, self.config.relay.domain),
-        )
+        self.notices.not_delivered(session, row)
 
 
 async def close_transport(transport: Transport) -> None:
@@ -233,14 +267,32 @@ async def close_transport(transport: Transport) -> None:
         log.exception("closing the transport failed")
 
 
+def _without(detail: str, address: str) -> str:
+    return re.sub(re.escape(address), "<recipient>", detail, flags=re.IGNORECASE)
+
+
+RETRYABLE = (DeliveryStatus.FAILED, DeliveryStatus.DEFERRED)
+
+
 def requeue(session: Session, outbox_ids: list[int]) -> int:
-    """Make failed or deferred rows due now (`relay queue retry`)."""
+    """Make failed or deferred rows due now (`relay queue retry`); returns how many.
+
+    The row starts over: attempts from zero (so the backoff starts again at
+    retry_first) and the give_up_after clock from now (retry_since), or a
+    row retried after it gave up would fail again at its first 4xx.
+    """
+    now = utcnow()
     result = session.execute(
         update(OutboxEntry)
-        .where(
-            OutboxEntry.id.in_(outbox_ids),
-            OutboxEntry.status.in_((DeliveryStatus.FAILED, DeliveryStatus.DEFERRED)),
+        .where(OutboxEntry.id.in_(outbox_ids), OutboxEntry.status.in_(RETRYABLE))
+        .values(
+            status=DeliveryStatus.QUEUED,
+            attempts=0,
+            next_attempt_at=now,
+            retry_since=now,
+            claimed_by=None,
+            lease_until=None,
         )
-        .values(status=DeliveryStatus.DEFERRED, next_attempt_at=utcnow(), last_error=None)
+        .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0))

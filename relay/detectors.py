@@ -422,6 +422,9 @@ def _header(msg: Message, name: str) -> str:
         return ""
 
 
+MAX_RECEIVED_HEADERS = 30  # more hops than any real path: a loop
+
+
 def automation_reason(msg: Message, own_loop_id: str = "") -> str | None:
     """Why ``msg`` looks machine-written (RFC 3834 and common practice), or None."""
     auto = _header(msg, "Auto-Submitted").split(";")[0].strip().lower()
@@ -434,6 +437,9 @@ def automation_reason(msg: Message, own_loop_id: str = "") -> str | None:
         value = _header(msg, name)
         if name in msg and value.lower() not in ("no", "false"):
             return f"{name}: {value}" if value else name
+    hops = len(msg.get_all("Received") or [])
+    if hops > MAX_RECEIVED_HEADERS:
+        return f"mail loop: {hops} Received headers"
     if own_loop_id:
         loops = [str(v).strip().lower() for v in msg.get_all("X-Loop") or []]
         if own_loop_id.lower() in loops:

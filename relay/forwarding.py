@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from relay.addresses import pair_address
 from relay.config import Config
 from relay.models import Message, OutboxEntry, OutboxKind, Pair
-from relay.rewrite import RewritePlan, as_outbound_bytes, message_ids, rewrite
+from relay.rewrite import RewritePlan, message_ids, rewrite
+from relay.signing import outbound_bytes
 
 
 def outbound_message(
@@ -48,7 +49,7 @@ def queue_forward(
         kind=OutboxKind.FORWARD,
         message_id=stored.id,
         recipient=stored.recipient.email,
-        content=as_outbound_bytes(outbound_message(session, config, stored, original)),
+        content=outbound_bytes(config, outbound_message(session, config, stored, original)),
     )
     session.add(entry)
     return entry

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy
@@ -25,8 +25,9 @@ from secrets import token_hex
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from relay import replies
-from relay.addresses import normalise, pair_address, token_of
+from relay import rawinput, replies
+from relay.addresses import BounceAddresses, normalise, pair_address, token_of
+from relay.bounces import load_bounce_addresses, record_bounce
 from relay.config import Config
 from relay.db import Store
 from relay.errors import RefusedError
@@ -42,6 +43,7 @@ from relay.models import (
     utcnow,
 )
 from relay.notices import Notices
+from relay.privacy_rules import strip_forged_results
 from relay.replies import Reply
 from relay.rewrite import first_message_id
 from relay.rules import Action, Hit, MailView, RuleContext, build_rules, decide, run_rules
@@ -74,6 +76,10 @@ class Incoming:
     peer: str = ""
 
 
+# Called inside accept()'s unit of work with the reply and the stored message ids.
+CommitHook = Callable[[Session, Reply, tuple[int, ...]], None]
+
+
 @dataclass(frozen=True)
 class Outcome:
     reply: Reply
@@ -103,6 +109,19 @@ class Intake:
         self.domain = config.relay.domain.lower()
         self.rules = build_rules(config.rules)
         self.notices = Notices(config)
+        self._bounce_addresses: BounceAddresses | None = None
+
+    def reload(self, config: Config, notices: Notices) -> None:
+        """New rules, actions and templates for the next message (SIGHUP)."""
+        self.rules = build_rules(config.rules)
+        self.notices = notices
+        self.config = config
+
+    @property
+    def bounce_addresses(self) -> BounceAddresses:
+        if self._bounce_addresses is None:
+            self._bounce_addresses = load_bounce_addresses(self.store, self.domain)
+        return self._bounce_addresses
 
     # -- RCPT time -----------------------------------------------------------
 
@@ -111,6 +130,9 @@ class Intake:
         bare = normalise(address)
         if not bare or bare.rpartition("@")[2] != self.domain:
             return replies.NOT_OUR_DOMAIN
+        if self.bounce_addresses.is_bounce_address(bare):
+            # Forged or not, the same answer: the address must not tell a prober anything.
+            return replies.RECIPIENT_OK
         token = token_of(bare, self.domain)
         if token is None:
             return replies.UNKNOWN_PAIR
@@ -124,37 +146,82 @@ class Intake:
 
     # -- after DATA ----------------------------------------------------------
 
-    def accept(self, incoming: Incoming) -> Outcome:
+    def accept(self, incoming: Incoming, in_same_commit: CommitHook | None = None) -> Outcome:
+        """Decide and store a message; in_same_commit adds a source's own rows to that commit.
+
+        The IMAP source passes in_same_commit to record the UID it took the message from,
+        so the message and the record of having taken it commit together or not at all.
+        """
+        recipients = list(dict.fromkeys(normalise(r) for r in incoming.recipients))
+        bounces = [r for r in recipients if self.bounce_addresses.is_bounce_address(r)]
+        pairs = [r for r in recipients if r not in bounces]
         try:
             if len(incoming.raw) > self.config.relay.max_message_size:
                 raise RefusedError(replies.TOO_BIG)
+            raw = rawinput.normalise(incoming.raw)
+            message = parse(raw)
+            if bounces:
+                self._take_bounces(bounces, message)
+            if not pairs:
+                return Outcome(reply=replies.DISCARDED)
             if not incoming.envelope_from or incoming.envelope_from == "<>":
                 raise RefusedError(replies.NULL_SENDER)
-            message = parse(incoming.raw)
             from_address = single_from_address(message)
+            trusted_id = self.config.rules.trusted_authserv_id
+            if trusted_id and strip_forged_results(message, trusted_id):
+                log.info("removed Authentication-Results forged upstream as %s", trusted_id)
             view = MailView.from_message(message)
             with self.store.session() as session:
                 candidates = [
-                    self._candidate(session, view, from_address, recipient)
-                    for recipient in dict.fromkeys(r.lower() for r in incoming.recipients)
+                    self._candidate(session, view, from_address, recipient) for recipient in pairs
                 ]
                 # One decision for the whole message: the strictest any pair calls for.
                 action = max(decide(c.hits, self.config.rules.actions) for c in candidates)
                 ids = [
-                    self._store(session, incoming, message, candidate, action)
+                    self._store(session, raw, incoming.source, message, candidate, action)
                     for candidate in candidates
                 ]
+                if in_same_commit is not None:
+                    in_same_commit(session, _REPLY[action], tuple(ids))
         except RefusedError as refusal:
-            log.info("refused %s mail: %s", incoming.source, refusal.reply)
-            return Outcome(reply=refusal.reply)
+            reply = refusal.reply
+            fields: dict[str, object] = {
+                "source": incoming.source,
+                "decision": "refused",
+                "smtp": _code(reply),
+            }
+            log.info("refused: %s", reply.text, extra={"fields": fields})
+            return Outcome(reply=reply)
         hits = tuple(hit for candidate in candidates for hit in candidate.hits)
-        log.info(
-            "message %s: %s (%s)",
-            ",".join(map(str, ids)),
-            action,
-            ", ".join(sorted({hit.rule for hit in hits})) or "no rule hit",
-        )
-        return Outcome(reply=_REPLY[action], message_ids=tuple(ids), action=action, hits=hits)
+        reply = self._reply(action, hits)
+        for message_id, candidate in zip(ids, candidates, strict=True):
+            fields = {
+                "message": message_id,
+                "pair": candidate.pair.token,
+                "sender_role": "mentor"
+                if candidate.sender.id == candidate.pair.mentor_id
+                else "mentee",
+                "decision": str(action),
+                "rules": sorted({hit.rule for hit in candidate.hits}),
+                "smtp": _code(reply),
+                "source": incoming.source,
+            }
+            log.info("message %s %s", message_id, action, extra={"fields": fields})
+        return Outcome(reply=reply, message_ids=tuple(ids), action=action, hits=hits)
+
+    def _reply(self, action: Action, hits: tuple[Hit, ...]) -> Reply:
+        if action is Action.REJECT and any(h.rule == "outside_recipients" for h in hits):
+            return replies.OUTSIDE_RECIPIENT
+        return _REPLY[action]
+
+    def _take_bounces(self, recipients: list[str], message: EmailMessage) -> None:
+        for address in recipients:
+            outbox_id = self.bounce_addresses.outbox_id(address)
+            if outbox_id is None:
+                log.info("dropped mail to a bounce address with a bad signature")
+                continue
+            with self.store.session() as session:
+                record_bounce(session, self.notices, outbox_id, message)
 
     def _candidate(
         self, session: Session, view: MailView, from_address: str, recipient: str
@@ -184,7 +251,8 @@ class Intake:
     def _store(
         self,
         session: Session,
-        incoming: Incoming,
+        raw: bytes,
+        source: str,
         message: EmailMessage,
         candidate: _Candidate,
         action: Action,
@@ -196,20 +264,32 @@ class Intake:
             sender=sender,
             recipient=partner,
             status=_STATUS[action],
-            raw=incoming.raw,
-            size=len(incoming.raw),
+            raw=raw,
+            size=len(raw),
             subject=str(message.get("Subject", ""))[:1000],
             original_message_id=first_message_id(str(message.get("Message-ID", ""))),
             relay_message_id=f"<{token_hex(16)}@{self.domain}>",
             hits=json.dumps([hit.to_json() for hit in candidate.hits]),
-            source=incoming.source,
+            source=source,
         )
         session.add(stored)
         session.flush()
+        automated = is_automated_mail(message, self.domain)
         if action is Action.ACCEPT:
             queue_forward(session, self.config, stored, message)
-        elif action is Action.HOLD and not is_automated_mail(message, self.domain):
+        elif action is Action.HOLD and not automated:
             self._tell_sender_it_is_held(session, stored)
+        elif action is Action.REJECT and not automated:
+            self.notices.queue(
+                session,
+                "refused",
+                sender,
+                about_message_id=stored.id,
+                subject=stored.subject or "(no subject)",
+                partner_name=partner.display_name,
+                pair_address=pair_address(pair.token, self.domain),
+                reasons=[hit.reason for hit in candidate.hits],
+            )
         return stored.id
 
     def _tell_sender_it_is_held(self, session: Session, stored: Message) -> None:
@@ -247,6 +327,10 @@ class Intake:
         if owner_id == pair.mentee_id:
             return pair.mentee
         raise RefusedError(replies.STRANGER)
+
+
+def _code(reply: Reply) -> str:
+    return f"{reply.code} {reply.status}"
 
 
 def _count(session: Session, *conditions: ColumnElement[bool]) -> int:

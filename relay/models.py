@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     false,
 )
 from sqlalchemy.engine import Dialect
@@ -163,7 +165,12 @@ class Message(Base):
     """One piece of mail received for a pair: the transcript's row."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_pair_original", "pair_id", "original_message_id"),)
+    __table_args__ = (
+        Index("ix_messages_pair_original", "pair_id", "original_message_id"),
+        # The rules' counters: a sender's mail in a pair, and in the last hour.
+        Index("ix_messages_pair_sender", "pair_id", "sender_id"),
+        Index("ix_messages_sender_received", "sender_id", "received_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"), index=True)
@@ -179,6 +186,7 @@ class Message(Base):
     source: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # by a moderator
+    purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # body removed (retention)
 
     pair: Mapped[Pair] = relationship()
     sender: Mapped[Participant] = relationship(foreign_keys=[sender_id])
@@ -206,6 +214,9 @@ class OutboxEntry(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # When the give_up_after clock started, if not at created_at: `relay queue retry`
+    # restarts it, or a retried row would fail again at its first temporary error.
+    retry_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     message: Mapped[Message | None] = relationship()
@@ -242,3 +253,26 @@ class RelaySecret(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
+
+
+class ImapTaken(Base):
+    """One message the IMAP source has taken from a mailbox, so it is never taken twice.
+
+    A message is known by its mailbox, the mailbox's UIDVALIDITY and its UID (RFC 3501
+    promises that triple is never reused). The row is written in the same commit as
+    the stored message (or on its own for a refusal, which stores nothing else), so a
+    crash before the message is moved out of the mailbox leaves it recognised: on the
+    next round it is only moved.
+    """
+
+    __tablename__ = "imap_taken"
+    __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(500))  # user@host/mailbox
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)  # 32-bit unsigned in IMAP
+    uid: Mapped[int] = mapped_column(BigInteger)
+    refused: Mapped[bool] = mapped_column(Boolean)  # True: goes to the refused folder
+    reply: Mapped[str] = mapped_column(String(200))  # what an SMTP client would have been told
+    message_ids: Mapped[str] = mapped_column(String(200), default="")  # stored messages, "1,2"
+    taken_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

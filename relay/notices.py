@@ -23,11 +23,12 @@ from typing import Any, Protocol
 import jinja2
 from sqlalchemy.orm import Session
 
-from relay.addresses import display_address
+from relay.addresses import display_address, pair_address
 from relay.config import Config
 from relay.errors import ConfigError
 from relay.models import OutboxEntry, OutboxKind
-from relay.rewrite import LOOP_HEADER, as_outbound_bytes
+from relay.rewrite import LOOP_HEADER
+from relay.signing import outbound_bytes
 
 
 class Addressee(Protocol):
@@ -65,6 +66,21 @@ class Notices:
             autoescape=False,  # plain-text mail
         )
 
+    def check(self) -> None:
+        """Load every template now, so a broken one fails a reload, not a notice."""
+        names = sorted(set(shipped_templates()) | set(self._operator_templates()))
+        for name in names:
+            try:
+                self.environment.get_template(f"{name}.txt.j2")
+            except jinja2.TemplateError as error:
+                raise ConfigError(f"template {name}.txt.j2: {error}") from None
+
+    def _operator_templates(self) -> list[str]:
+        if not self.config.relay.templates:
+            return []
+        folder = (self.config.source.parent / self.config.relay.templates).resolve()
+        return [path.name.removesuffix(".txt.j2") for path in folder.glob("*.txt.j2")]
+
     def render(
         self, template: str, recipient: Addressee, reply_to: str = "", **context: Any
     ) -> EmailMessage:
@@ -90,6 +106,21 @@ class Notices:
         message.set_content(body.lstrip("\n"))
         return message
 
+    def not_delivered(self, session: Session, row: OutboxEntry) -> None:
+        """Tell the sender a forward failed for good, naming the partner by display name only."""
+        if row.kind is not OutboxKind.FORWARD or row.message is None:
+            return  # a notice that fails is recorded, never answered with another notice
+        message = row.message
+        self.queue(
+            session,
+            "failed",
+            message.sender,
+            about_message_id=message.id,
+            subject=message.subject or "(no subject)",
+            partner_name=message.recipient.display_name,
+            pair_address=pair_address(message.pair.token, self.config.relay.domain),
+        )
+
     def queue(
         self,
         session: Session,
@@ -106,7 +137,7 @@ class Notices:
             notice=template,
             message_id=about_message_id,
             recipient=recipient.email,
-            content=as_outbound_bytes(message),
+            content=outbound_bytes(self.config, message),
         )
         session.add(entry)
         return entry

@@ -39,6 +39,8 @@ REJECTED = Reply(550, "5.7.0", "message refused by the programme's rules")
 TOO_BIG = Reply(552, "5.3.4", "message too big for this relay")
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "too many recipients")
 MALFORMED = Reply(550, "5.6.0", "message is malformed")
+NUL_BYTES = Reply(550, "5.6.0", "message contains NUL bytes")
+SMUGGLING = Reply(550, "5.6.0", "message contains a bare CR or LF around a lone dot")
 
 TEMPORARY_FAILURE = Reply(451, "4.3.0", "temporary failure, please try again later")
 SHUTTING_DOWN = Reply(421, "4.3.2", "service shutting down, try again later")

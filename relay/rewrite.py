@@ -18,6 +18,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 from relay.addresses import display_address
+from relay.identity_parts import strip_identity_parts
 from relay.scrub import replace_addresses, scrub_message
 
 KEPT_HEADERS = frozenset(
@@ -65,6 +66,7 @@ def rewrite(original: EmailMessage, plan: RewritePlan) -> EmailMessage:
     for name in set(outbound.keys()):
         if name.lower() not in KEPT_HEADERS:
             del outbound[name]
+    strip_identity_parts(outbound)
     scrub_message(outbound, plan.hidden_addresses, plan.pair_address)
     subject = str(original.get("Subject", ""))
     _replace_header(

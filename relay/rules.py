@@ -16,14 +16,13 @@ read by relay.mailtext.
 
 from __future__ import annotations
 
-import enum
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from relay import detectors
 from relay.detectors import automation_reason as automation_reason
@@ -31,27 +30,15 @@ from relay.detectors import is_automated as is_automated
 from relay.errors import ConfigError
 from relay.mailtext import MailView as MailView
 from relay.mailtext import Segment
+from relay.privacy_rules import AuthenticationRule, IdentityPartsRule, OutsideRecipientsRule
+from relay.rulebase import Action as Action
+from relay.rulebase import Hit as Hit
+from relay.rulebase import Rule as Rule
+from relay.rulebase import RuleContext as RuleContext
+from relay.rulebase import Span as Span
+from relay.rulebase import decide as decide
 
 log = logging.getLogger(__name__)
-
-
-class Action(enum.IntEnum):
-    """What happens to a message; a larger value is a stronger action."""
-
-    ACCEPT = 0
-    HOLD = 1
-    REJECT = 2
-    DISCARD = 3
-
-    def __str__(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, name: str) -> Action:
-        try:
-            return cls[name.strip().upper()]
-        except KeyError:
-            raise ValueError(f"unknown action {name!r}") from None
 
 
 RULE_ERROR = "rule_error"
@@ -65,6 +52,9 @@ DEFAULT_ACTIONS: Mapping[str, Action] = MappingProxyType(
         "watch": Action.HOLD,
         "rate": Action.HOLD,
         "autoreply": Action.DISCARD,
+        "outside_recipients": Action.REJECT,
+        "identity_parts": Action.HOLD,
+        "authentication": Action.HOLD,
         RULE_ERROR: Action.HOLD,
     }
 )
@@ -87,6 +77,7 @@ class RulesConfig:
     phrases: tuple[str, ...] = ()
     new_pair_messages: int = 2
     rate_per_hour: int = 20
+    trusted_authserv_id: str = ""  # the MTA in front whose Authentication-Results count
 
     @classmethod
     def from_mapping(
@@ -105,6 +96,9 @@ _SECTIONS: Mapping[str, frozenset[str]] = {
     "rate": frozenset({"per_hour"}),
     "watch": frozenset(),
     "autoreply": frozenset(),
+    "outside_recipients": frozenset(),
+    "identity_parts": frozenset(),
+    "authentication": frozenset({"trusted_authserv_id"}),
 }
 _CONTENT_TYPE = re.compile(r"[a-z0-9][\w.+-]*/(?:\*|[a-z0-9][\w.+-]*)")
 
@@ -133,6 +127,11 @@ class _Reader:
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             raise self.fail(key, f"expected a whole number of at least {minimum}")
         return value
+
+    def text(self, value: object, key: str) -> str:
+        if not isinstance(value, str):
+            raise self.fail(key, "expected a string")
+        return value.strip()
 
     def rule_names(self, names: Iterable[str], key: str) -> None:
         for name in names:
@@ -193,6 +192,10 @@ class _Reader:
                 sections["new_pair"].get("messages", 2), "new_pair.messages", 0
             ),
             rate_per_hour=self.count(sections["rate"].get("per_hour", 20), "rate.per_hour", 1),
+            trusted_authserv_id=self.text(
+                sections["authentication"].get("trusted_authserv_id", ""),
+                "authentication.trusted_authserv_id",
+            ),
         )
 
     def phrase_file(self, name: str) -> list[str]:
@@ -204,93 +207,6 @@ class _Reader:
         return [
             line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")
         ]
-
-
-Where = Literal["body", "subject", "filename", "part"]
-_WHERE: tuple[Where, ...] = ("body", "subject", "filename", "part")
-
-
-@dataclass(frozen=True, order=True)
-class Span:
-    """Where a rule matched: ``text == <decoded part text>[start:end]``.
-
-    ``where`` says what the offsets index: "body" the decoded text of part
-    number ``part`` of ``msg.walk()`` (HTML source for an HTML part),
-    "subject" the decoded Subject, "filename" the decoded file name of part
-    ``part``; "part" marks a whole part (an attachment) and has no offsets.
-    """
-
-    part: int
-    start: int
-    end: int
-    text: str
-    where: Where = "body"
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Span:
-        where = data.get("where", "body")
-        ints = [data.get(k) for k in ("part", "start", "end")]
-        if not all(isinstance(i, int) and not isinstance(i, bool) for i in ints):
-            raise ValueError(f"span needs integer part, start and end: {data!r}")
-        if not isinstance(data.get("text"), str) or where not in _WHERE:
-            raise ValueError(f"span needs text and a known 'where': {data!r}")
-        return cls(data["part"], data["start"], data["end"], data["text"], where)
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One finding of one rule: why, and where in the message."""
-
-    rule: str
-    reason: str
-    spans: tuple[Span, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"spans": [s.to_json() for s in self.spans]}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Hit:
-        rule, reason, spans = data.get("rule"), data.get("reason"), data.get("spans", [])
-        if not isinstance(rule, str) or not isinstance(reason, str) or not isinstance(spans, list):
-            raise ValueError(f"hit needs rule, reason and a list of spans: {data!r}")
-        return cls(rule, reason, tuple(Span.from_json(s) for s in spans))
-
-
-@dataclass(frozen=True)
-class RuleContext:
-    """What the store knows about the sender and pair; the caller fills it in.
-
-    Counts are of *earlier* messages, not including the one being checked.
-    """
-
-    pair_address: str
-    relay_domain: str
-    sender_role: Literal["mentor", "mentee"]
-    messages_from_sender_in_pair: int = 0
-    sender_messages_last_hour: int = 0
-    watched: bool = False
-    allowed_addresses: frozenset[str] = frozenset()
-    own_loop_id: str = ""  # empty: the relay domain
-
-    @property
-    def loop_id(self) -> str:
-        return self.own_loop_id or self.relay_domain
-
-
-class Rule(Protocol):
-    """The whole contract of a rule, built-in or not."""
-
-    name: str
-
-    def check(self, mail: MailView, context: RuleContext) -> list[Hit]: ...
-
-
-def decide(hits: Iterable[Hit], actions: Mapping[str, Action]) -> Action:
-    """The strongest action among the hits; a rule missing from the table holds."""
-    return max((actions.get(hit.rule, Action.HOLD) for hit in hits), default=Action.ACCEPT)
 
 
 def _span(segment: Segment, start: int, end: int) -> Span:
@@ -461,7 +377,11 @@ def build_rules(config: RulesConfig | None = None) -> list[Rule]:
         NewPairRule(config.new_pair_messages),
         WatchRule(),
         RateRule(config.rate_per_hour),
+        OutsideRecipientsRule(),
+        IdentityPartsRule(),
     ]
+    if config.trusted_authserv_id:
+        every.append(AuthenticationRule(config.trusted_authserv_id))
     return [rule for rule in every if rule.name not in config.disabled]
 
 

@@ -1,9 +1,18 @@
 """`relay serve`: the sources and the delivery worker in one event loop.
 
 Owns the daemon's life: open the store (refusing a schema that is behind),
-start the SMTP server and the worker, wait for SIGTERM or SIGINT, then stop
-in order: new sessions get 421, DATA in progress commits, deliveries in
-flight get a bounded time to finish, and the process exits 0.
+start the SMTP server (unless [smtp] enabled = false), the IMAP source (when
+[imap] is set), the worker, the moderator alerts and the metrics endpoint;
+tell systemd READY=1 and write the pid file; on SIGHUP reload what can be
+reloaded; on SIGTERM or SIGINT stop in order: new sessions get 421, DATA in
+progress commits, the IMAP source finishes the message in hand, deliveries
+in flight get a bounded time to finish, and the process exits 0.
+
+A reload re-reads relay.toml and swaps in the new moderation rules, keyword
+lists, templates and moderator addresses; open SMTP sessions are not
+touched. A file that does not load keeps the old settings, and the log says
+why. Listening addresses, the database, the transport and [imap] need a
+restart.
 """
 
 from __future__ import annotations
@@ -11,104 +20,173 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from relay.config import Config
+from relay import sdnotify
+from relay.config import Config, load_config
 from relay.db import Store, open_store
 from relay.delivery import DeliveryWorker, close_transport
+from relay.errors import RelayError
 from relay.intake import Intake
+from relay.metrics import Metrics
 from relay.moderation import queue_moderator_alert
 from relay.notices import Notices
+from relay.rules import build_rules
+from relay.sources.imap import ImapSource
 from relay.sources.smtp import RelayHandler, SmtpServer
 from relay.transports import make_transport
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE_SECONDS = 30.0
 ALERT_CHECK_SECONDS = 30.0
+RESTART_ONLY = ("database", "smtp", "imap", "delivery", "smarthost", "metrics", "daemon", "dkim")
 
 
 @dataclass
 class Running:
-    """The parts of a running relay, for tests that drive one in-process."""
+    """The parts of a running relay; tests drive one in-process through start/stop."""
 
+    config: Config
     store: Store
     worker: DeliveryWorker
     smtp: SmtpServer | None
     stopping: asyncio.Event
-    worker_task: asyncio.Task[None]
-    alerts_task: asyncio.Task[None] | None = None
+    intakes: list[Intake] = field(default_factory=list)
+    metrics: Metrics | None = None
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
 
 async def start(config: Config) -> Running:
     store = await asyncio.to_thread(open_store, config.database.url)
-    notices = Notices(config)
-    worker = DeliveryWorker(store, config, make_transport(config), notices)
-    smtp = None
+    worker = DeliveryWorker(store, config, make_transport(config), Notices(config))
+    running = Running(config, store, worker, None, asyncio.Event())
+    if config.metrics.enabled:
+        running.metrics = Metrics(store)
+        running.metrics.serve(config.metrics.host, config.metrics.port)
+        worker.on_attempt = running.metrics.delivery_attempt
     if config.smtp.enabled:
-        handler = RelayHandler(
-            Intake(store, config), config.relay.max_recipients, on_queued=worker.wake
-        )
-        smtp = SmtpServer(config, handler)
-        await smtp.start()
-    stopping = asyncio.Event()
-    worker_task = asyncio.create_task(worker.run(stopping), name="delivery")
-    alerts_task = None
-    if config.moderation.moderators:
-        alerts_task = asyncio.create_task(
-            alert_moderators(store, config, notices, worker, stopping), name="alerts"
-        )
-    return Running(store, worker, smtp, stopping, worker_task, alerts_task)
+        intake = Intake(store, config)
+        running.intakes.append(intake)
+        handler = RelayHandler(intake, config.relay.max_recipients, on_queued=worker.wake)
+        if running.metrics is not None:
+            handler.on_outcome = running.metrics.observe
+        running.smtp = SmtpServer(config, handler)
+        await running.smtp.start()
+    tasks = running.tasks
+    tasks["delivery"] = asyncio.create_task(worker.run(running.stopping), name="delivery")
+    tasks["alerts"] = asyncio.create_task(alert_moderators(running), name="alerts")
+    if config.imap.enabled:
+        intake = Intake(store, config)
+        running.intakes.append(intake)
+        source = ImapSource(config, store, intake, on_queued=worker.wake)
+        tasks["imap"] = asyncio.create_task(source.run(running.stopping), name="imap")
+    return running
 
 
-async def alert_moderators(
-    store: Store, config: Config, notices: Notices, worker: DeliveryWorker, stopping: asyncio.Event
-) -> None:
+async def alert_moderators(running: Running) -> None:
     """Now and then, tell moderators what waits (moderation decides whether it is time)."""
 
     def check() -> bool:
-        with store.session() as session:
-            return queue_moderator_alert(session, config, notices)
+        config = running.config  # read anew each time: a reload may change the moderators
+        with running.store.session() as session:
+            return queue_moderator_alert(session, config, running.worker.notices)
 
-    period = min(config.moderation.alert_interval.total_seconds(), ALERT_CHECK_SECONDS)
     while True:
+        period = min(running.config.moderation.alert_interval.total_seconds(), ALERT_CHECK_SECONDS)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), timeout=period)
-        if stopping.is_set():
+            await asyncio.wait_for(running.stopping.wait(), timeout=period)
+        if running.stopping.is_set():
             return
         try:
             if await asyncio.to_thread(check):
-                worker.wake()
+                running.worker.wake()
         except Exception:
             log.exception("checking for moderator alerts failed")
 
 
-async def stop(running: Running, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+def reload(running: Running) -> bool:
+    """Re-read relay.toml and apply what can change while running; False keeps the old."""
+    old = running.config
+    try:
+        new = load_config(old.source)
+        notices = Notices(new)
+        notices.check()
+        build_rules(new.rules)
+    except RelayError as error:
+        log.error("reload failed, keeping the old settings: %s", error)
+        return False
+    for intake in running.intakes:
+        intake.reload(new, notices)
+    running.worker.notices = notices
+    running.config = new
+    needs_restart = [name for name in RESTART_ONLY if getattr(new, name) != getattr(old, name)]
+    if needs_restart:
+        log.warning("changes to [%s] take effect at the next restart", "], [".join(needs_restart))
+    log.info("reloaded %s", new.source)
+    return True
+
+
+async def stop(running: Running, grace_seconds: float | None = None) -> None:
+    grace = grace_seconds
+    if grace is None:
+        grace = running.config.daemon.stop_grace.total_seconds()
     running.stopping.set()
     if running.smtp is not None:
-        await running.smtp.stop(grace_seconds)
-    if running.alerts_task is not None:
-        await running.alerts_task
-    try:
-        await asyncio.wait_for(running.worker_task, timeout=grace_seconds)
-    except TimeoutError:
-        # Rows still being sent keep their lease and are retried after it expires.
-        log.warning(
-            "deliveries still in flight after %ss; leaving them to the lease", grace_seconds
-        )
+        await running.smtp.stop(grace)
+    for name in ("alerts", "imap", "delivery"):
+        task = running.tasks.get(name)
+        if task is None:
+            continue
+        try:
+            # Every IMAP call is bounded; rows still being sent keep their lease.
+            await asyncio.wait_for(task, timeout=grace)
+        except TimeoutError:
+            log.warning("%s still busy after %ss; leaving it", name, grace)
     await close_transport(running.worker.transport)
     await asyncio.to_thread(running.store.dispose)
 
 
 async def serve(config: Config) -> None:
     running = await start(config)
-    stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    reload_requested = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop_requested.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
+    pid_file = config.daemon.pid_file
+    _write_pid_file(config)
+    sdnotify.ready(f"relaying mail for {config.relay.domain}")
     log.info("relay for %s is running", config.relay.domain)
-    await stop_requested.wait()
-    log.info("stopping")
-    await stop(running)
+    try:
+        while not stop_requested.is_set():
+            waiters = [
+                asyncio.ensure_future(stop_requested.wait()),
+                asyncio.ensure_future(reload_requested.wait()),
+            ]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            if reload_requested.is_set() and not stop_requested.is_set():
+                reload_requested.clear()
+                sdnotify.reloading()
+                await asyncio.to_thread(reload, running)
+                sdnotify.ready()
+        log.info("stopping")
+        sdnotify.stopping()
+        await stop(running)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            pid_file.unlink()
     log.info("stopped")
+
+
+def _write_pid_file(config: Config) -> None:
+    path = config.daemon.pid_file
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{os.getpid()}\n")
+    except OSError as error:
+        log.warning("cannot write the pid file %s: %s", path, error.strerror)

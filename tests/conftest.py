@@ -232,7 +232,7 @@ class RunningRelay:
 
     def send(self, message: EmailMessage | bytes, envelope_from: str, to: str) -> None:
         with self.smtp() as client:
-            data = message if isinstance(message, bytes) else message.as_bytes()
+            data = message if isinstance(message, bytes) else wire(message)
             client.sendmail(envelope_from, [to], data)
 
     def stop(self) -> None:
@@ -247,6 +247,11 @@ def relay(config: Config, store: db.Store) -> Iterator[RunningRelay]:
     running = RunningRelay(config)
     yield running
     running.stop()
+
+
+def wire(message: EmailMessage) -> bytes:
+    """The message as an SMTP client sends it: CRLF line endings."""
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
 
 def mail(

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from relay import db
 from relay.models import Message, MessageStatus, Pair, PairStatus
-from tests.conftest import MENTOR, PairInfo, RunningRelay, Sink, mail
+from tests.conftest import MENTOR, PairInfo, RunningRelay, Sink, mail, wire
 
 
 def forwards(sink: Sink, recipient: str) -> list:
@@ -135,7 +135,7 @@ def test_refused_senders(
     if not from_header:
         del message["From"]
     with relay.smtp() as client, pytest.raises(smtplib.SMTPDataError) as refused:
-        client.sendmail(envelope_from, [pair.address], message.as_bytes())
+        client.sendmail(envelope_from, [pair.address], wire(message))
     assert f"{refused.value.smtp_code} {refused.value.smtp_error.decode()}".startswith(expected)
     with store.session() as session:
         assert session.scalars(select(Message)).all() == []
@@ -200,7 +200,7 @@ def test_oversized_message_refused(tmp_path, database_url, sink: Sink):
     try:
         big = mail(info.mentor, info.address, body="x" * 5000)
         with running.smtp() as client, pytest.raises(smtplib.SMTPResponseException) as refused:
-            client.sendmail(info.mentor, [info.address], big.as_bytes())
+            client.sendmail(info.mentor, [info.address], wire(big))
         assert refused.value.smtp_code == 552
         assert refused.value.smtp_error.startswith(b"5.3.4")
         with store.session() as session:
@@ -225,7 +225,7 @@ def test_internal_error_is_451_without_detail(relay: RunningRelay, pair: PairInf
     with store.engine.begin() as connection:  # a real failure: the table is gone
         connection.exec_driver_sql("ALTER TABLE outbox RENAME TO outbox_gone")
     with relay.smtp() as client, pytest.raises(smtplib.SMTPDataError) as refused:
-        client.sendmail(pair.mentor, [pair.address], mail(pair.mentor, pair.address).as_bytes())
+        client.sendmail(pair.mentor, [pair.address], wire(mail(pair.mentor, pair.address)))
     assert refused.value.smtp_code == 451
     assert refused.value.smtp_error == b"4.3.0 temporary failure, please try again later"
     with store.session() as session:

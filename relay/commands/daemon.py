@@ -1,28 +1,39 @@
-"""`relay serve`: the daemon in the foreground."""
+"""`relay serve`: the daemon in the foreground (systemd runs it as Type=notify)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 
 import click
 
-from relay import service
+from relay import logsetup, service
 from relay.clikit import Context, pass_context
 
 
 @click.command("serve")
-@click.option("--log-level", default=None, help="Override [logging] level.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Override [logging] level.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Override [logging] format: one line per event, as text or as JSON.",
+)
 @pass_context
-def serve(context: Context, log_level: str | None) -> None:
-    """Run the SMTP server and the delivery worker until SIGTERM or SIGINT."""
+def serve(context: Context, log_level: str | None, log_format: str | None) -> None:
+    """Run the SMTP server, IMAP source and delivery worker until SIGTERM or SIGINT.
+
+    SIGHUP reloads the moderation rules, keyword lists, templates and
+    moderators from the configuration file.
+    """
     config = context.config
-    logging.basicConfig(
-        level=(log_level or config.logging.level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    logsetup.configure(
+        log_level or config.logging.level,
+        "json" if (log_format or config.logging.format) == "json" else "text",
     )
-    # aiosmtpd logs every envelope address at INFO; addresses stay out of our logs.
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # aioimaplib logs protocol lines it does not expect at INFO; they may quote mail.
+    logging.getLogger("aioimaplib").setLevel(logging.WARNING)
     asyncio.run(service.serve(config))

@@ -5,22 +5,25 @@ the address is a live pair address; DATA hands the bytes to intake.accept()
 in a worker thread and answers with its reply only after the commit. An
 internal error is 451 4.3.0, never a 5xx and never the exception's text.
 
-On stop, new sessions get 421, DATA already under way is allowed to finish
-and commit, then the remaining sessions are closed.
+On stop, new sessions get 421 and so does a new MAIL in an open session;
+DATA already under way (still being received, or being committed) is allowed
+to finish and commit and gets its 250; then the remaining sessions are closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from relay import replies
 from relay.config import Config
+from relay.errors import ConfigError
 from relay.intake import Incoming, Intake, Outcome
 
 log = logging.getLogger(__name__)
@@ -108,6 +111,25 @@ class RelaySMTP(SMTP):
                 status = ours
         await super().push(status)
 
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if self.gate.closing:  # RFC 5321 4.1.1.4/4.2.2: 421 to any command, then close
+            await self.push(str(replies.SHUTTING_DOWN))
+            if self.transport is not None:
+                self.transport.close()
+            return
+        await super().smtp_MAIL(arg)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        # Counted from the DATA command on, so a stop waits for a message still being
+        # received as well as for one being committed.
+        self.gate.data_started()
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self.gate.data_ended()
+
     async def _handle_client(self) -> None:
         # aiosmtpd has no public hook before the greeting; this is the one place to say 421.
         if self.gate.closing:
@@ -131,6 +153,19 @@ class SmtpServer:
         self.closing = False
         self.sessions: set[RelaySMTP] = set()
         self._server: asyncio.Server | None = None
+        self._tls = self._tls_context()
+        self._data_sessions = 0
+        self._quiet = asyncio.Event()  # set while no session is in DATA
+        self._quiet.set()
+
+    def data_started(self) -> None:
+        self._data_sessions += 1
+        self._quiet.clear()
+
+    def data_ended(self) -> None:
+        self._data_sessions -= 1
+        if not self._data_sessions:
+            self._quiet.set()
 
     def _protocol(self) -> RelaySMTP:
         return RelaySMTP(
@@ -140,7 +175,22 @@ class SmtpServer:
             data_size_limit=self.config.relay.max_message_size,
             enable_SMTPUTF8=True,
             ident="mentor-relay",
+            tls_context=self._tls,
+            require_starttls=self.config.smtp.require_starttls,
         )
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        settings, folder = self.config.smtp, self.config.source.parent
+        if not settings.tls_cert:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(folder / settings.tls_cert, folder / settings.tls_key)
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(
+                f"{self.config.source}: [smtp] tls_cert/tls_key cannot be loaded: {error}"
+            ) from None
+        return context
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -163,7 +213,9 @@ class SmtpServer:
         """421 new sessions, let DATA in progress commit, then close what is left."""
         self.closing = True
         try:
-            await asyncio.wait_for(self.handler.idle.wait(), timeout=grace_seconds)
+            async with asyncio.timeout(grace_seconds):
+                await self._quiet.wait()
+                await self.handler.idle.wait()
         except TimeoutError:
             log.warning("DATA still in progress after %ss; closing anyway", grace_seconds)
         if self._server is not None:

@@ -123,6 +123,7 @@ def test_defaults() -> None:
     assert dict(config.actions)["autoreply"] is Action.DISCARD
     assert {r.name for r in build_rules(config)} == {
         "autoreply", "contact", "links", "attachments", "keywords", "new_pair", "watch", "rate",
+        "outside_recipients", "identity_parts",
     }  # fmt: skip
 
 

@@ -1,0 +1,813 @@
+"""Throughput, latency and server CPU of `relay serve` against a bare aiosmtpd server.
+
+Owns the relay's throughput benchmark (see /work/shared/BENCHMARKING.md). For each
+configuration (message size x concurrent connections) and each run, it starts two fresh
+servers one after the other, interleaved (bare, relay, bare, relay, ...):
+
+- bare: a subprocess running an asyncio loop with ``loop.create_server`` on aiosmtpd's
+  ``SMTP`` class, whose handler only answers ``250 OK`` (this file, ``--bare-server``);
+- relay: ``relay -c CONFIG serve`` with a fresh temp relay.toml and a fresh database
+  (a SQLite file in the run's temp folder, or the emptied PostgreSQL database given by
+  ``--database``), one mentor-mentee pair, and ``[delivery] transport = "smtp"`` to a
+  Postfix ``smtp-sink`` on loopback. For the relay a message is done when it has been
+  delivered to the sink (its forward row in the outbox is ``delivered``), not when the
+  250 came back.
+
+The load client is Postfix's ``smtp-source`` (``-d``: sessions reused). Latency is a
+separate measurement per size: one connection, stdlib smtplib, the time from sending
+DATA's final dot to reading the reply. Server CPU is utime+stime of the server process
+from /proc/PID/stat before and after, per message (on PostgreSQL the CPU of all
+``postgres`` processes is reported separately). Every figure is printed as the median of
+the runs, next to the median of the per-run ratios relay/bare.
+
+    python3 bench/throughput.py                        # 2,000 messages, 1 KB and 50 KB, 1 and 16
+    python3 bench/throughput.py --quick                # smoke run
+    python3 bench/throughput.py --database postgresql+psycopg://relay:relay@127.0.0.1/relay_bench
+
+All traffic stays on 127.0.0.1; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import smtplib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"
+DOMAIN = "relay.bench"
+MENTOR = "mentor@bench.example"
+MENTEE = "mentee@bench.example"
+SMTP_SOURCE = "/usr/sbin/smtp-source"
+SMTP_SINK = "/usr/sbin/smtp-sink"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+START_TIMEOUT = 30.0  # seconds for a server to start listening
+STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
+POLL_INTERVAL = 0.05  # seconds between outbox polls while draining
+RATE_PER_HOUR = 1_000_000_000  # [rules.rate] per_hour for the benchmark pair
+
+
+# -- small helpers --------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {process.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} was not listening on {HOST}:{port} after {START_TIMEOUT}s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime+stime of a process (all its threads), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After the ")" closing comm, fields[0] is state (field 3); utime is field 14, stime 15.
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def postgres_cpu_seconds() -> float:
+    """utime+stime of every process named postgres (the database's share of the work)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if (entry / "comm").read_text().strip() == "postgres":
+                total += cpu_seconds(int(entry.name))
+    return total
+
+
+def child_environment(python_path: Path | None = None) -> dict[str, str]:
+    # RELAY_<SECTION>_<KEY> would override the temp relay.toml (e.g. a developer's DB URL).
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    if python_path is not None:
+        environment["PYTHONPATH"] = str(python_path)
+    return environment
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after STOP_TIMEOUT."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(STOP_TIMEOUT)
+
+
+@contextlib.contextmanager
+def running(
+    command: Sequence[str],
+    port: int,
+    what: str,
+    log_path: Path,
+    python_path: Path | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server subprocess, wait until it listens, always stop it on the way out."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=child_environment(python_path),
+        )
+        try:
+            wait_listening(port, process, what)
+            yield process
+        finally:
+            stop_process(process)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+# -- the bare server (run in a child process) ------------------------------------
+
+
+def serve_bare(port: int) -> None:
+    """An aiosmtpd server whose handler only answers 250 OK; runs until SIGTERM."""
+    import signal
+
+    from aiosmtpd.smtp import SMTP
+
+    class OkHandler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            return "250 OK"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        handler = OkHandler()
+        server = await loop.create_server(
+            # The same options the relay gives aiosmtpd (relay/sources/smtp.py).
+            lambda: SMTP(
+                handler,
+                hostname="bare.bench",
+                data_size_limit=10 * 1024 * 1024,
+                enable_SMTPUTF8=True,
+                ident="bare",
+            ),
+            host=HOST,
+            port=port,
+        )
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
+
+
+# -- what one server measurement yields --------------------------------------------
+
+
+@dataclass
+class Throughput:
+    messages: int
+    seconds: float  # until done: accepted (bare) or delivered to the sink (relay)
+    accept_seconds: float  # until smtp-source exited
+    server_cpu: float  # seconds
+    database_cpu: float | None = None  # seconds, PostgreSQL only
+    complete: bool = True  # False when draining timed out
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+    @property
+    def accept_rate(self) -> float:
+        return self.messages / self.accept_seconds
+
+    @property
+    def cpu_ms(self) -> float:
+        return 1000 * self.server_cpu / self.messages
+
+    @property
+    def database_cpu_ms(self) -> float | None:
+        return None if self.database_cpu is None else 1000 * self.database_cpu / self.messages
+
+
+@dataclass
+class Latency:
+    samples: list[float]  # seconds, final dot -> reply
+
+    @property
+    def p50_ms(self) -> float:
+        return 1000 * percentile(self.samples, 0.50)
+
+    @property
+    def p99_ms(self) -> float:
+        return 1000 * percentile(self.samples, 0.99)
+
+
+# -- the load ------------------------------------------------------------------------
+
+
+def run_smtp_source(port: int, messages: int, size: int, connections: int, to: str) -> float:
+    """Send with Postfix's smtp-source; returns the wall time. Raises if it fails."""
+    command = [
+        SMTP_SOURCE,
+        "-d",
+        "-s", str(connections),
+        "-m", str(messages),
+        "-l", str(size),
+        "-f", MENTOR,
+        "-t", to,
+        f"{HOST}:{port}",
+    ]  # fmt: skip
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, timeout=max(120, messages), check=False)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0 or result.stderr.strip():
+        raise RuntimeError(
+            f"smtp-source failed ({result.returncode}): {result.stderr.decode(errors='replace')}"
+        )
+    return elapsed
+
+
+def run_asyncio_source(port: int, messages: int, size: int, connections: int, to: str) -> float:
+    """Fallback load client when smtp-source is missing (it costs as much CPU as a server)."""
+    import aiosmtplib
+
+    body = message_bytes(size, to, 0)
+
+    async def session(count: int) -> None:
+        client = aiosmtplib.SMTP(hostname=HOST, port=port, timeout=60)
+        await client.connect()
+        for _ in range(count):
+            await client.sendmail(MENTOR, [to], body)
+        await client.quit()
+
+    async def main() -> None:
+        shares = [
+            messages // connections + (i < messages % connections) for i in range(connections)
+        ]
+        await asyncio.gather(*(session(share) for share in shares if share))
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    return time.perf_counter() - started
+
+
+def message_bytes(size: int, to: str, number: int) -> bytes:
+    """About `size` bytes of body under the headers smtp-source writes; CRLF, no dot lines."""
+    headers = (
+        f"From: <{MENTOR}>\r\nTo: <{to}>\r\nDate: {formatdate()}\r\n"
+        f"Subject: bench {number}\r\n"
+        f"Message-Id: <bench.{os.getpid()}.{number}@bench.example>\r\n\r\n"
+    )
+    line = "X" * 78 + "\r\n"
+    lines = max(1, size // len(line))
+    return headers.encode() + (line * lines).encode()
+
+
+def measure_latency(port: int, messages: int, size: int, to: str) -> Latency:
+    """One smtplib connection; the clock runs from sending the final dot to the reply."""
+    samples: list[float] = []
+    with smtplib.SMTP(HOST, port, timeout=60) as client:
+        client.ehlo("bench.example")
+        for number in range(messages):
+            body = message_bytes(size, to, number)
+            code, reply = client.mail(MENTOR)
+            if code != 250:
+                raise RuntimeError(f"MAIL refused: {code} {reply!r}")
+            code, reply = client.rcpt(to)
+            if code != 250:
+                raise RuntimeError(f"RCPT refused: {code} {reply!r}")
+            client.putcmd("data")
+            code, reply = client.getreply()
+            if code != 354:
+                raise RuntimeError(f"DATA refused: {code} {reply!r}")
+            started = time.perf_counter()
+            client.send(body + b"\r\n.\r\n")
+            code, reply = client.getreply()
+            samples.append(time.perf_counter() - started)
+            if code != 250:
+                raise RuntimeError(f"message refused: {code} {reply!r}")
+    return Latency(samples)
+
+
+# -- the servers ------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    messages: int
+    latency_messages: int
+    runs: int
+    sizes: list[int]
+    connections: list[int]
+    database: str | None
+    keep: bool
+    send: Callable[[int, int, int, int, str], float]
+    client_name: str
+    relay_command: list[str] = field(default_factory=lambda: ["relay"])
+    snapshot: Path | None = None  # PYTHONPATH for a frozen copy of relay/ and matching/
+
+
+class Bare:
+    name = "bare"
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    @contextlib.contextmanager
+    def serve(self, folder: Path) -> Iterator[tuple[int, int, str]]:
+        """Yields (port, server pid, the address to send to)."""
+        port = free_port()
+        command = [sys.executable, str(Path(__file__).resolve()), "--bare-server", str(port)]
+        with running(command, port, "bare aiosmtpd", folder / "bare.log") as process:
+            yield port, process.pid, "anyone@bare.bench"
+
+    def throughput(self, folder: Path, size: int, connections: int) -> Throughput:
+        messages = self.options.messages
+        with self.serve(folder) as (port, pid, to):
+            before = cpu_seconds(pid)
+            elapsed = self.options.send(port, messages, size, connections, to)
+            cpu = cpu_seconds(pid) - before
+        return Throughput(messages, elapsed, elapsed, cpu)
+
+    def latency(self, folder: Path, size: int) -> Latency:
+        with self.serve(folder) as (port, _, to):
+            return measure_latency(port, self.options.latency_messages, size, to)
+
+
+class Relay:
+    name = "relay"
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    def _relay(self, config: Path, *arguments: str) -> str:
+        result = subprocess.run(
+            [*self.options.relay_command, "-c", str(config), *arguments],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=child_environment(self.options.snapshot),
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"relay {' '.join(arguments)} failed: {result.stderr.strip()}")
+        return result.stdout.strip()
+
+    def _database_url(self, folder: Path) -> str:
+        if self.options.database:
+            empty_postgres(self.options.database)
+            return self.options.database
+        return f"sqlite:///{folder / 'relay.db'}"
+
+    def _prepare(self, folder: Path, sink_port: int) -> tuple[Path, int, str, str]:
+        """A fresh relay.toml, schema and pair; returns (config, port, db URL, pair address)."""
+        url = self._database_url(folder)
+        port = free_port()
+        config = folder / "relay.toml"
+        config.write_text(
+            f'[relay]\ndomain = "{DOMAIN}"\nprogramme_name = "Bench"\n\n'
+            f'[database]\nurl = "{url}"\n\n'
+            f'[smtp]\nhost = "{HOST}"\nport = {port}\n\n'
+            '[delivery]\ntransport = "smtp"\npoll_interval = "1s"\n'
+            'retry_first = "1s"\nretry_max = "2s"\n\n'
+            f'[smarthost]\nhost = "{HOST}"\nport = {sink_port}\ntls = "none"\ntimeout = "10s"\n\n'
+            '[logging]\nlevel = "INFO"\n\n'
+            # Every rule still runs; only the two that hold a flood from one new pair are
+            # opened, or the benchmark measures the hold queue instead of forwarding.
+            f"[rules.new_pair]\nmessages = 0\n\n[rules.rate]\nper_hour = {RATE_PER_HOUR}\n"
+        )
+        self._relay(config, "db", "upgrade")
+        self._relay(config, "participant", "add", MENTOR, "--name", "Mentor", "--role", "mentor")
+        self._relay(config, "participant", "add", MENTEE, "--name", "Mentee", "--role", "mentee")
+        address = self._relay(config, "pair", "create", "--mentor", MENTOR, "--mentee", MENTEE)
+        return config, port, url, address.splitlines()[-1].strip()
+
+    @contextlib.contextmanager
+    def serve(self, folder: Path) -> Iterator[tuple[int, int, str, Outbox]]:
+        """Sink + relay; yields (port, relay pid, pair address, outbox) once notices are out."""
+        sink_port = free_port()
+        # smtp-sink refuses to run as root without a user to switch to.
+        as_user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        sink_command = [SMTP_SINK, *as_user, f"{HOST}:{sink_port}", "256"]
+        with running(sink_command, sink_port, "smtp-sink", folder / "sink.log"):
+            config, port, url, address = self._prepare(folder, sink_port)
+            command = [*self.options.relay_command, "-c", str(config), "serve"]
+            log = folder / "relay.log"
+            with running(command, port, "relay serve", log, self.options.snapshot) as process:
+                outbox = Outbox(url)
+                try:
+                    # The pair's introductions go out first, outside the measurement.
+                    outbox.wait(lambda: outbox.undelivered() == 0, 30.0, "introductions")
+                    yield port, process.pid, address, outbox
+                finally:
+                    outbox.close()
+
+    def throughput(self, folder: Path, size: int, connections: int) -> Throughput:
+        messages = self.options.messages
+        with self.serve(folder) as (port, pid, address, outbox):
+            database_before = postgres_cpu_seconds() if self.options.database else None
+            before = cpu_seconds(pid)
+            started = time.perf_counter()
+            accept_seconds = self.options.send(port, messages, size, connections, address)
+            drain_timeout = max(120.0, messages / 5)  # bounded: 5 msg/s is far below any sane rate
+            # Done when every message is delivered, or is a message that never will be
+            # (held, rejected, discarded): those are reported, not waited for.
+            outbox.wait(
+                lambda: outbox.delivered_forwards() + outbox.not_forwarded() >= messages,
+                drain_timeout,
+                "drain",
+                fail=False,
+            )
+            elapsed = time.perf_counter() - started
+            cpu = cpu_seconds(pid) - before
+            database_cpu = (
+                postgres_cpu_seconds() - database_before if database_before is not None else None
+            )
+            delivered = outbox.delivered_forwards()
+            complete = delivered >= messages
+            if not complete:
+                print(
+                    f"  ! relay delivered {delivered}/{messages} within {drain_timeout:.0f}s; "
+                    f"message statuses: {outbox.statuses()} (see relay.log; --keep keeps it)",
+                    file=sys.stderr,
+                )
+        return Throughput(
+            max(delivered, 1), elapsed, accept_seconds, cpu, database_cpu, complete=complete
+        )
+
+    def latency(self, folder: Path, size: int) -> Latency:
+        with self.serve(folder) as (port, _, address, _):
+            return measure_latency(port, self.options.latency_messages, size, address)
+
+
+class Outbox:
+    """Read-only queries on the relay's database while it runs."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import create_engine
+
+        self.engine = create_engine(url)
+
+    def _count(self, sql: str) -> int:
+        from sqlalchemy import text
+
+        with self.engine.connect() as connection:
+            return int(connection.execute(text(sql)).scalar_one())
+
+    def delivered_forwards(self) -> int:
+        return self._count(
+            "SELECT count(*) FROM outbox WHERE kind = 'forward' AND status = 'delivered'"
+        )
+
+    def not_forwarded(self) -> int:
+        return self._count("SELECT count(*) FROM messages WHERE status <> 'queued'")
+
+    def undelivered(self) -> int:
+        return self._count("SELECT count(*) FROM outbox WHERE status <> 'delivered'")
+
+    def statuses(self) -> dict[str, int]:
+        from sqlalchemy import text
+
+        with self.engine.connect() as connection:
+            rows = connection.execute(text("SELECT status, count(*) FROM messages GROUP BY status"))
+            return {str(status): int(count) for status, count in rows}
+
+    def wait(
+        self, condition: Callable[[], bool], timeout: float, what: str, fail: bool = True
+    ) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(POLL_INTERVAL)
+        if fail:
+            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+        return False
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def empty_postgres(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+
+
+def take_snapshot(into: Path) -> Path:
+    """Copy relay/ and matching/ from this checkout, so edits made by others while the
+    benchmark runs (a shared working tree) cannot change the code under measurement."""
+    checkout = Path(__file__).resolve().parent.parent
+    for package in ("relay", "matching"):
+        shutil.copytree(
+            checkout / package,
+            into / package,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
+    check = subprocess.run(
+        [sys.executable, "-m", "relay", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=child_environment(into),
+        cwd=into,
+        check=False,
+    )
+    if check.returncode != 0:
+        raise RuntimeError(f"the snapshot of relay/ does not start:\n{check.stderr.strip()}")
+    return into
+
+
+# -- the runs and the report ---------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One configuration's results over all runs."""
+
+    size: int
+    connections: int
+    bare: list[Throughput] = field(default_factory=list)
+    relay: list[Throughput] = field(default_factory=list)
+
+
+@dataclass
+class LatencyRow:
+    size: int
+    bare: list[Latency] = field(default_factory=list)
+    relay: list[Latency] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def run_folder(options: Options, label: str) -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix=f"relay-bench-{label}-"))
+    try:
+        yield folder
+    finally:
+        if not options.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_all(options: Options) -> tuple[list[Row], list[LatencyRow]]:
+    bare, relay = Bare(options), Relay(options)
+    rows = [Row(size, conns) for size in options.sizes for conns in options.connections]
+    latency_rows = [LatencyRow(size) for size in options.sizes]
+    for run in range(1, options.runs + 1):
+        for row in rows:
+            for server, results in ((bare, row.bare), (relay, row.relay)):
+                label = f"{server.name}-{row.size}-{row.connections}"
+                with run_folder(options, label) as folder:
+                    result = server.throughput(folder, row.size, row.connections)
+                results.append(result)
+                print(
+                    f"run {run}/{options.runs} {size_label(row.size):>5} x{row.connections:<3} "
+                    f"{server.name:5}: {result.rate:8.1f} msg/s "
+                    f"(accepted {result.accept_rate:8.1f} msg/s), "
+                    f"{result.cpu_ms:.2f} server CPU ms/msg"
+                    + ("" if result.complete else "  INCOMPLETE"),
+                    flush=True,
+                )
+        for lrow in latency_rows:
+            for server, lresults in ((bare, lrow.bare), (relay, lrow.relay)):
+                with run_folder(options, f"{server.name}-latency") as folder:
+                    latency = server.latency(folder, lrow.size)
+                lresults.append(latency)
+                print(
+                    f"run {run}/{options.runs} {size_label(lrow.size):>5} latency "
+                    f"{server.name:5}: p50 {latency.p50_ms:.2f} ms, p99 {latency.p99_ms:.2f} ms",
+                    flush=True,
+                )
+    return rows, latency_rows
+
+
+def size_label(size: int) -> str:
+    return f"{size // 1024} KB" if size % 1024 == 0 else f"{size} B"
+
+
+def ratios(relay: Sequence[float], bare: Sequence[float]) -> float:
+    """Median of the per-run ratios (each relay run against the bare run next to it)."""
+    return median([r / b for r, b in zip(relay, bare, strict=True) if b])
+
+
+def table(headers: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(line) + " |" for line in lines]
+    return "\n".join(out)
+
+
+def report(options: Options, rows: list[Row], latency_rows: list[LatencyRow]) -> str:
+    database = (
+        re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", options.database)
+        if options.database
+        else "a SQLite file in the run's temp folder"
+    )
+    lines = [
+        f"messages {options.messages} per run, {options.runs} runs, median; "
+        f"ratio = median of per-run relay/bare; database: {database}; "
+        f"load client: {options.client_name}; relay msg/s = delivered to the sink",
+        "",
+    ]
+    throughput_lines: list[list[str]] = []
+    with_database = bool(options.database)
+    for row in rows:
+        bare_rates = [each.rate for each in row.bare]
+        relay_rates = [each.rate for each in row.relay]
+        bare_cpu = [each.cpu_ms for each in row.bare]
+        relay_cpu = [each.cpu_ms for each in row.relay]
+        line = [
+            size_label(row.size),
+            str(row.connections),
+            f"{median(bare_rates):,.0f}",
+            f"{median(relay_rates):,.0f}",
+            f"{median([each.accept_rate for each in row.relay]):,.0f}",
+            f"{ratios(relay_rates, bare_rates):.3f}",
+            f"{median(bare_cpu):.2f}",
+            f"{median(relay_cpu):.2f}",
+            f"{ratios(relay_cpu, bare_cpu):.1f}",
+        ]
+        if with_database:
+            database_ms = [each.database_cpu_ms or 0.0 for each in row.relay]
+            line.append(f"{median(database_ms):.2f}")
+        if not all(each.complete for each in row.relay):
+            line[3] += " (incomplete)"
+        throughput_lines.append(line)
+    headers = [
+        "size",
+        "conns",
+        "bare msg/s",
+        "relay msg/s (delivered)",
+        "relay msg/s (accepted)",
+        "relay/bare",
+        "bare CPU ms/msg",
+        "relay CPU ms/msg",
+        "CPU relay/bare",
+    ]
+    if with_database:
+        headers.append("postgres CPU ms/msg")
+    lines.append(table(headers, throughput_lines))
+    lines.append("")
+    latency_lines: list[list[str]] = []
+    for lrow in latency_rows:
+        bare50 = [each.p50_ms for each in lrow.bare]
+        bare99 = [each.p99_ms for each in lrow.bare]
+        relay50 = [each.p50_ms for each in lrow.relay]
+        relay99 = [each.p99_ms for each in lrow.relay]
+        latency_lines.append(
+            [
+                size_label(lrow.size),
+                f"{median(bare50):.2f}",
+                f"{median(bare99):.2f}",
+                f"{median(relay50):.2f}",
+                f"{median(relay99):.2f}",
+                f"{ratios(relay50, bare50):.1f}",
+                f"{ratios(relay99, bare99):.1f}",
+            ]
+        )
+    lines.append(
+        f"latency: final dot -> 250, one smtplib connection, "
+        f"{options.latency_messages} messages per run"
+    )
+    lines.append("")
+    lines.append(
+        table(
+            [
+                "size",
+                "bare p50 ms",
+                "bare p99 ms",
+                "relay p50 ms",
+                "relay p99 ms",
+                "p50 relay/bare",
+                "p99 relay/bare",
+            ],
+            latency_lines,
+        )
+    )
+    return "\n".join(lines)
+
+
+# -- command line -------------------------------------------------------------------------
+
+
+def parse_sizes(text: str) -> list[int]:
+    sizes = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if part.endswith("kb") or part.endswith("k"):
+            sizes.append(int(part.rstrip("kb")) * 1024)
+        elif part:
+            sizes.append(int(part))
+    return sizes
+
+
+def parse_ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--messages", type=int, default=2000, help="per run (default 2000)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per configuration (default 3)")
+    parser.add_argument("--sizes", default="1k,50k", help="comma-separated, e.g. 1k,50k")
+    parser.add_argument("--connections", default="1,16", help="comma-separated, e.g. 1,16")
+    parser.add_argument(
+        "--latency-messages", type=int, default=300, help="latency samples per run (default 300)"
+    )
+    parser.add_argument(
+        "--database",
+        default=None,
+        help="a postgresql+psycopg:// URL, emptied before every relay run "
+        "(default: a fresh SQLite file per run)",
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 200 messages, 1 run")
+    parser.add_argument("--keep", action="store_true", help="keep temp folders (logs, DBs)")
+    parser.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="run `python -m relay` from a copy of relay/ taken at start "
+        "(the working tree is shared with other engineers)",
+    )
+    parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    if arguments.bare_server is not None:
+        serve_bare(arguments.bare_server)
+        return 0
+    if shutil.which("relay") is None:
+        print("the `relay` command is not on PATH (pip install -e .)", file=sys.stderr)
+        return 2
+    if not Path(SMTP_SINK).exists():
+        print(f"{SMTP_SINK} is missing (apt-get install postfix)", file=sys.stderr)
+        return 2
+    if Path(SMTP_SOURCE).exists():
+        send, client_name = run_smtp_source, "Postfix smtp-source -d"
+    else:
+        send, client_name = run_asyncio_source, "aiosmtplib FALLBACK (smtp-source missing)"
+        print("smtp-source is missing: using an asyncio client, which caps the figures")
+    options = Options(
+        messages=200 if arguments.quick else arguments.messages,
+        latency_messages=50 if arguments.quick else arguments.latency_messages,
+        runs=1 if arguments.quick else arguments.runs,
+        sizes=parse_sizes(arguments.sizes),
+        connections=parse_ints(arguments.connections),
+        database=arguments.database,
+        keep=arguments.keep,
+        send=send,
+        client_name=client_name,
+    )
+    with contextlib.ExitStack() as cleanup:
+        if arguments.snapshot:
+            folder = Path(tempfile.mkdtemp(prefix="relay-bench-snapshot-"))
+            cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
+            options.snapshot = take_snapshot(folder)
+            options.relay_command = [sys.executable, "-m", "relay"]
+            print(f"relay code: snapshot of {Path(__file__).resolve().parent.parent / 'relay'}")
+        rows, latency_rows = run_all(options)
+    print()
+    print(report(options, rows, latency_rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

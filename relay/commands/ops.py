@@ -1,0 +1,67 @@
+"""`relay status` and `relay purge`: watching the daemon, and keeping data no longer than needed."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from relay import retention, status
+from relay.clikit import Context, pass_context
+from relay.config import parse_duration
+from relay.errors import ConfigError
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+def status_command(context: Context, as_json: bool) -> None:
+    """Is the daemon up and is mail moving? Exit status 0 if healthy, 1 if not."""
+    with context.session() as session:
+        report = status.collect(session, context.config)
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        state = f"running (pid {report.pid})" if report.running else "not running"
+        click.echo(f"daemon:           {state}")
+        click.echo("outbox:           " + ", ".join(f"{k} {v}" for k, v in report.outbox.items()))
+        click.echo(f"oldest waiting:   {_age(report.oldest_waiting_seconds)}")
+        click.echo(f"oldest held:      {_age(report.oldest_held_seconds)}")
+        last = report.last_delivery
+        click.echo(f"last delivery:    {last.strftime('%Y-%m-%d %H:%M:%S UTC') if last else '-'}")
+        click.echo("health:           " + ("ok" if report.healthy else "; ".join(report.problems)))
+    sys.exit(0 if report.healthy else 1)
+
+
+@click.command("purge")
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    help="Retention period after a pair ended, e.g. 365d.",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
+@pass_context
+def purge_command(context: Context, older_than: str, dry_run: bool) -> None:
+    """Empty the message bodies of pairs that ended longer ago than the period."""
+    try:
+        period = parse_duration(older_than, "--older-than")
+    except ConfigError as error:
+        raise click.BadParameter(str(error).removeprefix("--older-than: ")) from None
+    with context.session() as session:
+        report = retention.purge(session, period, dry_run=dry_run)
+    verb = "would purge" if dry_run else "purged"
+    click.echo(
+        f"{verb} {report.messages} messages ({report.bytes} bytes) of {report.pairs} pairs "
+        f"that ended before {report.cutoff.strftime('%Y-%m-%d')}"
+    )

@@ -1,0 +1,115 @@
+"""`relay queue`, `relay queue list` and `relay queue retry`: the outbox for operators."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from relay import queue
+from relay.clikit import Context, pass_context, table
+from relay.models import DeliveryStatus, OutboxEntry, OutboxKind, utcnow
+from relay.moderation import age
+
+_STATES = [state.value for state in DeliveryStatus]
+_ERROR_WIDTH = 60
+
+
+@click.group("queue", invoke_without_command=True)
+@pass_context
+@click.pass_context
+def queue_group(ctx: click.Context, context: Context) -> None:
+    """Outbound mail: counts by state and the oldest still waiting."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with context.session() as session:
+        found = queue.summary(session)
+        rows = [(state.value, str(found.counts[state])) for state in DeliveryStatus]
+        table(("STATE", "COUNT"), rows)
+        oldest = found.oldest_waiting
+        if oldest is None:
+            click.echo("nothing waiting")
+        else:
+            click.echo(
+                f"oldest waiting: outbox {oldest.id}, {age(oldest.created_at)} old, "
+                f"{oldest.status.value}, next attempt {_next_attempt(oldest)}"
+            )
+
+
+@queue_group.command("list")
+@click.option(
+    "--state",
+    "states",
+    type=click.Choice(_STATES),
+    multiple=True,
+    help="Only rows in this state (repeatable; default: all but delivered).",
+)
+@click.option("--limit", default=100, show_default=True, help="Show at most this many rows.")
+@pass_context
+def queue_list(context: Context, states: tuple[str, ...], limit: int) -> None:
+    """Outbound mail, oldest first, with its last error and next attempt."""
+    wanted = [DeliveryStatus(state) for state in states] or list(queue.NOT_DELIVERED)
+    with context.session() as session:
+        rows, total = queue.entries(session, wanted, limit)
+        shown = [
+            (
+                str(row.id),
+                row.status.value,
+                _kind(row),
+                row.recipient,
+                str(row.attempts),
+                age(row.created_at),
+                _next_attempt(row),
+                _short(row.last_error or ""),
+            )
+            for row in rows
+        ]
+    table(("ID", "STATE", "KIND", "TO", "TRIES", "AGE", "NEXT", "LAST ERROR"), shown)
+    if total > len(shown):
+        click.echo(f"... {total - len(shown)} more (use --limit)")
+
+
+@queue_group.command("retry")
+@click.argument("outbox_ids", type=int, nargs=-1)
+@click.option("--all-failed", is_flag=True, help="Retry every failed row.")
+@pass_context
+def queue_retry(context: Context, outbox_ids: tuple[int, ...], all_failed: bool) -> None:
+    """Send failed or deferred mail again now, with a fresh retry schedule.
+
+    A running `relay serve` picks the rows up at its next poll.
+    """
+    if bool(outbox_ids) == all_failed:
+        raise click.UsageError("give outbox IDs or --all-failed (one of the two)")
+    if all_failed:
+        with context.session() as session:
+            count = queue.retry_all_failed(session)
+        click.echo(f"{count} failed {'entry' if count == 1 else 'entries'} will be retried")
+        return
+    with context.session() as session:
+        results = queue.retry(session, outbox_ids)
+    for result in results:
+        click.echo(result.text)
+    if not all(result.done for result in results):
+        sys.exit(1)
+
+
+def _kind(row: OutboxEntry) -> str:
+    if row.kind is OutboxKind.FORWARD:
+        return f"message {row.message_id}"
+    return f"notice {row.notice or ''}".rstrip()
+
+
+def _next_attempt(row: OutboxEntry) -> str:
+    if row.status is DeliveryStatus.SENDING:
+        return "sending now"
+    if row.status not in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED):
+        return "-"
+    now = utcnow()
+    if row.next_attempt_at <= now:
+        return "now"
+    return "in " + age(now, row.next_attempt_at)
+
+
+def _short(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _ERROR_WIDTH else flat[: _ERROR_WIDTH - 3] + "..."
