@@ -10,7 +10,7 @@ import getpass
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
+from email import message_from_bytes
 from typing import Any, TypeVar
 
 import click
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from relay import db
 from relay.config import Config, load_config
+from relay.mailpolicy import POLICY
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,5 +79,5 @@ def table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
 
 
 def printable(raw: bytes) -> str:
-    message = message_from_bytes(raw, policy=policy.default)
+    message = message_from_bytes(raw, policy=POLICY)
     return message.as_string()

@@ -66,12 +66,13 @@ def _become(container: EmailMessage, inner: EmailMessage) -> None:
 def _without_contact_lines(card: str) -> str:
     kept: list[str] = []
     dropping = False
+    soft_break = False  # vCard 2.1 quoted-printable: a line ending in "=" goes on
     for line in card.splitlines(keepends=True):
-        if line[:1] in (" ", "\t"):  # a folded continuation of the previous line
-            if not dropping:
-                kept.append(line)
-            continue
-        dropping = bool(_CONTACT_LINE.match(line))
+        continues = soft_break or line[:1] in (" ", "\t")  # folded onto the previous line
+        if not continues:
+            dropping = bool(_CONTACT_LINE.match(line))
+            soft_break = "QUOTED-PRINTABLE" in line.split(":", 1)[0].upper()
+        soft_break = soft_break and line.rstrip("\r\n").endswith("=")
         if not dropping:
             kept.append(line)
     return "".join(kept)

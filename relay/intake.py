@@ -18,12 +18,12 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email import message_from_bytes, policy
+from email import message_from_bytes
 from email.message import EmailMessage
 from secrets import token_hex
 
 from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from relay import rawinput, replies
 from relay.addresses import BounceAddresses, normalise, pair_address, token_of
@@ -32,6 +32,7 @@ from relay.config import Config
 from relay.db import Store
 from relay.errors import RefusedError
 from relay.forwarding import hidden_addresses, queue_forward
+from relay.mailpolicy import POLICY
 from relay.models import (
     Message,
     MessageStatus,
@@ -39,7 +40,6 @@ from relay.models import (
     Pair,
     PairStatus,
     Participant,
-    ParticipantAddress,
     utcnow,
 )
 from relay.notices import Notices
@@ -227,7 +227,7 @@ class Intake:
         self, session: Session, view: MailView, from_address: str, recipient: str
     ) -> _Candidate:
         pair = self._active_pair(session, recipient)
-        sender = self._sender_in_pair(session, pair, from_address)
+        sender = self._sender_in_pair(pair, from_address)
         address = pair_address(pair.token, self.domain)
         context = RuleContext(
             pair_address=address,
@@ -309,23 +309,30 @@ class Intake:
 
     def _active_pair(self, session: Session, recipient: str) -> Pair:
         token = token_of(recipient, self.domain)
-        pair = session.scalar(select(Pair).where(Pair.token == token)) if token else None
+        pair = (
+            session.scalars(
+                select(Pair)
+                .where(Pair.token == token)
+                .options(
+                    joinedload(Pair.mentor).joinedload(Participant.addresses),
+                    joinedload(Pair.mentee).joinedload(Participant.addresses),
+                )
+            )
+            .unique()
+            .first()
+            if token
+            else None
+        )
         if pair is None:
             raise RefusedError(replies.UNKNOWN_PAIR)
         if pair.status is not PairStatus.ACTIVE:
             raise RefusedError(replies.ENDED_PAIR)
         return pair
 
-    def _sender_in_pair(self, session: Session, pair: Pair, from_address: str) -> Participant:
-        owner_id = session.scalar(
-            select(ParticipantAddress.participant_id).where(
-                ParticipantAddress.email == from_address
-            )
-        )
-        if owner_id == pair.mentor_id:
-            return pair.mentor
-        if owner_id == pair.mentee_id:
-            return pair.mentee
+    def _sender_in_pair(self, pair: Pair, from_address: str) -> Participant:
+        for participant in (pair.mentor, pair.mentee):
+            if any(address.email == from_address for address in participant.addresses):
+                return participant
         raise RefusedError(replies.STRANGER)
 
 
@@ -352,7 +359,7 @@ def _count_held_notices(session: Session, recipient: str, since: datetime) -> in
 
 def parse(raw: bytes) -> EmailMessage:
     try:
-        message = message_from_bytes(raw, policy=policy.default)
+        message = message_from_bytes(raw, policy=POLICY)
     except Exception:  # the parser is lenient; anything it still rejects is the input's fault
         log.warning("unparseable message", exc_info=True)
         raise RefusedError(replies.MALFORMED) from None

@@ -20,9 +20,11 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
+from email import message_from_bytes
 from email.message import EmailMessage, Message
 from typing import Literal
+
+from relay.mailpolicy import POLICY
 
 Where = Literal["body", "subject", "filename", "part"]
 Kind = Literal["text", "href", "subject", "filename"]
@@ -112,7 +114,7 @@ class MailView:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> MailView:
-        msg = message_from_bytes(raw, policy=policy.default)
+        msg = message_from_bytes(raw, policy=POLICY)
         assert isinstance(msg, EmailMessage)  # guaranteed by policy.default
         return cls.from_message(msg)
 

@@ -351,3 +351,26 @@ def test_accepted_card_is_scrubbed_and_keys_removed(configured, sink: Sink):
     assert "FN:Ana Mentor" in text
     for gone in ("EMAIL", "TEL", "ADR", "7700", "ana.real"):
         assert gone not in text
+
+
+def test_vcard_21_quoted_printable_address_lines_go_whole():
+    """Outlook's vCard 2.1 continues a quoted-printable ADR on lines that do not start with a space."""
+    from email import message_from_bytes
+
+    from relay.identity_parts import strip_identity_parts
+    from relay.mailpolicy import POLICY
+
+    raw = (
+        b"From: ana.real@mentors.example.org\r\nSubject: card\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/x-vcard; charset=utf-8\r\n\r\n"
+        b"BEGIN:VCARD\r\nVERSION:2.1\r\nN:Mentor;Ana\r\n"
+        b"ADR;WORK;PREF;ENCODING=QUOTED-PRINTABLE:;;14 Harbour Street=0D=0A=\r\n"
+        b"Bristol BS1 4QA;Bristol;;BS1 4QA;United Kingdom\r\n"
+        b"TEL;CELL:+44 7700 900123\r\nEND:VCARD\r\n"
+    )
+    message = message_from_bytes(raw, policy=POLICY)
+    strip_identity_parts(message)
+    card = message.get_content()
+    assert "N:Mentor;Ana" in card
+    for gone in ("Harbour", "Bristol", "BS1", "7700"):
+        assert gone not in card

@@ -29,7 +29,10 @@ from relay.intake import Incoming, Intake, Outcome
 log = logging.getLogger(__name__)
 
 # aiosmtpd words some refusals itself; these give them our numbered replies.
-_LIBRARY_REPLIES = {"552 ": str(replies.TOO_BIG)}
+_LIBRARY_REPLIES = {
+    "552 ": str(replies.TOO_BIG),
+    "500 Line too long": str(replies.LINE_TOO_LONG),
+}
 
 
 class RelayHandler:
@@ -107,7 +110,7 @@ class RelaySMTP(SMTP):
 
     async def push(self, status: str) -> None:  # type: ignore[override]
         for prefix, ours in _LIBRARY_REPLIES.items():
-            if status.startswith(prefix) and not status.startswith(ours[:10]):
+            if status.startswith(prefix):
                 status = ours
         await super().push(status)
 
