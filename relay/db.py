@@ -10,7 +10,9 @@ a database behind head is refused until `relay db upgrade`.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from relay.errors import DatabaseError, SchemaBehindError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "relay_read_only"  # execution option: begin a deferred (reading) transaction
 
 
 def make_engine(url: str) -> Engine:
@@ -52,7 +55,8 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        reading = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN DEFERRED" if reading else "BEGIN IMMEDIATE")
 
 
 class Store:
@@ -62,11 +66,24 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
+        # SQLite has one writer at a time. Threads of this process queue here, in
+        # order, instead of sleeping and polling in SQLite's busy handler; other
+        # processes still wait in the busy handler.
+        self._one_writer = threading.RLock() if self.is_sqlite else contextlib.nullcontext()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: committed when the block ends, rolled back if it raises."""
-        with self._sessions.begin() as session:
+        with self._one_writer, self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """Reads only: on SQLite it takes no write lock, so it never waits for a writer."""
+        with self._readers.begin() as session:
             yield session
 
     @property

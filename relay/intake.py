@@ -136,7 +136,7 @@ class Intake:
         token = token_of(bare, self.domain)
         if token is None:
             return replies.UNKNOWN_PAIR
-        with self.store.session() as session:
+        with self.store.read_session() as session:
             status = session.scalar(select(Pair.status).where(Pair.token == token))
         if status is None:
             return replies.UNKNOWN_PAIR
