@@ -280,16 +280,8 @@ class Intake:
         elif action is Action.HOLD and not automated:
             self._tell_sender_it_is_held(session, stored)
         elif action is Action.REJECT and not automated:
-            self.notices.queue(
-                session,
-                "refused",
-                sender,
-                about_message_id=stored.id,
-                subject=stored.subject or "(no subject)",
-                partner_name=partner.display_name,
-                pair_address=pair_address(pair.token, self.domain),
-                reasons=[hit.reason for hit in candidate.hits],
-            )
+            reasons = [hit.reason for hit in candidate.hits]
+            self.notices.to_sender(session, "refused", stored, reasons=reasons)
         return stored.id
 
     def _tell_sender_it_is_held(self, session: Session, stored: Message) -> None:
@@ -298,14 +290,7 @@ class Intake:
         sent_today = _count_held_notices(session, sender.email, since)
         if sent_today >= self.config.moderation.held_notices_per_day:
             return
-        self.notices.queue(
-            session,
-            "held",
-            sender,
-            about_message_id=stored.id,
-            subject=stored.subject or "(no subject)",
-            partner_name=stored.recipient.display_name,
-        )
+        self.notices.to_sender(session, "held", stored)
 
     def _active_pair(self, session: Session, recipient: str) -> Pair:
         token = token_of(recipient, self.domain)

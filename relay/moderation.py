@@ -115,16 +115,7 @@ def decide(
             original = redact(original, hits_of(message))
         queue_forward(session, config, message, original)
     elif verdict is ModerationVerdict.REJECT:
-        notices.queue(
-            session,
-            "rejected",
-            message.sender,
-            about_message_id=message.id,
-            subject=message.subject or "(no subject)",
-            partner_name=message.recipient.display_name,
-            pair_address=pair_address(message.pair.token, config.relay.domain),
-            reason=reason or "no reason was given",
-        )
+        notices.to_sender(session, "rejected", message, reason=reason or "no reason was given")
     session.add(
         ModerationAction(
             message_id=message.id,

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from relay.addresses import display_address, pair_address
 from relay.config import Config
 from relay.errors import ConfigError
-from relay.models import OutboxEntry, OutboxKind
+from relay.models import Message, OutboxEntry, OutboxKind
 from relay.rewrite import LOOP_HEADER
 from relay.signing import outbound_bytes
 
@@ -106,20 +106,26 @@ class Notices:
         message.set_content(body.lstrip("\n"))
         return message
 
-    def not_delivered(self, session: Session, row: OutboxEntry) -> None:
-        """Tell the sender a forward failed for good, naming the partner by display name only."""
-        if row.kind is not OutboxKind.FORWARD or row.message is None:
-            return  # a notice that fails is recorded, never answered with another notice
-        message = row.message
-        self.queue(
+    def to_sender(
+        self, session: Session, template: str, message: Message, **context: Any
+    ) -> OutboxEntry:
+        """A notice to a message's sender about it, naming the partner by display name only."""
+        return self.queue(
             session,
-            "failed",
+            template,
             message.sender,
             about_message_id=message.id,
             subject=message.subject or "(no subject)",
             partner_name=message.recipient.display_name,
             pair_address=pair_address(message.pair.token, self.config.relay.domain),
+            **context,
         )
+
+    def not_delivered(self, session: Session, row: OutboxEntry) -> None:
+        """Tell the sender a forward failed for good."""
+        if row.kind is not OutboxKind.FORWARD or row.message is None:
+            return  # a notice that fails is recorded, never answered with another notice
+        self.to_sender(session, "failed", row.message)
 
     def queue(
         self,

@@ -10,6 +10,7 @@ event loop, exactly as `relay serve` runs it (service.start/stop).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import smtplib
 import socket
@@ -170,6 +171,52 @@ def store(config: Config) -> Iterator[db.Store]:
     db.upgrade(opened)
     yield opened
     opened.dispose()
+
+
+# -- a whole module's relay ------------------------------------------------------
+
+# Rules that would hold ordinary mail (contact details, links, attachments, a new
+# pair, many messages an hour): corpus suites are about what gets through, not rules.
+NOT_HOLDING = ("attachments", "contact", "keywords", "links", "new_pair", "rate")
+
+
+@dataclass
+class Environment:
+    """A database, a config and a sink smarthost, shared by a module's tests."""
+
+    sink: Sink
+    config_path: Path
+    config: Config
+    store: db.Store
+
+
+@contextlib.contextmanager
+def forwarding_environment(folder: Path) -> Iterator[Environment]:
+    """Everything but the relay itself, which the module starts once it has its participants."""
+    if TEST_DATABASE_URL:
+        _empty_postgres(TEST_DATABASE_URL)
+        url = TEST_DATABASE_URL
+    else:
+        url = f"sqlite:///{folder / 'relay.db'}"
+    handler = SinkHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    disabled = ", ".join(f'"{name}"' for name in NOT_HOLDING)
+    config_path = write_config(
+        folder,
+        url,
+        delivery='transport = "smtp"\npoll_interval = "1s"\nretry_first = "1s"\nretry_max = "2s"',
+        smarthost=f'host = "127.0.0.1"\nport = {controller.port}\ntimeout = "5s"',
+        rules=f"disable = [{disabled}]",
+    )
+    config = load_config(config_path)
+    store = db.Store(config.database.url)
+    db.upgrade(store)
+    try:
+        yield Environment(Sink(controller.port, handler, controller), config_path, config, store)
+    finally:
+        store.dispose()
+        controller.stop()
 
 
 # -- participants and pairs ---------------------------------------------------

@@ -31,25 +31,18 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
 from relay import db, registry
 from relay.cli import cli
-from relay.config import load_config
 from relay.models import Message, MessageStatus, OutboxEntry, Pair, Role
 from relay.notices import Notices
-from relay.rules import RULE_NAMES
 from tests.conftest import (
-    TEST_DATABASE_URL,
+    Environment,
     RunningRelay,
-    Sink,
-    SinkHandler,
-    _empty_postgres,
-    free_port,
+    forwarding_environment,
     wait_for,
-    write_config,
 )
 
 CORPUS = Path(__file__).parent / "leak"
@@ -61,11 +54,6 @@ PEOPLE = {
     "mentee": ("Ben Mentee", ("ben.real@school.example.net", "ben.home@familymail.example")),
 }
 EVERY_ADDRESS = tuple(a for _, addresses in PEOPLE.values() for a in addresses)
-# Rules that would hold ordinary mail (contact details, links, attachments, a new
-# pair, 48 messages in an hour); the suite is about what gets through, not rules.
-NOT_HOLDING = sorted(
-    {"new_pair", "contact", "links", "attachments", "keywords", "rate"} & RULE_NAMES
-)
 _HOST = re.compile(r"(?<![\w.-])((?:[a-z0-9-]+\.)+[a-z]{2,})(?![\w-])", re.IGNORECASE)
 _INVISIBLE = re.compile(r"<wbr\s*/?>|[\u00ad\u200b-\u200d\u2060]", re.IGNORECASE)
 _ARMOR = re.compile(r"-----BEGIN PGP [A-Z ]+-----\s+(.*?)-----END PGP", re.DOTALL)
@@ -123,26 +111,17 @@ class Run:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     folder = tmp_path_factory.mktemp("leaks")
-    if TEST_DATABASE_URL:
-        _empty_postgres(TEST_DATABASE_URL)
-        url = TEST_DATABASE_URL
-    else:
-        url = f"sqlite:///{folder / 'relay.db'}"
-    handler = SinkHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    sink = Sink(controller.port, handler, controller)
-    disabled = ", ".join(f'"{name}"' for name in NOT_HOLDING)
-    config_path = write_config(
-        folder,
-        url,
-        delivery='transport = "smtp"\npoll_interval = "1s"\nretry_first = "1s"\nretry_max = "2s"',
-        smarthost=f'host = "127.0.0.1"\nport = {sink.port}\ntimeout = "5s"',
-        rules=f"disable = [{disabled}]",
+    with forwarding_environment(folder) as environment:
+        yield from _run_corpus(environment)
+
+
+def _run_corpus(environment: Environment) -> Iterator[Run]:
+    sink, config_path, config, store = (
+        environment.sink,
+        environment.config_path,
+        environment.config,
+        environment.store,
     )
-    config = load_config(config_path)
-    store = db.Store(config.database.url)
-    db.upgrade(store)
     with store.session() as session:
         for role, (name, (main, extra)) in PEOPLE.items():
             registry.add_participant(session, main, name, Role(role), (extra,))
@@ -173,8 +152,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         yield result
     finally:
         relay.stop()
-        store.dispose()
-        controller.stop()
 
 
 def send(relay: RunningRelay, store: db.Store, path: Path) -> Sent:

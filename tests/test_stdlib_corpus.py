@@ -32,27 +32,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 from sqlalchemy import select
 
 from relay import db
 from relay.cli import cli
-from relay.config import load_config
 from relay.models import Message, MessageStatus
-from relay.rules import RULE_NAMES
 from tests.conftest import (
-    TEST_DATABASE_URL,
+    Environment,
     PairInfo,
     RunningRelay,
     Sink,
-    SinkHandler,
-    _empty_postgres,
-    free_port,
+    forwarding_environment,
     mail,
     make_pair,
     wait_for,
-    write_config,
 )
 
 STDLIB_DATA = Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_email" / "data"
@@ -60,9 +54,6 @@ LEAK_CORPUS = Path(__file__).parent / "leak"
 STRANGER = "stranger@elsewhere.example"
 ACCEPTABLE = {250, 500, 550, 552}  # 500 5.6.0: a line over 998 characters (RFC 5321 4.5.3.1.6)
 _ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3} ")
-NOT_HOLDING = sorted(
-    {"new_pair", "contact", "links", "attachments", "keywords", "rate"} & RULE_NAMES
-)
 
 
 def stdlib_corpus() -> list[Path]:
@@ -254,26 +245,17 @@ class Run:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     folder = tmp_path_factory.mktemp("stdlib")
-    if TEST_DATABASE_URL:
-        _empty_postgres(TEST_DATABASE_URL)
-        url = TEST_DATABASE_URL
-    else:
-        url = f"sqlite:///{folder / 'relay.db'}"
-    handler = SinkHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    sink = Sink(controller.port, handler, controller)
-    disabled = ", ".join(f'"{name}"' for name in NOT_HOLDING)
-    config_path = write_config(
-        folder,
-        url,
-        delivery='transport = "smtp"\npoll_interval = "1s"\nretry_first = "1s"\nretry_max = "2s"',
-        smarthost=f'host = "127.0.0.1"\nport = {sink.port}\ntimeout = "5s"',
-        rules=f"disable = [{disabled}]",
+    with forwarding_environment(folder) as environment:
+        yield from _run_corpus(environment)
+
+
+def _run_corpus(environment: Environment) -> Iterator[Run]:
+    sink, config_path, config, store = (
+        environment.sink,
+        environment.config_path,
+        environment.config,
+        environment.store,
     )
-    config = load_config(config_path)
-    store = db.Store(config.database.url)
-    db.upgrade(store)
     pair = make_pair(store, config)
     relay = RunningRelay(config)
     result = Run(pair, config_path, store, sink, relay)
@@ -287,8 +269,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         yield result
     finally:
         relay.stop()
-        store.dispose()
-        controller.stop()
 
 
 # -- the tests -------------------------------------------------------------------------------
