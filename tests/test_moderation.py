@@ -290,3 +290,17 @@ def test_moderators_get_one_alert_listing_what_waits(
     text = alerts[0].message.get_content()
     assert "first" in text and "second" in text and "phone number" in text
     assert len(sink.to("coordinator@programme.example")) == 1
+
+
+def test_held_notices_are_limited_per_sender_and_day(
+    mrelay: RunningRelay, sink: Sink, mpair: PairInfo, mstore: db.Store
+):
+    for number in range(5):
+        mrelay.send(
+            mail(mpair.mentor, mpair.address, f"n{number}", PHONE_BODY), mpair.mentor, mpair.address
+        )
+    assert statuses(mstore) == [MessageStatus.HELD] * 5
+    with mstore.session() as session:
+        notices = session.scalars(select(OutboxEntry).where(OutboxEntry.notice == "held")).all()
+    assert len(notices) == 3  # [moderation] held_notices_per_day
+    assert {row.recipient for row in notices} == {mpair.mentor}

@@ -37,7 +37,7 @@ from tests.conftest import MENTEE, MENTOR, free_port, mail, make_pair, wait_for,
 class Daemon:
     """`relay serve` as a subprocess, with a NOTIFY_SOCKET the test listens on."""
 
-    def __init__(self, folder: Path, config_path: Path) -> None:
+    def __init__(self, folder: Path, config_path: Path, *serve_args: str) -> None:
         self.config_path = config_path
         self.notify_path = folder / "notify.sock"
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -47,7 +47,7 @@ class Daemon:
         env = dict(os.environ, NOTIFY_SOCKET=str(self.notify_path))
         self.log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "relay", "-c", str(config_path), "serve"],
+            [sys.executable, "-m", "relay", "-c", str(config_path), "serve", *serve_args],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -275,3 +275,30 @@ def test_purge_removes_old_ended_pairs_bodies_only(tmp_path: Path, database_url:
         assert run("--older-than", "soon").exit_code == 2
     finally:
         store.dispose()
+
+
+def test_json_log_lines_carry_the_decision(tmp_path: Path, daemon_config: Path):
+    config = load_config(daemon_config)
+    store = db.Store(config.database.url)
+    db.upgrade(store)
+    info = make_pair(store, config)
+    store.dispose()
+    running = Daemon(tmp_path, daemon_config, "--log-format", "json")
+    try:
+        running.expect("READY=1")
+        with running.smtp() as client:
+            client.sendmail(
+                info.mentor,
+                [info.address],
+                wire(mail(info.mentor, info.address, "hi", "our secret plan")),
+            )
+    finally:
+        assert running.stop() == 0
+    entries = [json.loads(line) for line in running.output.splitlines() if line.startswith("{")]
+    decisions = [entry for entry in entries if entry.get("decision")]
+    assert decisions, running.output
+    held = decisions[0]
+    assert held["decision"] == "hold" and held["rules"] == ["keywords"]
+    assert held["sender_role"] == "mentor" and held["smtp"] == "250 2.0.0"
+    assert held["pair"] == info.address.split("@")[0]
+    assert info.mentor not in running.output
