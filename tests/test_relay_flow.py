@@ -255,3 +255,62 @@ def test_maildir_transport_delivers_threaded_mail(tmp_path, database_url):
     finally:
         running.stop()
         store.dispose()
+
+
+def test_smarthost_with_starttls_and_login(tmp_path, database_url):
+    """The transport speaks STARTTLS to a smarthost that demands it, and logs in."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from relay.config import load_config
+    from tests.conftest import (
+        RunningRelay,
+        SinkHandler,
+        free_port,
+        make_pair,
+        wait_for,
+        write_config,
+    )
+    from tests.tlskeys import self_signed
+
+    cert, key = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticate(server, session, envelope, mechanism, data) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        logins.append((data.login, data.password))
+        return AuthResult(success=data.password == b"s3cret")
+
+    handler = SinkHandler()
+    port = free_port()
+    smarthost = Controller(
+        handler, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
+        authenticator=authenticate, auth_require_tls=True,
+    )  # fmt: skip
+    smarthost.start()
+    path = write_config(
+        tmp_path,
+        database_url,
+        delivery='transport = "smtp"\npoll_interval = "1s"',
+        smarthost=(
+            f'host = "127.0.0.1"\nport = {port}\ntls = "starttls"\nca_file = "{cert}"\n'
+            'username = "relay"\npassword = "s3cret"'
+        ),
+    )
+    config = load_config(path)
+    store = db.Store(config.database.url)
+    db.upgrade(store)
+    info = make_pair(store, config)
+    running = RunningRelay(config)
+    try:
+        running.send(mail(info.mentor, info.address, "over TLS"), info.mentor, info.address)
+        wait_for(lambda: any(b"over TLS" in r.data for r in handler.received))
+        assert logins and logins[0] == (b"relay", b"s3cret")
+    finally:
+        running.stop()
+        store.dispose()
+        smarthost.stop()
