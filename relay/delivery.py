@@ -49,6 +49,9 @@ from relay.transports import PermanentFailure, TemporaryFailure, Transport
 log = logging.getLogger(__name__)
 
 _DUE_STATES = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
+# Deliveries are recorded in groups: one commit for several sends. A crash loses
+# at most this many records, and those mails are sent again (at-least-once).
+RECORD_DELIVERED_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -129,24 +132,32 @@ class DeliveryWorker:
         """
         batch = await asyncio.to_thread(self._claim)
         self._in_flight = len(batch)
+        delivered: list[Claimed] = []
         try:
             for position, item in enumerate(batch):
                 if stopping is not None and stopping.is_set():
                     await asyncio.to_thread(self._release, batch[position:])
                     break
-                await self._deliver(item)
+                if await self._deliver(item):
+                    delivered.append(item)
+                if len(delivered) >= RECORD_DELIVERED_EVERY:
+                    await asyncio.to_thread(self._record_delivered, delivered)
+                    delivered = []
                 self._in_flight -= 1
         finally:
+            if delivered:
+                await asyncio.to_thread(self._record_delivered, delivered)
             self._in_flight = 0
         return len(batch)
 
-    async def _deliver(self, item: Claimed) -> None:
+    async def _deliver(self, item: Claimed) -> bool:
+        """Send one; True when the smarthost took it (the caller records that, in groups)."""
         if utcnow() >= item.lease_until:
             # The batch took longer than the lease: another worker may own the row now.
             log.info(
                 "outbox %s: lease ran out before sending; left to the next claim", item.outbox_id
             )
-            return
+            return False
         envelope_from = self.bounces.for_outbox(item.outbox_id)
         try:
             await self.transport.send(envelope_from, item.recipient, item.content)
@@ -163,7 +174,8 @@ class DeliveryWorker:
             await asyncio.to_thread(self._record_failure, item, detail, False)
         else:
             self.on_attempt("delivered")
-            await asyncio.to_thread(self._record_delivered, item)
+            return True
+        return False
 
     # -- database side (worker threads) ---------------------------------------
 
@@ -221,17 +233,19 @@ class DeliveryWorker:
                 row.claimed_by = None
                 row.lease_until = None
 
-    def _record_delivered(self, item: Claimed) -> None:
+    def _record_delivered(self, items: list[Claimed]) -> None:
         with self.store.session() as session:
-            row = self._still_ours(session, item)
-            if row is None:
-                return
-            row.status = DeliveryStatus.DELIVERED
-            row.delivered_at = utcnow()
-            row.claimed_by = None
-            row.lease_until = None
-            row.last_error = None
-        log.info("outbox %s delivered on attempt %d", item.outbox_id, item.attempts)
+            for item in items:
+                row = self._still_ours(session, item)
+                if row is None:
+                    continue
+                row.status = DeliveryStatus.DELIVERED
+                row.delivered_at = utcnow()
+                row.claimed_by = None
+                row.lease_until = None
+                row.last_error = None
+        for item in items:
+            log.info("outbox %s delivered on attempt %d", item.outbox_id, item.attempts)
 
     def _record_failure(self, item: Claimed, detail: str, permanent: bool) -> None:
         now = utcnow()

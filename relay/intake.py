@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -50,6 +51,9 @@ from relay.rules import Action, Hit, MailView, RuleContext, build_rules, decide,
 from relay.rules import is_automated as is_automated_mail
 
 log = logging.getLogger(__name__)
+
+ACTIVE_TOKEN_SECONDS = 5.0
+ACTIVE_TOKEN_CACHE_SIZE = 10_000
 
 _STATUS = {
     Action.ACCEPT: MessageStatus.QUEUED,
@@ -110,6 +114,7 @@ class Intake:
         self.rules = build_rules(config.rules)
         self.notices = Notices(config)
         self._bounce_addresses: BounceAddresses | None = None
+        self._active_tokens: dict[str, float] = {}  # token -> until when RCPT may skip the query
 
     def reload(self, config: Config, notices: Notices) -> None:
         """New rules, actions and templates for the next message (SIGHUP)."""
@@ -136,12 +141,20 @@ class Intake:
         token = token_of(bare, self.domain)
         if token is None:
             return replies.UNKNOWN_PAIR
+        now = time.monotonic()
+        if self._active_tokens.get(token, 0.0) > now:
+            return replies.RECIPIENT_OK
         with self.store.read_session() as session:
             status = session.scalar(select(Pair.status).where(Pair.token == token))
         if status is None:
             return replies.UNKNOWN_PAIR
         if status is not PairStatus.ACTIVE:
             return replies.ENDED_PAIR
+        if len(self._active_tokens) >= ACTIVE_TOKEN_CACHE_SIZE:
+            self._active_tokens.clear()
+        # Safe to remember: accept() checks the pair again in its own transaction, so a
+        # pair ended meanwhile still refuses the message (550 5.1.1 after DATA).
+        self._active_tokens[token] = now + ACTIVE_TOKEN_SECONDS
         return replies.RECIPIENT_OK
 
     # -- after DATA ----------------------------------------------------------

@@ -332,7 +332,7 @@ def test_a_claim_taken_again_by_the_same_worker_is_not_overwritten_by_the_old_on
     assert [item.attempts for item in second] == [2, 2]
     worker._record_failure(first[0], "550 5.1.1 stale outcome", permanent=True)
     assert all(row.status is DeliveryStatus.SENDING for row in outbox(store))
-    worker._record_delivered(second[0])
+    worker._record_delivered([second[0]])
     assert outbox(store)[0].status is DeliveryStatus.DELIVERED
     store.dispose()
 
