@@ -6,6 +6,8 @@ carry an SMTP reply into that reply, and anything else becomes a 451.
 
     RelayError
     ├── ConfigError            relay.toml is missing, unreadable or wrong
+    │   └── RulesConfigError   the [rules] table is wrong (relay.rules)
+    ├── ImapError              the mailbox cannot be reached or used right now
     ├── DatabaseError
     │   └── SchemaBehindError  the database needs `relay db upgrade`
     ├── NotFoundError          an address, participant, pair or message id
@@ -13,6 +15,11 @@ carry an SMTP reply into that reply, and anything else becomes a 451.
     ├── ConflictError          the operation contradicts the current state
     │                          (a duplicate participant, an ended pair ...)
     └── RefusedError           intake refuses a message; carries the SMTP reply
+
+Outside the tree on purpose: relay.transports' TemporaryFailure and
+PermanentFailure (a delivery attempt's outcome, never shown to a user as an
+error), and matching's ProfileError, SettingsError and ProposalError
+(matching never imports relay; the CLI turns them into messages).
 """
 
 from __future__ import annotations
@@ -26,6 +33,10 @@ class RelayError(Exception):
 
 class ConfigError(RelayError):
     """The configuration file, or an environment override, is invalid."""
+
+
+class ImapError(RelayError):
+    """The IMAP server cannot be used right now (refused login, dropped connection ...)."""
 
 
 class DatabaseError(RelayError):

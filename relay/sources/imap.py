@@ -44,12 +44,12 @@ from relay import replies
 from relay.addresses import BOUNCE_PREFIX, normalise, split, token_of
 from relay.config import Config
 from relay.db import Store
+from relay.errors import ImapError
 from relay.intake import Incoming, Intake
 from relay.models import ImapTaken
 from relay.replies import Reply
 from relay.sources.imapclient import (
     Connection,
-    ImapError,
     check_ok,
     connect,
     list_folders,

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from aioimaplib import aioimaplib
 
 from relay.config import ImapSettings
-from relay.errors import RelayError
+from relay.errors import ImapError
 
 T = TypeVar("T")
 
@@ -29,10 +29,6 @@ _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 _LIST_LINE = re.compile(
     rb'^\((?P<flags>[^)]*)\) (?P<delimiter>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.+)$'
 )
-
-
-class ImapError(RelayError):
-    """The IMAP server cannot be used right now (refused login, dropped connection ...)."""
 
 
 # -- connecting -----------------------------------------------------------------
