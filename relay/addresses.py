@@ -18,7 +18,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from email.headerregistry import Address
-from email.utils import getaddresses, parseaddr
+from email.utils import parseaddr
 
 TOKEN_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 TOKEN_LENGTH = 13  # 31**13 is about 2**64
@@ -46,10 +46,6 @@ def split(address: str) -> tuple[str, str]:
     local, _, domain = normalise(address).rpartition("@")
     return local, domain
 
-
-def header_addresses(values: list[str]) -> list[str]:
-    """Every address named in some To/Cc/From header values, normalised."""
-    return [normalise(bare) for _, bare in getaddresses(values) if normalise(bare)]
 
 
 def pair_address(token: str, domain: str) -> str:

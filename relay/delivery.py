@@ -91,15 +91,11 @@ class DeliveryWorker:
         self.bounces = load_bounce_addresses(store, config.relay.domain)
         self.on_attempt: Callable[[str], None] = lambda outcome: None  # metrics hook
         self._wakeup = asyncio.Event()
-        self._in_flight = 0
 
     def wake(self) -> None:
         """New work is in the outbox: skip the rest of the poll interval."""
         self._wakeup.set()
 
-    @property
-    def busy(self) -> bool:
-        return self._in_flight > 0
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -131,7 +127,6 @@ class DeliveryWorker:
         at once rather than left to their lease.
         """
         batch = await asyncio.to_thread(self._claim)
-        self._in_flight = len(batch)
         delivered: list[Claimed] = []
         try:
             for position, item in enumerate(batch):
@@ -143,11 +138,9 @@ class DeliveryWorker:
                 if len(delivered) >= RECORD_DELIVERED_EVERY:
                     await asyncio.to_thread(self._record_delivered, delivered)
                     delivered = []
-                self._in_flight -= 1
         finally:
             if delivered:
                 await asyncio.to_thread(self._record_delivered, delivered)
-            self._in_flight = 0
         return len(batch)
 
     async def _deliver(self, item: Claimed) -> bool:

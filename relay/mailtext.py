@@ -20,11 +20,8 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email import message_from_bytes
 from email.message import EmailMessage, Message
 from typing import Literal
-
-from relay.mailpolicy import POLICY
 
 Where = Literal["body", "subject", "filename", "part"]
 Kind = Literal["text", "href", "subject", "filename"]
@@ -112,11 +109,6 @@ class MailView:
     def from_message(cls, msg: EmailMessage) -> MailView:
         return cls(msg, tuple(text_parts(msg)), tuple(attachments(msg)), _header(msg, "Subject"))
 
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> MailView:
-        msg = message_from_bytes(raw, policy=POLICY)
-        assert isinstance(msg, EmailMessage)  # guaranteed by policy.default
-        return cls.from_message(msg)
 
     def segments(self, *kinds: Kind) -> Iterator[Segment]:
         """Every readable segment of the given kinds (all kinds if none given)."""
