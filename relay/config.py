@@ -383,6 +383,13 @@ def describe(config: Config) -> str:
         for item in dataclasses.fields(settings):
             value = getattr(settings, item.name)
             lines.append(f"{item.name} = {_show(item.name, value)}")
+    rules = config.rules
+    lines.append("\n[rules]")
+    lines.append("disable = [" + ", ".join(f'"{name}"' for name in sorted(rules.disabled)) + "]")
+    lines.append("\n[rules.actions]")
+    lines.extend(f'{rule} = "{action}"' for rule, action in sorted(rules.actions.items()))
+    lines.append("\n[matching.weights]")
+    lines.extend(f'{name} = "{weight.value}"' for name, weight in config.matching.weights.items())
     return "\n".join(lines)
 
 
