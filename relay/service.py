@@ -60,7 +60,10 @@ class Running:
 
 async def start(config: Config) -> Running:
     store = await asyncio.to_thread(open_store, config.database.url)
-    worker = DeliveryWorker(store, config, make_transport(config), Notices(config))
+    # The worker reads its signing key from the database: not on the event loop.
+    worker = await asyncio.to_thread(
+        DeliveryWorker, store, config, make_transport(config), Notices(config)
+    )
     running = Running(config, store, worker, None, asyncio.Event())
     if config.metrics.enabled:
         running.metrics = Metrics(store)
