@@ -17,7 +17,9 @@ from numpy.typing import NDArray
 
 from .blocks import ScoreModel
 
-__all__ = ["BLOCK_CELLS", "Candidates", "Progress", "collect_candidates", "preference_order"]
+__all__ = [
+    "BLOCK_CELLS", "Candidates", "Progress", "collect_candidates", "preference_order", "top_rows",
+]
 
 Progress = Callable[[int, int], None]
 # About 8M pairs per block keeps each float32 block near 32 MB.
@@ -41,7 +43,7 @@ def preference_order(scores: NDArray[np.float32]) -> NDArray[np.intp]:
     return admissible[order]
 
 
-def _top_rows(block: NDArray[np.float32], k: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+def top_rows(block: NDArray[np.float32], k: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """(row, col) of each row's first k entries in (score desc, col asc) order."""
     b, m = block.shape
     # Rows with fewer than k admissible mentors take all of them (threshold -0.5).
@@ -113,7 +115,7 @@ def collect_candidates(model: ScoreModel, progress: Progress | None = None) -> C
         if m:
             block = model.block(rows)
             admissible[rows] = np.count_nonzero(block >= 0, axis=1)
-            r, c = _top_rows(block, k)
+            r, c = top_rows(block, k)
             s = block[r, c]
             order = np.lexsort((c, -s, r))
             r, c, s = r[order], c[order], s[order]

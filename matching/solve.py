@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 import importlib
 from collections import deque
+from collections.abc import Iterator
 from types import ModuleType
 
 import numpy as np
@@ -26,8 +27,8 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
-from .blocks import ScoreModel
-from .candidates import BLOCK_CELLS, Candidates, preference_order
+from .blocks import INADMISSIBLE, ScoreModel
+from .candidates import BLOCK_CELLS, Candidates, top_rows
 
 __all__ = ["audit", "solve_optimal", "solve_stable"]
 
@@ -141,45 +142,89 @@ def _by_bipartite_matching(
 
 
 def solve_stable(model: ScoreModel, cand: Candidates, capacities: NDArray[np.int64]) -> Assignment:
-    """Mentee-proposing deferred acceptance over every admissible pair."""
+    """Mentee-proposing deferred acceptance over every admissible pair.
+
+    Each mentee starts on its K list. Mentees whose list runs out wait until no one else
+    can propose; then they are rescored together, block by block, and get the next stretch
+    of their preference order (twice as long each time). Deferred acceptance gives the
+    same matching whatever the order of proposals, so batching does not change it.
+    """
     n = model.n_mentees
     assignment = np.full(n, -1, np.int64)
     scores = np.full(n, -1.0, np.float32)
-    lists: dict[int, tuple[list[int], list[float]]] = {}
+    list_m: list[list[int]] = cand.mentors.tolist()
+    list_s: list[list[float]] = cand.scores.tolist()
+    length: list[int] = np.count_nonzero(cand.mentors >= 0, axis=1).tolist()
+    listed: list[int] = list(length)  # entries of the preference order listed so far
+    admissible: list[int] = cand.admissible.tolist()
     next_choice = [0] * n
     held: list[list[tuple[float, int]]] = [[] for _ in range(model.n_mentors)]
     caps = capacities.tolist()
-    waiting = deque(int(u) for u in np.flatnonzero(cand.admissible > 0))
+    waiting = deque(np.flatnonzero(cand.admissible > 0).tolist())
+    stretch = max(1, cand.mentors.shape[1])
     while waiting:
-        u = waiting.popleft()
-        if u not in lists:
-            listed = cand.mentors[u] >= 0
-            lists[u] = (cand.mentors[u][listed].tolist(), cand.scores[u][listed].tolist())
-        mentors, points = lists[u]
-        if next_choice[u] >= len(mentors) and not cand.complete[u] and len(mentors) < int(
-            cand.admissible[u]
-        ):
-            # The short list is an exact prefix of the full order, so carry on from it.
-            row = model.block(np.array([u]))[0]
-            order = preference_order(row)
-            lists[u] = mentors, points = order.tolist(), row[order].tolist()
-        if next_choice[u] >= len(mentors):
-            continue
-        m, s = mentors[next_choice[u]], points[next_choice[u]]
-        next_choice[u] += 1
-        # Heap of (score, -mentee): the root is the assignee this mentor likes least.
-        mine = held[m]
-        if len(mine) < caps[m]:
-            heapq.heappush(mine, (s, -u))
-            assignment[u], scores[u] = m, s
-        elif mine and (s, -u) > mine[0]:
-            _, loser = heapq.heapreplace(mine, (s, -u))
-            assignment[-loser], scores[-loser] = -1, -1.0
-            assignment[u], scores[u] = m, s
-            waiting.appendleft(-loser)
-        else:
-            waiting.appendleft(u)
+        exhausted: list[int] = []
+        while waiting:
+            u = waiting.popleft()
+            i = next_choice[u]
+            if i >= length[u]:
+                if listed[u] < admissible[u]:
+                    exhausted.append(u)
+                continue
+            m, s = list_m[u][i], list_s[u][i]
+            next_choice[u] = i + 1
+            # Heap of (score, -mentee): the root is the assignee this mentor likes least.
+            mine = held[m]
+            if len(mine) < caps[m]:
+                heapq.heappush(mine, (s, -u))
+                assignment[u], scores[u] = m, s
+            elif mine and (s, -u) > mine[0]:
+                _, loser = heapq.heapreplace(mine, (s, -u))
+                assignment[-loser], scores[-loser] = -1, -1.0
+                assignment[u], scores[u] = m, s
+                waiting.appendleft(-loser)
+            else:
+                waiting.appendleft(u)
+        if exhausted:
+            stretch *= 2
+            rows = np.array(sorted(exhausted), np.int64)
+            last_m = np.array([list_m[u][length[u] - 1] for u in rows.tolist()], np.int64)
+            last_s = np.array([list_s[u][length[u] - 1] for u in rows.tolist()], np.float32)
+            for u, mentors, points in _continue_orders(model, rows, last_m, last_s, stretch):
+                list_m[u], list_s[u] = mentors, points
+                length[u], next_choice[u] = len(mentors), 0
+                listed[u] += len(mentors)
+            waiting.extend(rows.tolist())
     return assignment, scores
+
+
+def _continue_orders(
+    model: ScoreModel,
+    rows: NDArray[np.int64],
+    last_m: NDArray[np.int64],
+    last_s: NDArray[np.float32],
+    count: int,
+) -> Iterator[tuple[int, list[int], list[float]]]:
+    """For each mentee in rows: the next `count` mentors of its preference order after
+    (last_s, last_m), with their scores, scored a block of mentees at a time."""
+    m = model.n_mentors
+    step = max(16, BLOCK_CELLS // max(m, 1))
+    cols = np.arange(m, dtype=np.int64)[None, :]
+    for start in range(0, rows.size, step):
+        chunk = rows[start : start + step]
+        block = model.block(chunk)
+        ls, lm = last_s[start : start + step, None], last_m[start : start + step, None]
+        # Everything up to and including the last listed mentor has been proposed to.
+        block[(block > ls) | ((block == ls) & (cols <= lm))] = INADMISSIBLE
+        r, c = top_rows(block, min(count, m))
+        s = block[r, c]
+        order = np.lexsort((c, -s, r))
+        r, c, s = r[order], c[order], s[order]
+        bounds = np.searchsorted(r, np.arange(chunk.size + 1)).tolist()
+        c_list, s_list = c.tolist(), s.tolist()
+        for i, u in enumerate(chunk.tolist()):
+            a, b = bounds[i], bounds[i + 1]
+            yield u, c_list[a:b], s_list[a:b]
 
 
 def audit(
