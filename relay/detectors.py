@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from email.message import Message
-from itertools import accumulate
+from itertools import groupby
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -75,9 +74,73 @@ def _skeleton_table() -> dict[int, str]:
 _SKELETON = _skeleton_table()
 
 
+def _latin1_table() -> tuple[bytes, bytes]:
+    """_SKELETON as a bytes table, and the Latin-1 bytes it cannot fold one to one."""
+    table, unfit = bytearray(range(256)), bytearray()
+    for cp in range(256):
+        out = _SKELETON.get(cp, chr(cp))
+        if ord(out) < 256:
+            table[cp] = ord(out)
+        else:
+            unfit.append(cp)
+    return bytes(table), bytes(unfit)
+
+
+_SKELETON_LATIN1, _SKELETON_UNFIT = _latin1_table()
+
+
+def _latin1(text: str) -> bool:
+    """Whether ``text`` is all Latin-1 (so its only decimal digits are 0-9)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _fold(text: str) -> str:
+    """``text.translate(_SKELETON)``, through bytes when it can (several times faster)."""
+    # str.translate looks every character up in a dict once the text is not
+    # pure ASCII (a single "£" or "é" is enough); bytes.translate does not.
+    try:
+        raw = text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.translate(_SKELETON)
+    if any(b in raw for b in _SKELETON_UNFIT):
+        return text.translate(_SKELETON)
+    return raw.translate(_SKELETON_LATIN1).decode("latin-1")
+
+
 def normalise_phrase(phrase: str) -> str:
     """The letters of a phrase as the matcher compares them (no gaps, folded)."""
     return phrase.translate(_SKELETON).replace(_SEP, "")
+
+
+_NOT_GAP = re.compile("[^ ]")
+
+
+def _skip_gaps(folded: str, count: int, pos: int) -> int:
+    """The offset of the non-gap character ``count`` non-gap characters after ``pos``.
+
+    ``pos`` must itself be a non-gap character (or ``count`` be zero and one
+    follow); the answer is the first non-gap at or after the stepped offset.
+    """
+    while True:
+        m = _NOT_GAP.search(folded, pos)
+        assert m is not None  # callers only ask for letters the compact text has
+        pos = m.start()
+        if count == 0:
+            return pos
+        end = pos + count
+        count = folded.count(_SEP, pos, end)
+        pos = end
+
+
+# Up to this many phrases, PhraseMatcher finds each with str.find; beyond, one
+# regex pass is cheaper (about as dear as 30 finds on prose).
+_FIND_EACH_UP_TO = 24
 
 
 class PhraseMatcher:
@@ -99,7 +162,36 @@ class PhraseMatcher:
             if key:
                 self._phrases.setdefault(key, phrase.strip())
         ordered = sorted(self._phrases, key=len, reverse=True)
+        self._ordered = tuple(ordered)
         self._regex = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def _searcher(self, compact: str) -> Callable[[int], tuple[int, str] | None]:
+        """``self._regex.search(compact, pos)`` as (start, phrase key), or None.
+
+        For a few phrases, one str.find per phrase (remembering where each
+        was next seen) beats sre, which tries the alternation at every
+        letter; it picks the same match: leftmost, then first in order.
+        """
+        regex = self._regex
+        if regex is None or len(self._ordered) > _FIND_EACH_UP_TO:
+
+            def by_regex(pos: int) -> tuple[int, str] | None:
+                m = regex.search(compact, pos) if regex is not None else None
+                return None if m is None else (m.start(), m.group())
+
+            return by_regex
+        seen = {key: compact.find(key) for key in self._ordered}
+
+        def by_find(pos: int) -> tuple[int, str] | None:
+            best: tuple[int, str] | None = None
+            for key, at in seen.items():
+                if 0 <= at < pos:
+                    at = seen[key] = compact.find(key, pos)
+                if at >= 0 and (best is None or at < best[0]):
+                    best = (at, key)
+            return best
+
+        return by_find
 
     def __bool__(self) -> bool:
         return self._regex is not None
@@ -108,29 +200,28 @@ class PhraseMatcher:
         """(start, end, configured phrase) for each match in ``text``."""
         if self._regex is None:
             return
-        folded = text.translate(_SKELETON)
+        folded = _fold(text)
         compact = folded.replace(_SEP, "")
-        m = self._regex.search(compact)
+        search = self._searcher(compact)
+        m = search(0)
         if m is None:
             return  # the common case: no index of the gaps is ever built
-        runs = [(r.start(), r.end()) for r in re.finditer("[^ ]+", folded)]
-        firsts = list(accumulate((e - s for s, e in runs), initial=0))
-
-        def original(c: int) -> int:
-            i = bisect_right(firsts, c) - 1
-            return runs[i][0] + (c - firsts[i])
-
+        # Map compact offsets back by counting gaps from the last match on,
+        # not by indexing every word of the text: matches are few, words many.
+        anchor = (0, 0)  # (compact offset, its offset in text); starts only grow
         while m is not None:
-            key = m.group()
-            start, end = original(m.start()), original(m.end() - 1) + 1
+            at, key = m
+            start = _skip_gaps(folded, at - anchor[0], anchor[1])
+            anchor = (at, start)
+            end = _skip_gaps(folded, len(key) - 1, start) + 1
             bounded = (start == 0 or not text[start - 1].isalnum()) and (
                 end == len(text) or not text[end].isalnum()
             )
             if bounded and end - start <= 4 * len(key) - 3:
                 yield start, end, self._phrases[key]
-                m = self._regex.search(compact, m.end())
+                m = search(at + len(key))
             else:
-                m = self._regex.search(compact, m.start() + 1)
+                m = search(at + 1)
 
 
 # --- contact details -----------------------------------------------------------
@@ -146,6 +237,10 @@ _PHONE_CANDIDATE = re.compile(
     r"[\d \u00a0\u2009\u202f\u200b().\-\u2010-\u2013]{5,40}\d"
     r"(?![\w/%@]|[.,:]\d)"
 )
+# The same for text without non-ASCII digits (any Latin-1 text), where "\\d"
+# is "[0-9]": sre tests a set of characters at each offset twice as fast as
+# a Unicode category.
+_PHONE_CANDIDATE_NARROW = re.compile(_PHONE_CANDIDATE.pattern.replace(r"[+(\d]", "[+(0-9]", 1))
 _PHONE_CUE = re.compile(
     r"\b(?:call|ring|text|txt|phone|mobile|mob|cell|tel|number|whats\s?app|sms|reach)\b"
 )
@@ -191,6 +286,23 @@ _NUMBER_WORDS = ("zero", "oh", "nought", "one", "two", "three", "four", "five", 
 _DIGIT_WORDS = "(?:" + "|".join((*_NUMBER_WORDS, *"0123456789")) + ")"
 _SPELLED_PHONE = re.compile(rf"{_DIGIT_WORDS}(?:[\s,.\-]{{1,3}}{_DIGIT_WORDS}){{6,14}}\b")
 _LETTERS = re.compile(r"[a-z]+")
+# The longest run _SPELLED_PHONE can match: 15 words of up to 6 letters, 14 gaps of 3.
+_SPELLED_SPAN = 15 * 6 + 14 * 3
+
+
+def _may_spell_number(low: str) -> bool:
+    """Whether at least two number words occur, and three within one phone's span.
+
+    A spelled number must hold three words ("seven", "oh", ...) to count, so
+    prose that has "someone" and "weight" in different paragraphs is spared
+    the pattern, which tries most letters of the text.
+    """
+    at = [[*_positions(low, word)] for word in _NUMBER_WORDS]
+    if sum(bool(found) for found in at) < 2:
+        return False
+    starts = sorted(i for found in at for i in found)
+    return any(b - a <= _SPELLED_SPAN for a, b in zip(starts, starts[2:], strict=False))
+
 
 _EMAIL = re.compile(r"(?<![\w.+'-])[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _AT = r"(?:\s*[(\[{<]\s*at\s*[)\]}>]\s*|\s+at\s+)"
@@ -203,7 +315,47 @@ _OBFUSCATED_EMAIL = re.compile(
     rf"|{_AT}[\w-]+(?:{_DOT}[\w-]+)*?{_DOT_WORD}(?:com|net|org|edu|co|uk|io|ac)\b"
     rf"|\s*[(\[{{<]\s*at\s*[)\]}}>]\s*[\w-]+(?:{_DOT}[\w-]+)+)"
 )
-_BRACKET_AT = re.compile(r"[(\[{<]\s*at\s*[)\]}>]")
+# "[(\[{<]\s*at\s*[)\]}>]", split by opening bracket so each part starts
+# with a literal (found far faster than a class).
+_BRACKET_AT = tuple(re.compile(re.escape(b) + r"\s*at\s*[)\]}>]") for b in "([{<")
+
+
+class _Gated(NamedTuple):
+    """A pattern and a cheap way to tell where (or whether) it can match.
+
+    ``gates``: every match holds a match of one of them, and they start with a
+    literal, so sre finds them fast; when none is in the text the pattern is
+    not run. ``anchors``: every match holds one of these strings and no white
+    space, so only the words around them are searched (see _finditer_near).
+    Either way the matches are exactly those of ``pattern.finditer``.
+    """
+
+    pattern: re.Pattern[str]
+    gates: tuple[re.Pattern[str], ...] = ()
+    anchors: tuple[str, ...] = ()
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        if self.gates and not any(gate.search(text) for gate in self.gates):
+            return iter(())
+        if self.anchors:
+            where = sorted(i for anchor in self.anchors for i in _positions(text, anchor))
+            return _finditer_near(self.pattern, text, where)
+        return self.pattern.finditer(text)
+
+
+def _after_words(words: Iterable[str], then: str) -> re.Pattern[str]:
+    """A gate for "<one of words> <white space> <literal then>", led by ``then``.
+
+    Only one character of the white space is looked behind at, and a second
+    white space character lets any word through, so it holds for every match
+    of "(?:words)\\s+then"; ``then`` must start with a literal character.
+    """
+    head = re.match(r"\w+", then)
+    assert head is not None
+    word = head.group()
+    behind = "|".join(rf"(?<={w}\s{word})" for w in (*words, r"\s"))
+    return re.compile(rf"{word}(?:{behind}){then[len(word) :]}")
+
 
 _STREET_SUFFIX = (
     "Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Close|Crescent|Cres|Boulevard|Blvd|"
@@ -215,12 +367,23 @@ _STATES = (
 )
 # Case matters here, so these run on the original text. Separate patterns,
 # not one alternation: each can then skip ahead to its first character.
+# sre scans for a character class (a digit, a capital) several times slower
+# than for a literal, so the street pattern waits for a street word after a
+# blank, looked for by its capital as a literal.
 _POSTAL = (
-    re.compile(
-        rf"\d{{1,5}}[A-Za-z]?,?[ \t]+(?:[A-Z][\w'’-]+[ \t]+){{1,3}}(?:{_STREET_SUFFIX})\b\.?"
+    _Gated(
+        re.compile(
+            rf"\d{{1,5}}[A-Za-z]?,?[ \t]+(?:[A-Z][\w'’-]+[ \t]+){{1,3}}(?:{_STREET_SUFFIX})\b\.?"
+        ),
+        tuple(
+            re.compile(rf"{c}(?<=[ \t]{c})(?:{'|'.join(w[1:] for w in words)})\b")
+            for c, words in groupby(sorted(_STREET_SUFFIX.split("|")), key=lambda w: w[0])
+        ),
     ),
-    re.compile(r"[A-Z][A-Z]?\d[A-Z\d]?[ \t]?\d(?!AM\b|PM\b)[A-Z]{2}\b"),  # UK postcode
-    re.compile(rf"(?:{_STATES})[ \t]+\d{{5}}(?:-\d{{4}})?\b"),  # US state + ZIP
+    # No gates for these two: any cheap test for them scans digits, which costs
+    # as much as the patterns do.
+    _Gated(re.compile(r"[A-Z][A-Z]?\d[A-Z\d]?[ \t]?\d(?!AM\b|PM\b)[A-Z]{2}\b")),  # UK postcode
+    _Gated(re.compile(rf"(?:{_STATES})[ \t]+\d{{5}}(?:-\d{{4}})?\b")),  # US state + ZIP
 )
 
 MESSENGERS = (
@@ -230,20 +393,24 @@ MESSENGERS = (
 _MESSENGER_NAMES = PhraseMatcher(MESSENGERS)
 # Names that split into ordinary words ("we chat", "be real", "face time") only
 # count written as one word; names that are ordinary words need a contact cue.
-_WEAK_MESSENGER = tuple(
-    re.compile(pattern)
-    for pattern in (
-        r"(?:we-?chat|face-?time|be-?real|imessage)\b",
-        r"(?:on|via|use|my|your)\s+(?:signal|snap|ig|fb)\b",
-        r"signal\s+(?:me|app|number)\b",
-        r"(?:snap|sc|ig|insta):",
-    )
+_WEAK_MESSENGER = (
+    _Gated(
+        re.compile(r"(?:we-?chat|face-?time|be-?real|imessage)\b"),
+        anchors=("chat", "time", "real", "imessage"),
+    ),
+    _Gated(
+        re.compile(r"(?:on|via|use|my|your)\s+(?:signal|snap|ig|fb)\b"),
+        tuple(re.compile(rf"{w}\b(?<=\s{w})") for w in ("signal", "snap", "ig", "fb")),
+    ),
+    _Gated(re.compile(r"signal\s+(?:me|app|number)\b")),
+    _Gated(re.compile(r"(?:snap|sc|ig|insta):"), anchors=(":",)),
 )
 _WEAK_TRIGGERS = ("chat", "time", "real", "imessage", "signal", "snap", "ig", "fb", "sc:", "insta:")
 _HANDLE_AFTER = re.compile(
     r"[ \t]*(?:(?:user\s?name|handle|name|id)[ \t]*)?(:|=|-|\bis\b)[ \t]*(@?[\w.]{2,30})"
 )
-_AT_HANDLE = re.compile(r"(?<![\w.@/&])@[A-Za-z_][\w.]{1,29}(?<!\.)")
+# The "@" comes first (its lookbehind after it) so sre can skip from "@" to "@".
+_AT_HANDLE = re.compile(r"@(?<![\w.@/&]@)[A-Za-z_][\w.]{1,29}(?<!\.)")
 
 _DAYS = {
     "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
@@ -251,20 +418,50 @@ _DAYS = {
     "On", "At", "After", "Before", "Back", "Please",
 }  # fmt: skip
 _ABOUT_YOU = r"(?:number|e-?mail|address|snap|insta|socials?|handle|username)\b"
-_OFFER = tuple(
-    re.compile(pattern)
-    for pattern in (
-        r"(?:text|txt|call|ring|phone|dm|whats\s?app|snap|facetime|hit)\s+me\b(?:\s+up\b)?",
-        r"pm(?<![\d:]pm)(?<!\d\spm)\s+me\b",
-        r"(?:message|msg|e-?mail|mail|contact|reach|find|follow|add)\s+me\s+"
-        r"(?:on|at|via|directly|privately|outside)\b",
-        r"my\s+(?:(?:personal|private|real|home|own|other|mobile|cell|phone)\s+"
-        r"(?:e-?mail|address|number|phone|mobile|account|socials?)|(?:number|mobile|cell)\s+is)\b",
-        rf"(?:give|send|tell|text)\s+me\s+your\s+{_ABOUT_YOU}",
-        rf"what(?:'|’|\s+i)?s\s+your\s+{_ABOUT_YOU}",
-        r"(?:outside|off)\s+(?:of\s+)?(?:the|this)\s+"
-        r"(?:relay|system|platform|site|app|programme|program|scheme)\b",
-    )
+# Most offers hinge on "me": "let me know" is everywhere, "call me" is not, so
+# the gates look behind each "me" for the word before it.
+_OFFER = (
+    _Gated(
+        re.compile(
+            r"(?:text|txt|call|ring|phone|dm|whats\s?app|snap|facetime|hit)\s+me\b(?:\s+up\b)?"
+        ),
+        (
+            _after_words(
+                ("text", "txt", "call", "ring", "phone", "dm", "app", "snap", "facetime", "hit"),
+                r"me\b",
+            ),
+        ),
+    ),
+    _Gated(re.compile(r"pm(?<![\d:]pm)(?<!\d\spm)\s+me\b")),
+    _Gated(
+        re.compile(
+            r"(?:message|msg|e-?mail|mail|contact|reach|find|follow|add)\s+me\s+"
+            r"(?:on|at|via|directly|privately|outside)\b"
+        ),
+        (
+            _after_words(
+                ("message", "msg", "mail", "contact", "reach", "find", "follow", "add"),
+                r"me\s+(?:on|at|via|directly|privately|outside)\b",
+            ),
+        ),
+    ),
+    _Gated(
+        re.compile(
+            r"my\s+(?:(?:personal|private|real|home|own|other|mobile|cell|phone)\s+"
+            r"(?:e-?mail|address|number|phone|mobile|account|socials?)|(?:number|mobile|cell)\s+is)\b"
+        )
+    ),
+    _Gated(
+        re.compile(rf"(?:give|send|tell|text)\s+me\s+your\s+{_ABOUT_YOU}"),
+        (_after_words(("give", "send", "tell", "text"), r"me\s+your\s"),),
+    ),
+    _Gated(re.compile(rf"what(?:'|’|\s+i)?s\s+your\s+{_ABOUT_YOU}")),
+    _Gated(
+        re.compile(
+            r"(?:outside|off)\s+(?:of\s+)?(?:the|this)\s+"
+            r"(?:relay|system|platform|site|app|programme|program|scheme)\b"
+        )
+    ),
 )
 _NEXT_WORD = re.compile(r"\s+(\w+)")
 
@@ -277,6 +474,39 @@ def _lower(text: str) -> str:
     return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
 
 
+_SPACE = re.compile(r"\s")
+
+
+def _positions(text: str, needle: str) -> Iterator[int]:
+    i = text.find(needle)
+    while i >= 0:
+        yield i
+        i = text.find(needle, i + 1)
+
+
+def _finditer_near(
+    pattern: re.Pattern[str], text: str, anchors: Iterable[int]
+) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)``, for a pattern whose matches hold no white space
+    and always cover one of the ``anchors`` (ascending offsets).
+
+    Only the words (runs without white space) around the anchors are searched,
+    each one with the white space after it, so lookarounds see what they would
+    in the whole text: a pattern that can start on any letter otherwise tries
+    every letter of a long message.
+    """
+    done = 0  # the white space that ended the last word searched
+    for p in anchors:
+        if p < done:
+            continue
+        start = p
+        while start > done and not text[start - 1].isspace():
+            start -= 1
+        space = _SPACE.search(text, p)
+        done = space.start() if space else len(text)
+        yield from pattern.finditer(text, start, done + 1)
+
+
 def _word_start(text: str, i: int) -> bool:
     return i == 0 or not text[i - 1].isalnum()
 
@@ -285,34 +515,39 @@ def find_contacts(text: str, allowed_addresses: frozenset[str] = frozenset()) ->
     """Phone numbers, addresses, handles and offers to talk elsewhere."""
     low = _lower(text)
     found: list[Found] = []
-    for m in _PHONE_CANDIDATE.finditer(text):
+    phones = _PHONE_CANDIDATE_NARROW if _latin1(text) else _PHONE_CANDIDATE
+    for m in phones.finditer(text):
         if _is_phone(m.group(), low[max(0, m.start() - 40) : m.start()]):
             found.append(Found(m.start(), m.end(), PHONE))
-    if sum(word in low for word in _NUMBER_WORDS) >= 2:
+    if _may_spell_number(low):
         for m in _SPELLED_PHONE.finditer(low):
             if _word_start(low, m.start()) and len(_LETTERS.findall(m.group())) >= 3:
                 found.append(Found(m.start(), m.end(), PHONE))
     if "@" in text:
-        for m in _EMAIL.finditer(text):
+        for m in _finditer_near(_EMAIL, text, _positions(text, "@")):
             address = m.group().rstrip(".").lower()
             if address not in allowed_addresses:
                 found.append(Found(m.start(), m.start() + len(address), EMAIL))
         found += [Found(m.start(), m.end(), HANDLE) for m in _AT_HANDLE.finditer(text)]
-    if " dot " in low or any(p in low for p in _MAIL_PROVIDERS) or _BRACKET_AT.search(low):
+    if (
+        " dot " in low
+        or any(p in low for p in _MAIL_PROVIDERS)
+        or any(b.search(low) for b in _BRACKET_AT)
+    ):
         found += [Found(m.start(), m.end(), EMAIL) for m in _OBFUSCATED_EMAIL.finditer(low)]
-    for pattern in _POSTAL:
-        for m in pattern.finditer(text):
+    for postal in _POSTAL:
+        for m in postal.finditer(text):
             if _word_start(text, m.start()):
                 found.append(Found(m.start(), m.end(), POSTAL))
     for start, end, _name in _MESSENGER_NAMES.finditer(text):
         found.append(Found(start, _extend_to_handle(low, end), HANDLE))
     if any(word in low for word in _WEAK_TRIGGERS):
-        for pattern in _WEAK_MESSENGER:
-            for m in pattern.finditer(low):
+        for weak in _WEAK_MESSENGER:
+            for m in weak.finditer(low):
                 if _word_start(low, m.start()):
                     found.append(Found(m.start(), _extend_to_handle(low, m.end()), HANDLE))
-    for pattern in _OFFER:
-        for m in pattern.finditer(low):
+    for offer in _OFFER:
+        for m in offer.finditer(low):
             if not _word_start(low, m.start()):
                 continue
             if m.group().startswith("call") and _calls_me_by_name(text, m.end()):
@@ -375,15 +610,18 @@ def host_of(url: str) -> str:
     return host.rstrip(".").lower()
 
 
-_URL_TRIGGER = re.compile(rf"\.(?:{_TLDS})\b")
+# Each link holds "://", or a "." after "www" or before a common TLD; the
+# dot is a literal, so sre finds it fast (an alternation it scans char by char).
+_LINK_DOT = re.compile(rf"\.(?:(?<=(?i:www)\.)|(?:{_TLDS})\b)")
 
 
 def find_links(text: str) -> list[Found]:
     """Every URL in running text; ``detail`` is its host name."""
     found: list[Found] = []
-    if "://" not in text and "www." not in text.lower() and not _URL_TRIGGER.search(text):
-        return found
-    for m in _URL.finditer(text):
+    # Every link holds one of the triggers and no white space, so only the
+    # words around a trigger need the (costly, starts-anywhere) URL pattern.
+    anchors = sorted((*_positions(text, "://"), *(m.start() for m in _LINK_DOT.finditer(text))))
+    for m in _finditer_near(_URL, text, anchors):
         url = _trim_url(m.group())
         if url:
             found.append(Found(m.start(), m.start() + len(url), "link", host_of(url)))
