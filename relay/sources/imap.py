@@ -283,7 +283,7 @@ class ImapSource:
     # -- the database side (synchronous: run in a worker thread)
 
     def already_taken(self, uidvalidity: int, uid: int) -> Taken | None:
-        with self.store.session() as session:
+        with self.store.read_session() as session:
             row = session.scalar(
                 select(ImapTaken).where(
                     ImapTaken.mailbox == self.mailbox,
