@@ -296,6 +296,34 @@ def relay(config: Config, store: db.Store) -> Iterator[RunningRelay]:
     running.stop()
 
 
+@pytest.fixture
+def configured(tmp_path: Path, database_url: str, sink: Sink):
+    """Start relays with extra settings: configured(section=body, ...) -> (relay, pair, store).
+
+    By default the relay forwards to the sink smarthost; a section given replaces
+    the default one whole.
+    """
+    started: list[tuple[RunningRelay, db.Store]] = []
+
+    def start(**sections: str) -> tuple[RunningRelay, PairInfo, db.Store]:
+        base = {
+            "delivery": 'transport = "smtp"\npoll_interval = "1s"',
+            "smarthost": f'host = "127.0.0.1"\nport = {sink.port}',
+        }
+        config = load_config(write_config(tmp_path, database_url, **(base | sections)))
+        store = db.Store(config.database.url)
+        db.upgrade(store)
+        info = make_pair(store, config)
+        running = RunningRelay(config)
+        started.append((running, store))
+        return running, info, store
+
+    yield start
+    for running, store in started:
+        running.stop()
+        store.dispose()
+
+
 def wire(message: EmailMessage) -> bytes:
     """The message as an SMTP client sends it: CRLF line endings."""
     return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))

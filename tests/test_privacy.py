@@ -13,17 +13,14 @@ import pytest
 from sqlalchemy import select
 
 from relay import db
-from relay.config import load_config
 from relay.models import DeliveryStatus, Message, MessageStatus, OutboxEntry, OutboxKind
 from tests.conftest import (
     PairInfo,
     RunningRelay,
     Sink,
     mail,
-    make_pair,
     wait_for,
     wire,
-    write_config,
 )
 from tests.tlskeys import dkim_txt_record, rsa_key, self_signed, write_private_key
 
@@ -219,30 +216,6 @@ def test_nul_refused_and_bare_lf_normalised(
 
 
 # -- Authentication-Results, DKIM, STARTTLS -------------------------------------------
-
-
-@pytest.fixture
-def configured(tmp_path: Path, database_url: str, sink: Sink):
-    """A relay with extra settings; yields (running relay, pair, store)."""
-    started: list[tuple[RunningRelay, db.Store]] = []
-
-    def start(**sections: str) -> tuple[RunningRelay, PairInfo, db.Store]:
-        base = {
-            "delivery": 'transport = "smtp"\npoll_interval = "1s"',
-            "smarthost": f'host = "127.0.0.1"\nport = {sink.port}',
-        }
-        config = load_config(write_config(tmp_path, database_url, **(base | sections)))
-        store = db.Store(config.database.url)
-        db.upgrade(store)
-        info = make_pair(store, config)
-        running = RunningRelay(config)
-        started.append((running, store))
-        return running, info, store
-
-    yield start
-    for running, store in started:
-        running.stop()
-        store.dispose()
 
 
 def authenticated(pair: PairInfo, results: list[str], hops_before: int) -> EmailMessage:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from relay import db
 from relay.models import Message, MessageStatus, Pair, PairStatus
-from tests.conftest import MENTOR, PairInfo, RunningRelay, Sink, mail, wire
+from tests.conftest import MENTOR, PairInfo, RunningRelay, Sink, mail, wait_for, wire
 
 
 def forwards(sink: Sink, recipient: str) -> list:
@@ -185,29 +185,15 @@ def test_pair_address_is_case_insensitive(relay: RunningRelay, sink: Sink, pair:
     assert forwards(sink, pair.mentee)
 
 
-def test_oversized_message_refused(tmp_path, database_url, sink: Sink):
-    from relay.config import load_config
-    from tests.conftest import RunningRelay, make_pair, write_config
-
-    path = write_config(
-        tmp_path, database_url, relay='domain = "relay.test"\nmax_message_size = 2000'
-    )
-    config = load_config(path)
-    store = db.Store(config.database.url)
-    db.upgrade(store)
-    info = make_pair(store, config)
-    running = RunningRelay(config)
-    try:
-        big = mail(info.mentor, info.address, body="x" * 5000)
-        with running.smtp() as client, pytest.raises(smtplib.SMTPResponseException) as refused:
-            client.sendmail(info.mentor, [info.address], wire(big))
-        assert refused.value.smtp_code == 552
-        assert refused.value.smtp_error.startswith(b"5.3.4")
-        with store.session() as session:
-            assert session.scalars(select(Message)).all() == []
-    finally:
-        running.stop()
-        store.dispose()
+def test_oversized_message_refused(configured):
+    running, info, store = configured(relay='domain = "relay.test"\nmax_message_size = 2000')
+    big = mail(info.mentor, info.address, body="x" * 5000)
+    with running.smtp() as client, pytest.raises(smtplib.SMTPResponseException) as refused:
+        client.sendmail(info.mentor, [info.address], wire(big))
+    assert refused.value.smtp_code == 552
+    assert refused.value.smtp_error.startswith(b"5.3.4")
+    with store.session() as session:
+        assert session.scalars(select(Message)).all() == []
 
 
 def test_message_is_stored_before_its_250(relay: RunningRelay, pair: PairInfo, store: db.Store):
@@ -232,47 +218,26 @@ def test_internal_error_is_451_without_detail(relay: RunningRelay, pair: PairInf
         assert session.scalars(select(Message)).all() == []  # rolled back: nothing half-stored
 
 
-def test_maildir_transport_delivers_threaded_mail(tmp_path, database_url):
-    from relay.config import load_config
-    from tests.conftest import RunningRelay, make_pair, wait_for, write_config
-
-    config = load_config(write_config(tmp_path, database_url))
-    store = db.Store(config.database.url)
-    db.upgrade(store)
-    info = make_pair(store, config)
-    running = RunningRelay(config)
-    try:
-        running.send(mail(info.mentor, info.address, "Maildir"), info.mentor, info.address)
-        new = tmp_path / "outbox" / info.mentee / "new"
-        files = wait_for(
-            lambda: (
-                sorted(new.glob("*")) if new.exists() and len(list(new.glob("*"))) >= 2 else None
-            )
-        )
-        texts = [path.read_bytes() for path in files]
-        assert any(b"Subject: Maildir" in text for text in texts)
-        assert all(info.mentor.encode() not in text for text in texts)
-    finally:
-        running.stop()
-        store.dispose()
+def test_maildir_transport_delivers_threaded_mail(configured, tmp_path):
+    running, info, _ = configured(delivery='transport = "maildir"\nmaildir = "outbox"')
+    running.send(mail(info.mentor, info.address, "Maildir"), info.mentor, info.address)
+    new = tmp_path / "outbox" / info.mentee / "new"
+    files = wait_for(
+        lambda: sorted(new.glob("*")) if new.exists() and len(list(new.glob("*"))) >= 2 else None
+    )
+    texts = [path.read_bytes() for path in files]
+    assert any(b"Subject: Maildir" in text for text in texts)
+    assert all(info.mentor.encode() not in text for text in texts)
 
 
-def test_smarthost_with_starttls_and_login(tmp_path, database_url):
+def test_smarthost_with_starttls_and_login(configured, tmp_path):
     """The transport speaks STARTTLS to a smarthost that demands it, and logs in."""
     import ssl
 
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
-    from relay.config import load_config
-    from tests.conftest import (
-        RunningRelay,
-        SinkHandler,
-        free_port,
-        make_pair,
-        wait_for,
-        write_config,
-    )
+    from tests.conftest import SinkHandler, free_port
     from tests.tlskeys import self_signed
 
     cert, key = self_signed(tmp_path)
@@ -292,25 +257,15 @@ def test_smarthost_with_starttls_and_login(tmp_path, database_url):
         authenticator=authenticate, auth_require_tls=True,
     )  # fmt: skip
     smarthost.start()
-    path = write_config(
-        tmp_path,
-        database_url,
-        delivery='transport = "smtp"\npoll_interval = "1s"',
-        smarthost=(
-            f'host = "127.0.0.1"\nport = {port}\ntls = "starttls"\nca_file = "{cert}"\n'
-            'username = "relay"\npassword = "s3cret"'
-        ),
-    )
-    config = load_config(path)
-    store = db.Store(config.database.url)
-    db.upgrade(store)
-    info = make_pair(store, config)
-    running = RunningRelay(config)
     try:
+        running, info, _ = configured(
+            smarthost=(
+                f'host = "127.0.0.1"\nport = {port}\ntls = "starttls"\nca_file = "{cert}"\n'
+                'username = "relay"\npassword = "s3cret"'
+            )
+        )
         running.send(mail(info.mentor, info.address, "over TLS"), info.mentor, info.address)
         wait_for(lambda: any(b"over TLS" in r.data for r in handler.received))
         assert logins and logins[0] == (b"relay", b"s3cret")
     finally:
-        running.stop()
-        store.dispose()
         smarthost.stop()
