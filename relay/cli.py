@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from relay.clikit import Context
 from relay.commands import daemon, imap, matching, moderation, ops, people, queue, setup
+from relay.commands.context import Context
 from relay.errors import RelayError
 
 

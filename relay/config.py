@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from matching import MatchSettings, SettingsError
 from relay.errors import ConfigError
-from relay.rules import RulesConfig
+from relay.rules.engine import RulesConfig
 
 DEFAULT_CONFIG_NAME = "relay.toml"
 SECRET_KEYS = frozenset({"password", "url", "secret"})

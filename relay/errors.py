@@ -24,7 +24,7 @@ error), and matching's ProfileError, SettingsError and ProposalError
 
 from __future__ import annotations
 
-from relay.replies import Reply
+from relay.mail.replies import Reply
 
 
 class RelayError(Exception):

@@ -26,15 +26,21 @@ from secrets import token_hex
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, joinedload
 
-from relay import rawinput, replies
-from relay.addresses import BounceAddresses, normalise, pair_address, token_of
-from relay.bounces import load_bounce_addresses, record_bounce
 from relay.config import Config
-from relay.db import Store
+from relay.delivery.bounces import load_bounce_addresses, record_bounce
+from relay.delivery.forwarding import hidden_addresses, queue_forward
+from relay.delivery.notices import Notices
 from relay.errors import RefusedError
-from relay.forwarding import hidden_addresses, queue_forward
-from relay.mailpolicy import POLICY
-from relay.models import (
+from relay.mail import rawinput, replies
+from relay.mail.addresses import BounceAddresses, normalise, pair_address, token_of
+from relay.mail.policy import POLICY
+from relay.mail.replies import Reply
+from relay.outbound.rewrite import first_message_id
+from relay.rules.engine import Action, Hit, MailView, RuleContext, build_rules, decide, run_rules
+from relay.rules.engine import is_automated as is_automated_mail
+from relay.rules.identity import strip_forged_results
+from relay.store.db import Store
+from relay.store.models import (
     Message,
     MessageStatus,
     OutboxEntry,
@@ -43,12 +49,6 @@ from relay.models import (
     Participant,
     utcnow,
 )
-from relay.notices import Notices
-from relay.privacy_rules import strip_forged_results
-from relay.replies import Reply
-from relay.rewrite import first_message_id
-from relay.rules import Action, Hit, MailView, RuleContext, build_rules, decide, run_rules
-from relay.rules import is_automated as is_automated_mail
 
 log = logging.getLogger(__name__)
 

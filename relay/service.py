@@ -24,19 +24,19 @@ import os
 import signal
 from dataclasses import dataclass, field
 
-from relay import sdnotify
 from relay.config import Config, load_config
-from relay.db import Store, open_store
-from relay.delivery import DeliveryWorker, close_transport
+from relay.delivery.notices import Notices
+from relay.delivery.transports import make_transport
+from relay.delivery.worker import DeliveryWorker, close_transport
 from relay.errors import RelayError
 from relay.intake import Intake
-from relay.metrics import Metrics
-from relay.moderation import queue_moderator_alert
-from relay.notices import Notices
-from relay.rules import build_rules
+from relay.moderation.decisions import queue_moderator_alert
+from relay.ops import sdnotify
+from relay.ops.metrics import Metrics
+from relay.rules.engine import build_rules
 from relay.sources.imap import ImapSource
 from relay.sources.smtp import RelayHandler, SmtpServer
-from relay.transports import make_transport
+from relay.store.db import Store, open_store
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 
-from relay import db, registry, service
+from relay import service
 from relay.config import Config, load_config
-from relay.models import Role
-from relay.notices import Notices
+from relay.delivery.notices import Notices
+from relay.store import db, registry
+from relay.store.models import Role
 
 TEST_DATABASE_URL = os.environ.get("RELAY_TEST_DATABASE_URL", "")
 DOMAIN = "relay.test"

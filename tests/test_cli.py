@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from relay import db
 from relay.cli import cli
+from relay.store import db
 from tests.conftest import write_config
 
 

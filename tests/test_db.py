@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import command
 from sqlalchemy import inspect
 
-from relay import db
+from relay.store import db
 
 
 def test_upgrade_downgrade_and_back(database_url: str):

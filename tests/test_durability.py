@@ -34,13 +34,20 @@ from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
-from relay import db
 from relay.cli import cli
 from relay.config import Config, DeliverySettings, load_config
-from relay.delivery import DeliveryWorker, retry_delay
-from relay.models import DeliveryStatus, Message, MessageStatus, OutboxEntry, OutboxKind, utcnow
-from relay.notices import Notices
-from relay.transports import make_transport
+from relay.delivery.notices import Notices
+from relay.delivery.transports import make_transport
+from relay.delivery.worker import DeliveryWorker, retry_delay
+from relay.store import db
+from relay.store.models import (
+    DeliveryStatus,
+    Message,
+    MessageStatus,
+    OutboxEntry,
+    OutboxKind,
+    utcnow,
+)
 from tests.conftest import (
     MENTEE,
     TEST_DATABASE_URL,

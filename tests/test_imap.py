@@ -30,13 +30,13 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from relay import db
 from relay.cli import cli
 from relay.config import Config, load_config
 from relay.errors import ConfigError
 from relay.intake import Intake
-from relay.models import ImapTaken, Message, OutboxEntry, OutboxKind
 from relay.sources.imap import ImapSource, envelope_sender, relay_recipient
+from relay.store import db
+from relay.store.models import ImapTaken, Message, OutboxEntry, OutboxKind
 from tests.conftest import (
     DOMAIN,
     PairInfo,

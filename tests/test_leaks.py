@@ -34,10 +34,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
-from relay import db, registry
 from relay.cli import cli
-from relay.models import Message, MessageStatus, OutboxEntry, Pair, Role
-from relay.notices import Notices
+from relay.delivery.notices import Notices
+from relay.store import db, registry
+from relay.store.models import Message, MessageStatus, OutboxEntry, Pair, Role
 from tests.conftest import (
     Environment,
     RunningRelay,

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from relay import db
 from relay.cli import cli
 from relay.config import load_config
-from relay.models import OutboxEntry, Pair
+from relay.store import db
+from relay.store.models import OutboxEntry, Pair
 from tests.conftest import write_config
 
 MENTORS = """email,name,field,interests,languages,time_zone,organisation,capacity

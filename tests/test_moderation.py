@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from relay import db
 from relay.cli import cli
 from relay.config import Config, load_config
-from relay.models import Message, MessageStatus, ModerationAction, OutboxEntry
+from relay.store import db
+from relay.store.models import Message, MessageStatus, ModerationAction, OutboxEntry
 from tests.conftest import PairInfo, RunningRelay, Sink, mail, make_pair, wait_for, write_config
 
 PHONE_BODY = "Great chat today! Text me on 07700 900123 if you want to talk more."
@@ -278,8 +278,8 @@ def test_moderators_get_one_alert_listing_what_waits(
     mrelay.send(
         mail(mpair.mentor, mpair.address, "second", PHONE_BODY), mpair.mentor, mpair.address
     )
-    from relay import moderation
-    from relay.notices import Notices
+    from relay.delivery.notices import Notices
+    from relay.moderation import decisions as moderation
 
     with mrelay.running.store.session() as session:
         assert moderation.queue_moderator_alert(session, mrelay.config, Notices(mrelay.config))

@@ -19,10 +19,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
-from relay import db
 from relay.cli import cli
 from relay.config import load_config
-from relay.models import (
+from relay.store import db
+from relay.store.models import (
     Message,
     MessageStatus,
     ModerationAction,

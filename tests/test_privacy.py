@@ -12,8 +12,8 @@ import dkim
 import pytest
 from sqlalchemy import select
 
-from relay import db
-from relay.models import DeliveryStatus, Message, MessageStatus, OutboxEntry, OutboxKind
+from relay.store import db
+from relay.store.models import DeliveryStatus, Message, MessageStatus, OutboxEntry, OutboxKind
 from tests.conftest import (
     PairInfo,
     RunningRelay,
@@ -330,8 +330,8 @@ def test_vcard_21_quoted_printable_address_lines_go_whole():
     """Outlook's vCard 2.1 continues a quoted-printable ADR on lines that do not start with a space."""
     from email import message_from_bytes
 
-    from relay.identity_parts import strip_identity_parts
-    from relay.mailpolicy import POLICY
+    from relay.mail.policy import POLICY
+    from relay.outbound.identity_parts import strip_identity_parts
 
     raw = (
         b"From: ana.real@mentors.example.org\r\nSubject: card\r\nMIME-Version: 1.0\r\n"

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select, update
 
-from relay import db
 from relay.cli import cli
-from relay.models import DeliveryStatus, OutboxEntry, utcnow
+from relay.store import db
+from relay.store.models import DeliveryStatus, OutboxEntry, utcnow
 from tests.conftest import PairInfo
 
 

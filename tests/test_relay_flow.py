@@ -7,8 +7,8 @@ import smtplib
 import pytest
 from sqlalchemy import select
 
-from relay import db
-from relay.models import Message, MessageStatus, Pair, PairStatus
+from relay.store import db
+from relay.store.models import Message, MessageStatus, Pair, PairStatus
 from tests.conftest import MENTOR, PairInfo, RunningRelay, Sink, mail, wait_for, wire
 
 

@@ -35,9 +35,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from relay import db
 from relay.cli import cli
-from relay.models import Message, MessageStatus
+from relay.store import db
+from relay.store.models import Message, MessageStatus
 from tests.conftest import (
     Environment,
     PairInfo,

@@ -7,8 +7,9 @@ import logging
 
 import click
 
-from relay import logsetup, service
-from relay.clikit import Context, pass_context
+from relay import service
+from relay.commands.context import Context, pass_context
+from relay.ops import logsetup
 
 
 @click.command("serve")

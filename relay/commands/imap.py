@@ -6,7 +6,7 @@ import asyncio
 
 import click
 
-from relay.clikit import Context, pass_context
+from relay.commands.context import Context, pass_context
 from relay.sources import imap
 
 

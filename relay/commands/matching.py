@@ -8,9 +8,9 @@ import warnings
 import click
 
 import matching
-from relay import matchmaking
-from relay.clikit import Context, pass_context
-from relay.notices import Notices
+from relay.commands.context import Context, pass_context
+from relay.delivery.notices import Notices
+from relay.store import match_apply as matchmaking
 
 PROGRESS_BAR_FROM = 2000  # mentees; smaller cohorts finish before a bar would help
 

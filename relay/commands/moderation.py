@@ -7,11 +7,13 @@ import sys
 
 import click
 
-from relay import display, moderation, registry
-from relay.addresses import pair_address, token_of
-from relay.clikit import Context, moderator_option, pass_context, table
-from relay.models import ModerationVerdict
-from relay.notices import Notices
+from relay.commands.context import Context, moderator_option, pass_context, table
+from relay.delivery.notices import Notices
+from relay.mail.addresses import pair_address, token_of
+from relay.moderation import decisions as moderation
+from relay.moderation import display
+from relay.store import registry
+from relay.store.models import ModerationVerdict
 
 
 def _pair_token(context: Context, address: str | None) -> str | None:

@@ -7,10 +7,10 @@ import sys
 
 import click
 
-from relay import retention, status
-from relay.clikit import Context, pass_context
+from relay.commands.context import Context, pass_context
 from relay.config import parse_duration
 from relay.errors import ConfigError
+from relay.ops import retention, status
 
 
 def _age(seconds: float | None) -> str:

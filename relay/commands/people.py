@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from relay import registry, transcript
-from relay.addresses import pair_address
-from relay.clikit import Context, pass_context, printable, table
-from relay.models import Role
-from relay.notices import Notices
+from relay.commands.context import Context, pass_context, printable, table
+from relay.delivery.notices import Notices
+from relay.mail.addresses import pair_address
+from relay.store import registry, transcript
+from relay.store.models import Role
 
 
 @click.group("participant")

@@ -6,10 +6,10 @@ import sys
 
 import click
 
-from relay import queue
-from relay.clikit import Context, pass_context, table
-from relay.models import DeliveryStatus, OutboxEntry, OutboxKind, utcnow
-from relay.moderation import age
+from relay.commands.context import Context, pass_context, table
+from relay.moderation.decisions import age
+from relay.ops import queue
+from relay.store.models import DeliveryStatus, OutboxEntry, OutboxKind, utcnow
 
 _STATES = [state.value for state in DeliveryStatus]
 _ERROR_WIDTH = 60

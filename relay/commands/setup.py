@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from relay import db
-from relay.clikit import Context, pass_context
+from relay.commands.context import Context, pass_context
 from relay.config import describe
+from relay.store import db
 
 
 @click.command("check-config")

@@ -40,14 +40,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from relay import replies
-from relay.addresses import BOUNCE_PREFIX, normalise, split, token_of
 from relay.config import Config
-from relay.db import Store
 from relay.errors import ImapError
 from relay.intake import Incoming, Intake
-from relay.models import ImapTaken
-from relay.replies import Reply
+from relay.mail import replies
+from relay.mail.addresses import BOUNCE_PREFIX, normalise, split, token_of
+from relay.mail.replies import Reply
 from relay.sources.imapclient import (
     Connection,
     check_ok,
@@ -58,6 +56,8 @@ from relay.sources.imapclient import (
     quoted,
     waiting_uids,
 )
+from relay.store.db import Store
+from relay.store.models import ImapTaken
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
-from relay import replies
 from relay.config import Config
 from relay.errors import ConfigError
 from relay.intake import Incoming, Intake, Outcome
+from relay.mail import replies
 
 log = logging.getLogger(__name__)
 

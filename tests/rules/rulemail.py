@@ -5,8 +5,8 @@ from __future__ import annotations
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
-from relay.mailtext import MailView
-from relay.rules import Hit, RuleContext, RulesConfig, build_rules, run_rules
+from relay.mail.text import MailView
+from relay.rules.engine import Hit, RuleContext, RulesConfig, build_rules, run_rules
 
 PAIR = "k7m2q9@relay.example.org"
 CONTEXT = RuleContext(

@@ -17,9 +17,9 @@ from rulemail import (
     plain,
 )
 
-from relay.detectors import find_contacts
-from relay.mailtext import MailView
-from relay.rules import RulesConfig, build_rules, run_rules
+from relay.mail.text import MailView
+from relay.rules.detectors import find_contacts
+from relay.rules.engine import RulesConfig, build_rules, run_rules
 
 MUST_HIT = [
     ("UK mobile", "my mobile is 07700 900123", "07700 900123"),

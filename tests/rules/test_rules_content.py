@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from rulemail import check, flagged, parse, plain
 
-from relay.detectors import PhraseMatcher
-from relay.rules import RulesConfig
+from relay.rules.detectors import PhraseMatcher
+from relay.rules.engine import RulesConfig
 
 # --- links ----------------------------------------------------------------------
 

@@ -6,9 +6,9 @@ from email.message import EmailMessage
 
 from rulemail import GMAIL_QP_HTML, OUTLOOK_LATIN1, check, flagged, parse, plain
 
-from relay.mailtext import MailView, attachments, text_parts
-from relay.redact import REMOVED, mark_spans, redact
-from relay.rules import Hit, Span
+from relay.mail.text import MailView, attachments, text_parts
+from relay.outbound.redact import REMOVED, mark_spans, redact
+from relay.rules.engine import Hit, Span
 
 
 def _visible(msg: EmailMessage) -> str:

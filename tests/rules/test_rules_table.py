@@ -11,8 +11,8 @@ import pytest
 from rulemail import CONTEXT, check, parse, plain
 
 from relay.errors import ConfigError
-from relay.mailtext import MailView
-from relay.rules import (
+from relay.mail.text import MailView
+from relay.rules.engine import (
     DEFAULT_ACTIONS,
     Action,
     Hit,

@@ -1,0 +1,102 @@
+"""Putting a received message's forward in the outbox.
+
+Owns the step between "this message may go through" and the delivery
+worker: translate the thread ids the sender knows into the ones the partner
+knows, build the rewrite plan, render the outbound bytes, and add the outbox
+row, all inside the caller's transaction. Intake uses it for accepted mail,
+moderation for approved mail; the rendering itself is rewrite's pure job.
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from relay.config import Config
+from relay.mail.addresses import pair_address
+from relay.outbound.rewrite import RewritePlan, message_ids, rewrite
+from relay.outbound.signing import outbound_bytes
+from relay.store.models import Message, OutboxEntry, OutboxKind, Pair
+
+
+def outbound_message(
+    session: Session, config: Config, stored: Message, original: EmailMessage
+) -> EmailMessage:
+    """The message as the partner will receive it."""
+    pair = stored.pair
+    in_reply_to, references = map_thread(session, pair, stored.sender_id, original)
+    plan = RewritePlan(
+        programme_name=config.relay.programme_name,
+        pair_address=pair_address(pair.token, config.relay.domain),
+        sender_display_name=stored.sender.display_name,
+        recipient_display_name=stored.recipient.display_name,
+        recipient_address=stored.recipient.email,
+        relay_message_id=stored.relay_message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        hidden_addresses=hidden_addresses(pair),
+        loop_marker=config.relay.domain,
+    )
+    return rewrite(original, plan)
+
+
+def queue_forward(
+    session: Session, config: Config, stored: Message, original: EmailMessage
+) -> OutboxEntry:
+    entry = OutboxEntry(
+        kind=OutboxKind.FORWARD,
+        message_id=stored.id,
+        recipient=stored.recipient.email,
+        content=outbound_bytes(config, outbound_message(session, config, stored, original)),
+    )
+    session.add(entry)
+    return entry
+
+
+def map_thread(
+    session: Session, pair: Pair, sender_id: int, message: EmailMessage
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Translate the ids a sender's reply points at into the ids the partner knows.
+
+    The sender knows the relay ids of what they received and the original
+    ids of what they sent; the partner knows the reverse. An id the relay
+    has never seen (someone else's thread, a client's own hostname) is
+    dropped rather than passed on.
+    """
+    in_reply_to = message_ids(str(message.get("In-Reply-To", "")))
+    references = message_ids(str(message.get("References", "")))
+    wanted = set(in_reply_to) | set(references)
+    if not wanted:
+        return (), ()
+    known = session.scalars(
+        select(Message).where(
+            Message.pair_id == pair.id,
+            or_(
+                Message.relay_message_id.in_(wanted),
+                Message.original_message_id.in_(wanted),
+            ),
+        )
+    ).all()
+    translation: dict[str, str] = {}
+    for row in known:
+        if row.recipient_id == sender_id and row.relay_message_id in wanted:
+            if row.original_message_id:
+                translation[row.relay_message_id] = row.original_message_id
+        elif row.sender_id == sender_id and row.original_message_id in wanted:
+            translation[row.original_message_id] = row.relay_message_id
+
+    def mapped(ids: list[str]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(translation[i] for i in ids if i in translation))
+
+    return mapped(in_reply_to), mapped(references)
+
+
+def hidden_addresses(pair: Pair) -> tuple[str, ...]:
+    """Every registered address of both participants: none may reach the other side."""
+    return tuple(
+        address.email
+        for participant in (pair.mentor, pair.mentee)
+        for address in participant.addresses
+    )

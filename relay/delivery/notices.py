@@ -1,0 +1,164 @@
+"""Mail the relay writes itself: introductions, held, rejected, failed notices.
+
+Owns turning a template into an EmailMessage and putting it in the outbox,
+where it travels like any forwarded message. A template's first line is
+``Subject: ...``; the rest, after a blank line, is the body. Operators can
+point ``[relay] templates`` at a folder of their own: a template found there
+wins over the shipped one of the same name.
+
+A notice is addressed to one participant and never names the other
+participant's real address: templates only receive display names and the
+pair address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
+from importlib import resources
+from secrets import token_hex
+from typing import Any, Protocol
+
+import jinja2
+from sqlalchemy.orm import Session
+
+from relay.config import Config
+from relay.errors import ConfigError
+from relay.mail.addresses import display_address, pair_address
+from relay.outbound.rewrite import LOOP_HEADER
+from relay.outbound.signing import outbound_bytes
+from relay.store.models import Message, OutboxEntry, OutboxKind
+
+
+class Addressee(Protocol):
+    """Whom a notice is for: a Participant, or a moderator."""
+
+    @property
+    def display_name(self) -> str: ...
+
+    @property
+    def email(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Moderator:
+    display_name: str
+    email: str
+
+
+class Notices:
+    """Renders notices from templates and queues them."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        loaders: list[jinja2.BaseLoader] = []
+        if config.relay.templates:
+            folder = (config.source.parent / config.relay.templates).resolve()
+            if not folder.is_dir():
+                raise ConfigError(f"{config.source}: [relay] templates: no folder {folder}")
+            loaders.append(jinja2.FileSystemLoader(folder))
+        loaders.append(jinja2.FunctionLoader(_shipped_template))
+        self.environment = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            autoescape=False,  # plain-text mail
+        )
+
+    def check(self) -> None:
+        """Load every template now, so a broken one fails a reload, not a notice."""
+        names = sorted(set(shipped_templates()) | set(self._operator_templates()))
+        for name in names:
+            try:
+                self.environment.get_template(f"{name}.txt.j2")
+            except jinja2.TemplateError as error:
+                raise ConfigError(f"template {name}.txt.j2: {error}") from None
+
+    def _operator_templates(self) -> list[str]:
+        if not self.config.relay.templates:
+            return []
+        folder = (self.config.source.parent / self.config.relay.templates).resolve()
+        return [path.name.removesuffix(".txt.j2") for path in folder.glob("*.txt.j2")]
+
+    def render(
+        self, template: str, recipient: Addressee, reply_to: str = "", **context: Any
+    ) -> EmailMessage:
+        relay = self.config.relay
+        text = self.environment.get_template(f"{template}.txt.j2").render(
+            programme_name=relay.programme_name,
+            recipient_name=recipient.display_name,
+            **context,
+        )
+        first_line, _, body = text.partition("\n")
+        if not first_line.startswith("Subject:"):
+            raise ConfigError(f"template {template}.txt.j2 must start with a 'Subject:' line")
+        message = EmailMessage()
+        message["From"] = display_address(relay.programme_name, self.config.notice_address)
+        message["To"] = display_address(recipient.display_name, recipient.email)
+        message["Subject"] = first_line.removeprefix("Subject:").strip()
+        message["Date"] = formatdate(usegmt=True)
+        message["Message-ID"] = f"<notice.{token_hex(12)}@{relay.domain}>"
+        if reply_to:
+            message["Reply-To"] = reply_to
+        message["Auto-Submitted"] = "auto-generated"
+        message[LOOP_HEADER] = relay.domain
+        message.set_content(body.lstrip("\n"))
+        return message
+
+    def to_sender(
+        self, session: Session, template: str, message: Message, **context: Any
+    ) -> OutboxEntry:
+        """A notice to a message's sender about it, naming the partner by display name only."""
+        return self.queue(
+            session,
+            template,
+            message.sender,
+            about_message_id=message.id,
+            subject=message.subject or "(no subject)",
+            partner_name=message.recipient.display_name,
+            pair_address=pair_address(message.pair.token, self.config.relay.domain),
+            **context,
+        )
+
+    def not_delivered(self, session: Session, row: OutboxEntry) -> None:
+        """Tell the sender a forward failed for good."""
+        if row.kind is not OutboxKind.FORWARD or row.message is None:
+            return  # a notice that fails is recorded, never answered with another notice
+        self.to_sender(session, "failed", row.message)
+
+    def queue(
+        self,
+        session: Session,
+        template: str,
+        recipient: Addressee,
+        *,
+        about_message_id: int | None = None,
+        reply_to: str = "",
+        **context: Any,
+    ) -> OutboxEntry:
+        message = self.render(template, recipient, reply_to, **context)
+        entry = OutboxEntry(
+            kind=OutboxKind.NOTICE,
+            notice=template,
+            message_id=about_message_id,
+            recipient=recipient.email,
+            content=outbound_bytes(self.config, message),
+        )
+        session.add(entry)
+        return entry
+
+
+def shipped_templates() -> list[str]:
+    folder = resources.files("relay.templates")
+    return sorted(
+        entry.name.removesuffix(".txt.j2")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".txt.j2")
+    )
+
+
+def _shipped_template(name: str) -> str | None:
+    """A template shipped with the relay (templates/, installed as relay.templates)."""
+    entry = resources.files("relay.templates").joinpath(name)
+    return entry.read_text(encoding="utf-8") if entry.is_file() else None

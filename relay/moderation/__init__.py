@@ -1,0 +1,4 @@
+"""Moderators' decisions about held mail, and how a held message is shown.
+
+Never imports the sources or the command line.
+"""

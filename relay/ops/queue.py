@@ -1,0 +1,97 @@
+"""The outbox as an operator sees it: `relay queue`, `queue list`, `queue retry`.
+
+Owns the read side of delivery (counts by state, the oldest mail still
+waiting, the rows in a state with their last error and next attempt) and the
+one write an operator makes: retrying failed or deferred rows now. The
+worker's own bookkeeping stays in relay.delivery, whose requeue() this uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from relay.delivery.worker import RETRYABLE, requeue
+from relay.store.models import DeliveryStatus, OutboxEntry
+
+# Mail the relay still owns and has not yet handed on.
+WAITING = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
+# What `relay queue list` shows when no --state is given: everything not delivered.
+NOT_DELIVERED = (*WAITING, DeliveryStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class Summary:
+    counts: dict[DeliveryStatus, int]
+    oldest_waiting: OutboxEntry | None
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    outbox_id: int
+    done: bool
+    text: str
+
+
+def summary(session: Session) -> Summary:
+    """How many outbox rows are in each state, and the oldest one still waiting."""
+    counted = session.execute(
+        select(OutboxEntry.status, func.count()).group_by(OutboxEntry.status)
+    ).all()
+    counts = dict.fromkeys(DeliveryStatus, 0)
+    for status, count in counted:
+        counts[DeliveryStatus(status)] = int(count)
+    oldest = session.scalars(
+        select(OutboxEntry)
+        .where(OutboxEntry.status.in_(WAITING))
+        .order_by(OutboxEntry.created_at, OutboxEntry.id)
+        .limit(1)
+    ).first()
+    return Summary(counts, oldest)
+
+
+def entries(
+    session: Session, states: Iterable[DeliveryStatus] = NOT_DELIVERED, limit: int | None = None
+) -> tuple[list[OutboxEntry], int]:
+    """Rows in the given states, oldest first (at most limit), and how many there are."""
+    wanted = tuple(states)
+    total = session.scalar(
+        select(func.count()).select_from(OutboxEntry).where(OutboxEntry.status.in_(wanted))
+    )
+    query = (
+        select(OutboxEntry)
+        .where(OutboxEntry.status.in_(wanted))
+        .order_by(OutboxEntry.created_at, OutboxEntry.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query)), int(total or 0)
+
+
+def retry(session: Session, outbox_ids: Sequence[int]) -> list[RetryResult]:
+    """Make each named failed or deferred row due now; say what happened to each."""
+    results = []
+    for outbox_id in dict.fromkeys(outbox_ids):
+        if requeue(session, [outbox_id]):
+            results.append(RetryResult(outbox_id, True, f"outbox {outbox_id}: will be retried"))
+            continue
+        status = session.scalar(select(OutboxEntry.status).where(OutboxEntry.id == outbox_id))
+        if status is None:
+            text = f"outbox {outbox_id}: no such entry"
+        else:
+            retryable = " or ".join(state.value for state in RETRYABLE)
+            text = f"outbox {outbox_id}: is {status.value}, only {retryable} mail can be retried"
+        results.append(RetryResult(outbox_id, False, text))
+    return results
+
+
+def retry_all_failed(session: Session) -> int:
+    """Make every failed row due now; returns how many."""
+    failed = list(
+        session.scalars(select(OutboxEntry.id).where(OutboxEntry.status == DeliveryStatus.FAILED))
+    )
+    # In chunks: SQLite caps the number of bound parameters in one statement.
+    return sum(requeue(session, failed[at : at + 500]) for at in range(0, len(failed), 500))

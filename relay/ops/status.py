@@ -1,0 +1,100 @@
+"""`relay status`: is the daemon up, and is mail moving?
+
+Owns the health report monitoring scripts read: whether the process named
+in the pid file is alive, the outbox by state, the oldest mail waiting to
+be sent and the oldest held message, and the last successful delivery.
+Healthy means: the daemon is up and nothing due has waited longer than
+``[daemon] stale_after``. Held mail waits for people, not for the daemon,
+so it is reported but does not make the relay unhealthy.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from relay.config import Config
+from relay.store.models import DeliveryStatus, Message, MessageStatus, OutboxEntry, utcnow
+
+_WAITING = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING)
+
+
+@dataclass(frozen=True)
+class Status:
+    pid: int | None
+    running: bool
+    outbox: dict[str, int]
+    oldest_waiting_seconds: float | None
+    oldest_held_seconds: float | None
+    last_delivery: datetime | None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "running": self.running,
+            "pid": self.pid,
+            "outbox": self.outbox,
+            "oldest_waiting_seconds": self.oldest_waiting_seconds,
+            "oldest_held_seconds": self.oldest_held_seconds,
+            "last_delivery": self.last_delivery.isoformat() if self.last_delivery else None,
+            "problems": self.problems,
+        }
+
+
+def daemon_pid(pid_file: Path) -> tuple[int | None, bool]:
+    """The pid in the pid file and whether that process is alive."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None, False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return pid, False
+    except PermissionError:
+        return pid, True  # alive, owned by another user
+    return pid, True
+
+
+def collect(session: Session, config: Config) -> Status:
+    now = utcnow()
+    pid, running = daemon_pid(config.daemon.pid_file)
+    counts = dict.fromkeys((state.value for state in DeliveryStatus), 0)
+    for state, count in session.execute(
+        select(OutboxEntry.status, func.count(OutboxEntry.id)).group_by(OutboxEntry.status)
+    ):
+        counts[state.value] = int(count)
+    oldest_waiting = session.scalar(
+        select(func.min(OutboxEntry.created_at)).where(OutboxEntry.status.in_(_WAITING))
+    )
+    oldest_held = session.scalar(
+        select(func.min(Message.received_at)).where(Message.status == MessageStatus.HELD)
+    )
+    last_delivery = session.scalar(select(func.max(OutboxEntry.delivered_at)))
+    waiting_seconds = (now - oldest_waiting).total_seconds() if oldest_waiting else None
+    problems = []
+    if not running:
+        problems.append("the daemon is not running" + (f" (stale pid {pid})" if pid else ""))
+    stale = config.daemon.stale_after.total_seconds()
+    if waiting_seconds is not None and waiting_seconds > stale:
+        problems.append(f"mail has waited {int(waiting_seconds)}s to be sent (limit {int(stale)}s)")
+    return Status(
+        pid=pid,
+        running=running,
+        outbox=counts,
+        oldest_waiting_seconds=waiting_seconds,
+        oldest_held_seconds=(now - oldest_held).total_seconds() if oldest_held else None,
+        last_delivery=last_delivery,
+        problems=problems,
+    )

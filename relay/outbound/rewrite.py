@@ -1,0 +1,99 @@
+"""The outbound message, made from a stored one: a pure function.
+
+``rewrite(original, plan)`` takes the message as the sender wrote it and
+returns the message the other participant receives. Top-level headers are
+kept by allow-list (anything not named in KEPT_HEADERS is dropped, so a
+header a client invents tomorrow cannot leak), From/To/Message-ID and the
+threading headers are written anew, and every registered address of either
+participant is replaced by the pair address wherever it appears in text.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.utils import formatdate
+
+from relay.mail.addresses import display_address
+from relay.outbound.identity_parts import strip_identity_parts
+from relay.outbound.scrub import replace_addresses, scrub_message
+
+KEPT_HEADERS = frozenset(
+    {
+        "subject",
+        "date",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "content-language",
+    }
+)
+LOOP_HEADER = "X-Loop"
+_MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+
+
+@dataclass(frozen=True)
+class RewritePlan:
+    """Everything rewrite needs to know besides the message itself."""
+
+    programme_name: str
+    pair_address: str
+    sender_display_name: str
+    recipient_display_name: str
+    recipient_address: str
+    relay_message_id: str
+    in_reply_to: tuple[str, ...]  # already mapped to ids the recipient knows
+    references: tuple[str, ...]
+    hidden_addresses: tuple[str, ...]  # every registered address of both participants
+    loop_marker: str
+
+
+def message_ids(value: str | None) -> list[str]:
+    """The <...> ids in a Message-ID, In-Reply-To or References value, in order."""
+    return _MESSAGE_ID.findall(value or "")
+
+
+def first_message_id(value: str | None) -> str | None:
+    found = message_ids(value)
+    return found[0] if found else None
+
+
+def rewrite(original: EmailMessage, plan: RewritePlan) -> EmailMessage:
+    outbound = copy.deepcopy(original)
+    for name in set(outbound.keys()):
+        if name.lower() not in KEPT_HEADERS:
+            del outbound[name]
+    strip_identity_parts(outbound)
+    scrub_message(outbound, plan.hidden_addresses, plan.pair_address)
+    subject = str(original.get("Subject", ""))
+    _replace_header(
+        outbound, "Subject", replace_addresses(subject, plan.hidden_addresses, plan.pair_address)
+    )
+    if "Date" not in outbound:
+        outbound["Date"] = formatdate(usegmt=True)
+    sender_name = f"{plan.sender_display_name} via {plan.programme_name}"
+    outbound["From"] = display_address(sender_name, plan.pair_address)
+    outbound["To"] = display_address(plan.recipient_display_name, plan.recipient_address)
+    outbound["Message-ID"] = plan.relay_message_id
+    if plan.in_reply_to:
+        outbound["In-Reply-To"] = " ".join(plan.in_reply_to)
+    if plan.references:
+        outbound["References"] = " ".join(plan.references)
+    outbound[LOOP_HEADER] = plan.loop_marker
+    if "MIME-Version" not in outbound:
+        outbound["MIME-Version"] = "1.0"
+    return outbound
+
+
+def _replace_header(message: EmailMessage, name: str, value: str) -> None:
+    del message[name]
+    if value:
+        message[name] = value
+
+
+def as_outbound_bytes(message: EmailMessage) -> bytes:
+    """Wire form: CRLF line ends, long lines folded, 8-bit bodies left as they are."""
+    return message.as_bytes(policy=policy.SMTP)

@@ -1,0 +1,125 @@
+"""Rules that guard identity rather than content: who else is named, what is attached, who sent it.
+
+- outside_recipients: To or Cc names an address that is neither the pair
+  address nor one of the two participants' own (a reply-all, a Cc to a
+  friend). Rejected by default: the relay never sends to it, and the sender
+  is told why.
+- identity_parts: a contact card (text/vcard, text/x-vcard) or a calendar
+  invitation (text/calendar, application/ics) carries names, addresses and
+  phone numbers in fields no scrubbing of text can be sure of. Held by default;
+  if an operator accepts them, rewrite scrubs them (relay.identity_parts).
+- authentication: when ``[rules.authentication] trusted_authserv_id`` names
+  the MTA in front of the relay, its Authentication-Results decide whether
+  the From is genuine; a DMARC or SPF failure holds the message. Headers
+  claiming that id which the trusted MTA did not add are removed by intake
+  before any rule reads them (strip_forged_results).
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import EmailMessage
+
+from relay.mail.addresses import normalise
+from relay.mail.text import MailView
+from relay.rules.base import Hit, RuleContext, Span
+
+IDENTITY_TYPES = {
+    "text/vcard": "a contact card (vCard)",
+    "text/x-vcard": "a contact card (vCard)",
+    "text/directory": "a contact card (vCard)",
+    "text/calendar": "a calendar invitation",
+    "application/ics": "a calendar invitation",
+}
+_RESULT = re.compile(r"\b(dmarc|spf|dkim)\s*=\s*([a-z]+)", re.IGNORECASE)
+_FAILING = {"dmarc": {"fail"}, "spf": {"fail"}}
+
+
+class OutsideRecipientsRule:
+    name = "outside_recipients"
+
+    def check(self, mail: MailView, context: RuleContext) -> list[Hit]:
+        allowed = context.allowed_addresses | {context.pair_address.lower()}
+        named: list[str] = []
+        for header in ("To", "Cc"):
+            for value in mail.message.get_all(header, []):
+                try:
+                    addresses = [normalise(each.addr_spec) for each in value.addresses]
+                except (AttributeError, ValueError):
+                    continue
+                named.extend(a for a in addresses if a and a not in allowed)
+        if not named:
+            return []
+        outside = ", ".join(dict.fromkeys(named))
+        reason = f"To/Cc names someone outside the pair ({outside})"
+        return [Hit(self.name, reason, tuple(Span(0, 0, 0, a, "part") for a in named))]
+
+
+class IdentityPartsRule:
+    name = "identity_parts"
+
+    def check(self, mail: MailView, context: RuleContext) -> list[Hit]:
+        found = []
+        for index, part in enumerate(mail.message.walk()):
+            kind = IDENTITY_TYPES.get(part.get_content_type())
+            if kind:
+                found.append(
+                    Hit(self.name, f"{kind} is attached", (Span(index, 0, 0, "", "part"),))
+                )
+        return found
+
+
+class AuthenticationRule:
+    name = "authentication"
+
+    def __init__(self, trusted_authserv_id: str) -> None:
+        self.authserv_id = trusted_authserv_id.lower()
+
+    def check(self, mail: MailView, context: RuleContext) -> list[Hit]:
+        for value in mail.message.get_all("Authentication-Results", []):
+            if authserv_id(str(value)) != self.authserv_id:
+                continue
+            results = {
+                method.lower(): result.lower() for method, result in _RESULT.findall(str(value))
+            }
+            failed = [f"{m}={results[m]}" for m in _FAILING if results.get(m) in _FAILING[m]]
+            if failed and results.get("dmarc") != "pass":
+                return [Hit(self.name, f"sender authentication failed ({', '.join(failed)})")]
+        return []
+
+
+def authserv_id(value: str) -> str:
+    """The authserv-id an Authentication-Results value starts with (RFC 8601)."""
+    return value.strip().split(";", 1)[0].split()[0].lower() if value.strip() else ""
+
+
+def strip_forged_results(message: EmailMessage, trusted_authserv_id: str) -> int:
+    """Remove Authentication-Results claiming the trusted id that the trusted MTA did not add.
+
+    The trusted MTA adds its own results above its own Received header, so
+    only results with that id appearing before the second Received header
+    (top down) are its; any further down were written upstream, by whoever
+    sent the message, and are removed. Returns how many were removed.
+    """
+    trusted = trusted_authserv_id.lower()
+    kept: list[tuple[str, str]] = []
+    removed = 0
+    received_seen = 0
+    for name, value in message.items():
+        lowered = name.lower()
+        if lowered == "received":
+            received_seen += 1
+        elif (
+            lowered == "authentication-results"
+            and authserv_id(str(value)) == trusted
+            and received_seen > 1
+        ):
+            removed += 1
+            continue
+        kept.append((name, value))
+    if removed:
+        for name in {name for name, _ in message.items()}:
+            del message[name]
+        for name, value in kept:
+            message[name] = value
+    return removed

@@ -1,0 +1,53 @@
+"""The relay's side of matching: what exists already, and applying proposals.
+
+Owns the two places where matching/ meets the store: the pairs a new match
+must not repeat (active or ended), and `relay match apply`, which turns a
+(possibly coordinator-edited) proposals file into participants and pairs,
+with introductions, in one transaction: all of the file or none of it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
+
+from matching import ProposalRow
+from relay.delivery.notices import Notices
+from relay.errors import ConflictError, NotFoundError, RelayError
+from relay.store import registry
+from relay.store.models import Pair, Participant, Role
+
+
+def existing_pairs(session: Session) -> set[tuple[str, str]]:
+    """(mentor email, mentee email) of every pair there is or was."""
+    mentor, mentee = aliased(Participant), aliased(Participant)
+    rows = session.execute(
+        select(mentor.email, mentee.email)
+        .select_from(Pair)
+        .join(mentor, mentor.id == Pair.mentor_id)
+        .join(mentee, mentee.id == Pair.mentee_id)
+    ).all()
+    return {(mentor_email, mentee_email) for mentor_email, mentee_email in rows}
+
+
+def apply_proposals(
+    session: Session, notices: Notices, domain: str, rows: list[ProposalRow], source: str
+) -> list[registry.NewPair]:
+    created = []
+    for row in rows:
+        try:
+            _ensure(session, row.mentor_email, row.mentor_name, Role.MENTOR)
+            _ensure(session, row.mentee_email, row.mentee_name, Role.MENTEE)
+            created.append(
+                registry.create_pair(session, notices, domain, row.mentor_email, row.mentee_email)
+            )
+        except RelayError as error:
+            raise ConflictError(f"{source} line {row.line}: {error}") from None
+    return created
+
+
+def _ensure(session: Session, email: str, name: str, role: Role) -> None:
+    try:
+        registry.find_participant(session, email)
+    except NotFoundError:
+        registry.add_participant(session, email, name or email.partition("@")[0], role)
