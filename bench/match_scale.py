@@ -30,22 +30,49 @@ from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from matching import MatchSettings, load_mentees, load_mentors, match
 from matching.blocks import ScoreModel
+from matching.match import match
+from matching.profiles import load_mentees, load_mentors
 from matching.score import RESOLUTION, total_weight
+from matching.settings import MatchSettings
 
 FIELDS = [f"field {i}" for i in range(25)]
 INTERESTS = [f"interest {i}" for i in range(80)]
 GOALS = [f"goal {i}" for i in range(15)]
 LANGUAGES = ["English", "Spanish", "French", "German", "Portuguese", "Hindi", "Arabic", "Swahili"]
 ZONES = [
-    "America/Los_Angeles", "America/Denver", "America/Chicago", "America/New_York",
-    "America/Sao_Paulo", "UTC", "Europe/London", "Europe/Madrid", "Europe/Berlin",
-    "Africa/Nairobi", "Asia/Dubai", "+05:30", "Asia/Singapore", "Asia/Tokyo",
-    "Australia/Sydney", "UTC-3", "Africa/Lagos", "Asia/Kathmandu",
+    "America/Los_Angeles",
+    "America/Denver",
+    "America/Chicago",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "UTC",
+    "Europe/London",
+    "Europe/Madrid",
+    "Europe/Berlin",
+    "Africa/Nairobi",
+    "Asia/Dubai",
+    "+05:30",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "UTC-3",
+    "Africa/Lagos",
+    "Asia/Kathmandu",
 ]
-HEADER = ["email", "name", "field", "interests", "goals", "languages", "time_zone",
-          "organisation", "gender", "prefer_same_gender", "capacity"]
+HEADER = [
+    "email",
+    "name",
+    "field",
+    "interests",
+    "goals",
+    "languages",
+    "time_zone",
+    "organisation",
+    "gender",
+    "prefer_same_gender",
+    "capacity",
+]
 
 
 def write_cohort(folder: Path, n_mentees: int, n_mentors: int, seed: int = 7) -> None:
@@ -60,19 +87,21 @@ def write_cohort(folder: Path, n_mentees: int, n_mentors: int, seed: int = 7) ->
                 langs += rng.sample(LANGUAGES, rng.choice([1, 1, 2]))
                 gender = rng.choice(["woman", "man", "woman", "man", "non-binary", ""])
                 prefer = "yes" if gender and rng.random() < 0.08 else "no"
-                out.writerow([
-                    f"{kind[:-1]}{i}@example.org",
-                    f"{kind[:-1].title()} {i}",
-                    rng.choice(FIELDS),
-                    ";".join(rng.sample(INTERESTS, rng.randint(2, 6))),
-                    ";".join(rng.sample(GOALS, rng.randint(1, 3))),
-                    ";".join(dict.fromkeys(langs)),
-                    rng.choices(ZONES, zone_weights)[0],
-                    f"org {rng.randrange(300)}",
-                    gender,
-                    prefer,
-                    *([3] if kind == "mentors" else []),
-                ])
+                out.writerow(
+                    [
+                        f"{kind[:-1]}{i}@example.org",
+                        f"{kind[:-1].title()} {i}",
+                        rng.choice(FIELDS),
+                        ";".join(rng.sample(INTERESTS, rng.randint(2, 6))),
+                        ";".join(rng.sample(GOALS, rng.randint(1, 3))),
+                        ";".join(dict.fromkeys(langs)),
+                        rng.choices(ZONES, zone_weights)[0],
+                        f"org {rng.randrange(300)}",
+                        gender,
+                        prefer,
+                        *([3] if kind == "mentors" else []),
+                    ]
+                )
 
 
 def exact_optimum(mentors: list, mentees: list, settings: MatchSettings) -> tuple[float, int]:
@@ -155,12 +184,16 @@ def main() -> None:
         print(f"  explaining  {r['explaining_s']:7.2f} s")
         print(f"  match()     {r['match_s']:7.2f} s   end to end after loading")
         print(f"  peak RSS    {r['peak_rss_mb']:7.0f} MB (whole child process)")
-        print(f"  matched     {r['matched']:7d}   unmatched {r['unmatched']}"
-              f"   mean score {r['mean_score']:.4f}")
+        print(
+            f"  matched     {r['matched']:7d}   unmatched {r['unmatched']}"
+            f"   mean score {r['mean_score']:.4f}"
+        )
         if "fraction_of_optimum" in r:
-            print(f"  exact optimum (linear_sum_assignment, {r['exact_s']:.1f} s):"
-                  f" matched {r['exact_matched']}, total {r['exact_total']:.3f};"
-                  f" ours {r['total_score']:.3f} = {100 * r['fraction_of_optimum']:.3f}%")
+            print(
+                f"  exact optimum (linear_sum_assignment, {r['exact_s']:.1f} s):"
+                f" matched {r['exact_matched']}, total {r['exact_total']:.3f};"
+                f" ours {r['total_score']:.3f} = {100 * r['fraction_of_optimum']:.3f}%"
+            )
         sys.stdout.flush()
 
 

@@ -1,6 +1,8 @@
 """Mentor-mentee matching for mentor-relay; independent of relay/ (never imports it).
 
-`relay match` is the front door. The pieces, in the order they run:
+`relay match` is the front door. Import from the modules themselves: importing
+the package costs nothing, so the relay's settings can read [matching] without
+loading numpy, scipy or OR-Tools. The pieces, in the order they run:
 
 - profiles.py   mentors.csv / mentees.csv -> Mentor / Mentee dataclasses
 - settings.py   the [matching] table of relay.toml -> MatchSettings
@@ -11,36 +13,3 @@
 - match.py      match(): the steps in order, and the result types
 - proposals.py  the proposals CSV, out and back in
 """
-
-from .match import MatchResult, MatchSummary, Proposal, Unmatched, match
-from .profiles import (
-    Mentee,
-    Mentor,
-    ProfileError,
-    UnknownColumnWarning,
-    load_mentees,
-    load_mentors,
-)
-from .proposals import ProposalError, ProposalRow, read_proposals, write_proposals
-from .settings import MatchSettings, SettingsError, Weight
-
-__all__ = [
-    "MatchResult",
-    "MatchSettings",
-    "MatchSummary",
-    "Mentee",
-    "Mentor",
-    "ProfileError",
-    "Proposal",
-    "ProposalError",
-    "ProposalRow",
-    "SettingsError",
-    "UnknownColumnWarning",
-    "Unmatched",
-    "Weight",
-    "load_mentees",
-    "load_mentors",
-    "match",
-    "read_proposals",
-    "write_proposals",
-]

@@ -71,8 +71,9 @@ def _vocabulary(left: Iterable[Sequence[str]], right: Iterable[Sequence[str]]) -
 
 
 def _ids(values: Sequence[str], vocab: dict[str, int], missing: int) -> NDArray[np.int32]:
-    return np.array([vocab.get(normalise_tag(v), missing) if v else missing for v in values],
-                    np.int32)
+    return np.array(
+        [vocab.get(normalise_tag(v), missing) if v else missing for v in values], np.int32
+    )
 
 
 class ScoreModel:
@@ -297,27 +298,38 @@ class ScoreModel:
             (f"no mentor who shares a language is within {hours}", part("time_zone") == 0),
         ]
         if self.separate_orgs:
-            steps.append((
-                "every mentor who shares a language and time zone is from the same organisation",
-                self.mentee_org[rows][:, None] != self.mentor_org[None, :],
-            ))
-        steps.append((
-            "no otherwise suitable mentor meets the same-gender request",
-            part("gender") == 0,
-        ))
+            steps.append(
+                (
+                    "every mentor who shares a language and time zone"
+                    " is from the same organisation",
+                    self.mentee_org[rows][:, None] != self.mentor_org[None, :],
+                )
+            )
+        steps.append(
+            (
+                "no otherwise suitable mentor meets the same-gender request",
+                part("gender") == 0,
+            )
+        )
         if self.field_mandatory:
-            steps.append((
-                "no otherwise suitable mentor is in the same field (field is mandatory)",
-                self.mentee_field[rows][:, None] == self.mentor_field[None, :],
-            ))
+            steps.append(
+                (
+                    "no otherwise suitable mentor is in the same field (field is mandatory)",
+                    self.mentee_field[rows][:, None] == self.mentor_field[None, :],
+                )
+            )
         for (left_o, right_o), name in zip(self._overlaps, self._overlap_names, strict=True):
-            steps.append((
-                f"no otherwise suitable mentor shares any of the {name} ({name} is mandatory)",
-                self._product(left_o[rows], right_o) > 0,
-            ))
+            steps.append(
+                (
+                    f"no otherwise suitable mentor shares any of the {name} ({name} is mandatory)",
+                    self._product(left_o[rows], right_o) > 0,
+                )
+            )
         ok = np.ones((len(rows), self.n_mentors), bool)
-        reasons = ["every otherwise suitable mentor is already or was paired with this mentee"
-                   for _ in rows]
+        reasons = [
+            "every otherwise suitable mentor is already or was paired with this mentee"
+            for _ in rows
+        ]
         decided = np.zeros(len(rows), bool)
         for text, allowed in steps:
             ok &= allowed

@@ -18,7 +18,12 @@ from numpy.typing import NDArray
 from .blocks import ScoreModel
 
 __all__ = [
-    "BLOCK_CELLS", "Candidates", "Progress", "collect_candidates", "preference_order", "top_rows",
+    "BLOCK_CELLS",
+    "Candidates",
+    "Progress",
+    "collect_candidates",
+    "preference_order",
+    "top_rows",
 ]
 
 Progress = Callable[[int, int], None]

@@ -57,10 +57,17 @@ def write_proposals(
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
         for p in proposals:
-            writer.writerow([
-                p.mentee_email, p.mentee_name, p.mentor_email, p.mentor_name,
-                f"{p.score:.3f}", p.rank, "; ".join(p.reasons),
-            ])
+            writer.writerow(
+                [
+                    p.mentee_email,
+                    p.mentee_name,
+                    p.mentor_email,
+                    p.mentor_name,
+                    f"{p.score:.3f}",
+                    p.rank,
+                    "; ".join(p.reasons),
+                ]
+            )
         for u in unmatched:
             reason = f"unmatched: {u.reason}"
             writer.writerow([u.mentee_email, u.mentee_name, "", "", "", "", reason])
@@ -119,7 +126,9 @@ def read_proposals(
                         raise ProposalError(file, line, column, f"no {who} with email '{email}'")
                 if (mentor, mentee) in seen:
                     raise ProposalError(
-                        file, line, "mentor_email",
+                        file,
+                        line,
+                        "mentor_email",
                         f"the same pair already appears on line {seen[(mentor, mentee)]}",
                     )
                 seen[(mentor, mentee)] = line

@@ -86,11 +86,13 @@ def _by_min_cost_flow(
     tails = np.concatenate([np.full(n_rows, source), row_of, n_rows + np.arange(n_mentors)])
     heads = np.concatenate([np.arange(n_rows), n_rows + edges[:, 1], np.full(n_mentors, sink)])
     caps = np.concatenate([np.ones(n_rows + edges.shape[0], np.int64), capacities])
-    costs = np.concatenate([
-        np.zeros(n_rows, np.int64),
-        (max_points - edge_scores.astype(np.float64)).astype(np.int64),
-        np.zeros(n_mentors, np.int64),
-    ])
+    costs = np.concatenate(
+        [
+            np.zeros(n_rows, np.int64),
+            (max_points - edge_scores.astype(np.float64)).astype(np.int64),
+            np.zeros(n_mentors, np.int64),
+        ]
+    )
     solver.add_arcs_with_capacity_and_unit_cost(
         tails.astype(np.int32), heads.astype(np.int32), caps, costs
     )

@@ -24,128 +24,24 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from matching import MatchSettings, SettingsError
+from matching.settings import MatchSettings, SettingsError
 from relay.errors import ConfigError
-from relay.rules.engine import RulesConfig
+from relay.rules.settings import RulesConfig
+from relay.settings import (
+    DaemonSettings,
+    DatabaseSettings,
+    DeliverySettings,
+    DkimSettings,
+    ImapSettings,
+    LoggingSettings,
+    MetricsSettings,
+    ModerationSettings,
+    RelaySettings,
+    SmarthostSettings,
+    SmtpSettings,
+)
 
 DEFAULT_CONFIG_NAME = "relay.toml"
-SECRET_KEYS = frozenset({"password", "url", "secret"})
-
-TlsMode = Literal["none", "starttls", "implicit"]
-TransportKind = Literal["maildir", "smtp"]
-LogFormat = Literal["text", "json"]
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-
-
-@dataclass(frozen=True)
-class RelaySettings:
-    domain: str
-    programme_name: str = "Mentor Relay"
-    notice_local_part: str = "relay"
-    max_message_size: int = 10 * 1024 * 1024
-    max_recipients: int = 10
-    templates: str = ""  # a folder of the operator's own notice templates
-
-
-@dataclass(frozen=True)
-class DatabaseSettings:
-    url: str = "sqlite:///relay.db"
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = 2525
-    hostname: str = ""  # the name in the greeting; empty means the relay domain
-    tls_cert: str = ""  # PEM certificate chain; with tls_key, STARTTLS is offered
-    tls_key: str = ""
-    require_starttls: bool = False  # refuse MAIL until the client has said STARTTLS
-
-
-@dataclass(frozen=True)
-class SmarthostSettings:
-    host: str = "127.0.0.1"
-    port: int = 25
-    tls: TlsMode = "none"
-    username: str = ""
-    password: str = ""
-    timeout: timedelta = timedelta(seconds=60)
-    ca_file: str = ""
-
-
-@dataclass(frozen=True)
-class DeliverySettings:
-    transport: TransportKind = "maildir"
-    maildir: Path = Path("outbox")
-    batch_size: int = 50
-    poll_interval: timedelta = timedelta(seconds=10)
-    lease: timedelta = timedelta(minutes=5)
-    retry_first: timedelta = timedelta(minutes=5)
-    retry_max: timedelta = timedelta(hours=1)
-    give_up_after: timedelta = timedelta(days=5)
-
-
-@dataclass(frozen=True)
-class ModerationSettings:
-    moderators: tuple[str, ...] = ()  # addresses that get the "what waits" alert
-    alert_interval: timedelta = timedelta(hours=1)
-    held_notices_per_day: int = 3  # per sender, so a chatty sender is not flooded
-
-
-@dataclass(frozen=True)
-class ImapSettings:
-    """The hosted mailbox the relay reads (relay/sources/imap.py); no host means no IMAP."""
-
-    host: str = ""
-    port: int = 0  # 0: 993 for tls = "implicit", 143 otherwise
-    tls: TlsMode = "implicit"
-    ca_file: str = ""  # trust this CA bundle (a private or test CA)
-    user: str = ""
-    password: str = ""
-    mailbox: str = "INBOX"
-    processed_folder: str = "Processed"
-    refused_folder: str = "Refused"
-    idle: bool = True  # use IDLE when the server offers it; otherwise poll
-    poll_interval: timedelta = timedelta(seconds=60)
-    idle_timeout: timedelta = timedelta(minutes=5)  # the longest one IDLE wait may last
-    timeout: timedelta = timedelta(seconds=30)  # per IMAP command
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.host)
-
-    @property
-    def effective_port(self) -> int:
-        if self.port:
-            return self.port
-        return 993 if self.tls == "implicit" else 143
-
-
-@dataclass(frozen=True)
-class DkimSettings:
-    selector: str = ""  # empty: outbound mail is not signed
-    key_file: Path = Path("dkim.key")  # PEM private key, relative to the config file
-
-
-@dataclass(frozen=True)
-class DaemonSettings:
-    pid_file: Path = Path("relay.pid")  # `relay status` reads it; systemd: /run/mentor-relay/
-    stale_after: timedelta = timedelta(hours=1)  # `relay status` fails when mail waits longer
-    stop_grace: timedelta = timedelta(seconds=30)  # for DATA and deliveries in flight on stop
-
-
-@dataclass(frozen=True)
-class MetricsSettings:
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = 9325
-
-
-@dataclass(frozen=True)
-class LoggingSettings:
-    level: LogLevel = "INFO"
-    format: LogFormat = "text"
 
 
 @dataclass(frozen=True)
@@ -372,54 +268,3 @@ def parse_duration(raw: Any, where: str) -> timedelta:
     if match is None:
         raise ConfigError(f"{where}: expected a duration such as 30s, 5m, 1h or 5d, got {raw!r}")
     return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2)])
-
-
-def describe(config: Config) -> str:
-    """The effective settings as TOML-like text, secrets masked (``relay check-config``)."""
-    lines = [f"# effective settings from {config.source}"]
-    for section in SECTIONS:
-        lines.append(f"\n[{section}]")
-        settings = getattr(config, section)
-        for item in dataclasses.fields(settings):
-            value = getattr(settings, item.name)
-            lines.append(f"{item.name} = {_show(item.name, value)}")
-    rules = config.rules
-    lines.append("\n[rules]")
-    lines.append("disable = [" + ", ".join(f'"{name}"' for name in sorted(rules.disabled)) + "]")
-    lines.append("\n[rules.actions]")
-    lines.extend(f'{rule} = "{action}"' for rule, action in sorted(rules.actions.items()))
-    lines.append("\n[matching.weights]")
-    lines.extend(f'{name} = "{weight.value}"' for name, weight in config.matching.weights.items())
-    return "\n".join(lines)
-
-
-def _show(name: str, value: Any) -> str:
-    if name in SECRET_KEYS and value:
-        return '"' + mask_secret(str(value)) + '"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, timedelta):
-        return f'"{_format_duration(value)}"'
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, tuple):
-        return "[" + ", ".join(f'"{each}"' for each in value) + "]"
-    return f'"{value}"'
-
-
-def mask_secret(value: str) -> str:
-    """Hide a secret; for a URL keep everything but the password."""
-    url_with_password = re.match(r"^([a-z0-9+]+://[^:/@]*:)([^@]*)(@.*)$", value)
-    if url_with_password:
-        return url_with_password.group(1) + "***" + url_with_password.group(3)
-    if "://" in value:
-        return value
-    return "***"
-
-
-def _format_duration(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"

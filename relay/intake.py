@@ -29,15 +29,17 @@ from sqlalchemy.orm import Session, joinedload
 from relay.config import Config
 from relay.delivery.bounces import load_bounce_addresses, record_bounce
 from relay.delivery.forwarding import hidden_addresses, queue_forward
-from relay.delivery.notices import Notices
+from relay.delivery.notices import Notice, Notices
 from relay.errors import RefusedError
 from relay.mail import rawinput, replies
 from relay.mail.addresses import BounceAddresses, normalise, pair_address, token_of
 from relay.mail.policy import POLICY
 from relay.mail.replies import Reply
+from relay.mail.text import MailView
 from relay.outbound.rewrite import first_message_id
-from relay.rules.engine import Action, Hit, MailView, RuleContext, build_rules, decide, run_rules
-from relay.rules.engine import is_automated as is_automated_mail
+from relay.rules.automated import is_automated as is_automated_mail
+from relay.rules.base import Action, Hit, RuleContext, decide
+from relay.rules.engine import build_rules, run_rules
 from relay.rules.identity import strip_forged_results
 from relay.store.db import Store
 from relay.store.models import (
@@ -294,7 +296,7 @@ class Intake:
             self._tell_sender_it_is_held(session, stored)
         elif action is Action.REJECT and not automated:
             reasons = [hit.reason for hit in candidate.hits]
-            self.notices.to_sender(session, "refused", stored, reasons=reasons)
+            self.notices.to_sender(session, Notice.REFUSED, stored, reasons=reasons)
         return stored.id
 
     def _tell_sender_it_is_held(self, session: Session, stored: Message) -> None:
@@ -303,7 +305,7 @@ class Intake:
         sent_today = _count_held_notices(session, sender.email, since)
         if sent_today >= self.config.moderation.held_notices_per_day:
             return
-        self.notices.to_sender(session, "held", stored)
+        self.notices.to_sender(session, Notice.HELD, stored)
 
     def _active_pair(self, session: Session, recipient: str) -> Pair:
         token = token_of(recipient, self.domain)
@@ -346,7 +348,7 @@ def _count_held_notices(session: Session, recipient: str, since: datetime) -> in
     return int(
         session.scalar(
             select(func.count(OutboxEntry.id)).where(
-                OutboxEntry.notice == "held",
+                OutboxEntry.notice == Notice.HELD,
                 OutboxEntry.recipient == recipient,
                 OutboxEntry.created_at >= since,
             )

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from relay.config import describe, load_config
+from relay.commands.setup import describe
+from relay.config import load_config
 from relay.errors import ConfigError
 
 

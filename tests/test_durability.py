@@ -35,10 +35,11 @@ from click.testing import CliRunner
 from sqlalchemy import select, update
 
 from relay.cli import cli
-from relay.config import Config, DeliverySettings, load_config
+from relay.config import Config, load_config
 from relay.delivery.notices import Notices
 from relay.delivery.transports import make_transport
 from relay.delivery.worker import DeliveryWorker, retry_delay
+from relay.settings import DeliverySettings
 from relay.store import db
 from relay.store.models import (
     DeliveryStatus,

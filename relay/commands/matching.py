@@ -7,7 +7,6 @@ import warnings
 
 import click
 
-import matching
 from relay.commands.context import Context, pass_context
 from relay.delivery.notices import Notices
 from relay.store import match_apply as matchmaking
@@ -31,15 +30,20 @@ def match(
         return
     if not mentors or not mentees:
         raise click.UsageError("--mentors and --mentees are required")
+    # numpy, scipy and OR-Tools load here, not when any other command starts.
+    from matching.match import match as propose
+    from matching.profiles import ProfileError, UnknownColumnWarning, load_mentees, load_mentors
+    from matching.proposals import write_proposals
+
     context: Context = ctx.obj
     settings = context.config.matching
     with context.session() as session:
         exclude = matchmaking.existing_pairs(session)
     try:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", matching.UnknownColumnWarning)
-            mentor_list = matching.load_mentors(mentors)
-            mentee_list = matching.load_mentees(mentees)
+            warnings.simplefilter("always", UnknownColumnWarning)
+            mentor_list = load_mentors(mentors)
+            mentee_list = load_mentees(mentees)
         for warning in caught:
             click.echo(f"warning: {warning.message}", err=True)
         with click.progressbar(
@@ -55,7 +59,7 @@ def match(
                 bar.update(scored - done)
                 done = scored
 
-            result = matching.match(
+            result = propose(
                 mentor_list,
                 mentee_list,
                 settings,
@@ -63,8 +67,8 @@ def match(
                 exclude=exclude,
                 progress=progress,
             )
-        matching.write_proposals(out, result)
-    except (matching.ProfileError, OSError) as error:
+        write_proposals(out, result)
+    except (ProfileError, OSError) as error:
         raise click.ClickException(str(error)) from None
     summary = result.summary
     click.echo(
@@ -82,9 +86,11 @@ def match(
 @pass_context
 def match_apply(context: Context, proposals: str) -> None:
     """Create the participants and pairs in a proposals file and send introductions."""
+    from matching.proposals import ProposalError, read_proposals
+
     try:
-        rows = matching.read_proposals(proposals)
-    except (matching.ProposalError, OSError) as error:
+        rows = read_proposals(proposals)
+    except (ProposalError, OSError) as error:
         raise click.ClickException(str(error)) from None
     notices = Notices(context.config)
     with context.session() as session:

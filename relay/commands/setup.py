@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from datetime import timedelta
+from typing import Any
+
 import click
 
 from relay.commands.context import Context, pass_context
-from relay.config import describe
+from relay.config import SECTIONS, Config
 from relay.store import db
 
 
@@ -44,3 +49,57 @@ def db_current(context: Context) -> None:
         click.echo(f"relay:    {db.head_revision(store)}")
     finally:
         store.dispose()
+
+
+SECRET_KEYS = frozenset({"password", "url", "secret"})
+
+
+def describe(config: Config) -> str:
+    """The effective settings as TOML-like text, secrets masked (``relay check-config``)."""
+    lines = [f"# effective settings from {config.source}"]
+    for section in SECTIONS:
+        lines.append(f"\n[{section}]")
+        settings = getattr(config, section)
+        for item in dataclasses.fields(settings):
+            value = getattr(settings, item.name)
+            lines.append(f"{item.name} = {_show(item.name, value)}")
+    rules = config.rules
+    lines.append("\n[rules]")
+    lines.append("disable = [" + ", ".join(f'"{name}"' for name in sorted(rules.disabled)) + "]")
+    lines.append("\n[rules.actions]")
+    lines.extend(f'{rule} = "{action}"' for rule, action in sorted(rules.actions.items()))
+    lines.append("\n[matching.weights]")
+    lines.extend(f'{name} = "{weight.value}"' for name, weight in config.matching.weights.items())
+    return "\n".join(lines)
+
+
+def _show(name: str, value: Any) -> str:
+    if name in SECRET_KEYS and value:
+        return '"' + mask_secret(str(value)) + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, timedelta):
+        return f'"{_format_duration(value)}"'
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(f'"{each}"' for each in value) + "]"
+    return f'"{value}"'
+
+
+def mask_secret(value: str) -> str:
+    """Hide a secret; for a URL keep everything but the password."""
+    url_with_password = re.match(r"^([a-z0-9+]+://[^:/@]*:)([^@]*)(@.*)$", value)
+    if url_with_password:
+        return url_with_password.group(1) + "***" + url_with_password.group(3)
+    if "://" in value:
+        return value
+    return "***"
+
+
+def _format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
+from enum import StrEnum
 from importlib import resources
 from secrets import token_hex
 from typing import Any, Protocol
@@ -39,6 +40,17 @@ class Addressee(Protocol):
 
     @property
     def email(self) -> str: ...
+
+
+class Notice(StrEnum):
+    """Every kind of mail the relay writes itself; the value names its template."""
+
+    INTRO = "intro"  # to both participants when a pair is created
+    HELD = "held"  # to a sender: your message waits for a moderator
+    REJECTED = "rejected"  # to a sender: a moderator rejected your message
+    REFUSED = "refused"  # to a sender: refused at intake (e.g. outside recipients)
+    FAILED = "failed"  # to a sender: your message could not be delivered
+    MODERATOR_ALERT = "moderator_alert"  # to moderators: what waits
 
 
 @dataclass(frozen=True)
@@ -82,9 +94,10 @@ class Notices:
         return [path.name.removesuffix(".txt.j2") for path in folder.glob("*.txt.j2")]
 
     def render(
-        self, template: str, recipient: Addressee, reply_to: str = "", **context: Any
+        self, notice: Notice, recipient: Addressee, reply_to: str = "", **context: Any
     ) -> EmailMessage:
         relay = self.config.relay
+        template = notice.value
         text = self.environment.get_template(f"{template}.txt.j2").render(
             programme_name=relay.programme_name,
             recipient_name=recipient.display_name,
@@ -107,12 +120,12 @@ class Notices:
         return message
 
     def to_sender(
-        self, session: Session, template: str, message: Message, **context: Any
+        self, session: Session, notice: Notice, message: Message, **context: Any
     ) -> OutboxEntry:
         """A notice to a message's sender about it, naming the partner by display name only."""
         return self.queue(
             session,
-            template,
+            notice,
             message.sender,
             about_message_id=message.id,
             subject=message.subject or "(no subject)",
@@ -125,22 +138,22 @@ class Notices:
         """Tell the sender a forward failed for good."""
         if row.kind is not OutboxKind.FORWARD or row.message is None:
             return  # a notice that fails is recorded, never answered with another notice
-        self.to_sender(session, "failed", row.message)
+        self.to_sender(session, Notice.FAILED, row.message)
 
     def queue(
         self,
         session: Session,
-        template: str,
+        notice: Notice,
         recipient: Addressee,
         *,
         about_message_id: int | None = None,
         reply_to: str = "",
         **context: Any,
     ) -> OutboxEntry:
-        message = self.render(template, recipient, reply_to, **context)
+        message = self.render(notice, recipient, reply_to, **context)
         entry = OutboxEntry(
             kind=OutboxKind.NOTICE,
-            notice=template,
+            notice=notice,
             message_id=about_message_id,
             recipient=recipient.email,
             content=outbound_bytes(self.config, message),

@@ -17,7 +17,8 @@ from typing import Protocol
 
 import aiosmtplib
 
-from relay.config import Config, SmarthostSettings
+from relay.config import Config
+from relay.settings import SmarthostSettings
 
 
 class DeliveryError(Exception):

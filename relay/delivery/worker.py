@@ -35,10 +35,11 @@ from secrets import token_hex
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from relay.config import Config, DeliverySettings
+from relay.config import Config
 from relay.delivery.bounces import load_bounce_addresses
 from relay.delivery.notices import Notices
 from relay.delivery.transports import PermanentFailure, TemporaryFailure, Transport
+from relay.settings import DeliverySettings
 from relay.store.db import Store
 from relay.store.models import (
     DeliveryStatus,
@@ -95,7 +96,6 @@ class DeliveryWorker:
     def wake(self) -> None:
         """New work is in the outbox: skip the rest of the poll interval."""
         self._wakeup.set()
-
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():

@@ -47,7 +47,6 @@ def split(address: str) -> tuple[str, str]:
     return local, domain
 
 
-
 def pair_address(token: str, domain: str) -> str:
     return f"{token}@{domain}"
 

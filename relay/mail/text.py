@@ -109,7 +109,6 @@ class MailView:
     def from_message(cls, msg: EmailMessage) -> MailView:
         return cls(msg, tuple(text_parts(msg)), tuple(attachments(msg)), _header(msg, "Subject"))
 
-
     def segments(self, *kinds: Kind) -> Iterator[Segment]:
         """Every readable segment of the given kinds (all kinds if none given)."""
         wanted = set(kinds) if kinds else {"text", "href", "subject", "filename"}

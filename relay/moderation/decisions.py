@@ -22,12 +22,12 @@ from sqlalchemy.orm import Session
 
 from relay.config import Config
 from relay.delivery.forwarding import queue_forward
-from relay.delivery.notices import Moderator, Notices
+from relay.delivery.notices import Moderator, Notice, Notices
 from relay.errors import NotFoundError
 from relay.intake import parse
 from relay.mail.addresses import pair_address
 from relay.outbound.redact import redact
-from relay.rules.engine import Hit
+from relay.rules.base import Hit
 from relay.store.models import (
     Message,
     MessageStatus,
@@ -115,7 +115,7 @@ def decide(
             original = redact(original, hits_of(message))
         queue_forward(session, config, message, original)
     elif verdict is ModerationVerdict.REJECT:
-        notices.to_sender(session, "rejected", message, reason=reason or "no reason was given")
+        notices.to_sender(session, Notice.REJECTED, message, reason=reason or "no reason was given")
     session.add(
         ModerationAction(
             message_id=message.id,
@@ -165,7 +165,7 @@ def queue_moderator_alert(session: Session, config: Config, notices: Notices) ->
         return False
     now = utcnow()
     last_alert = session.scalar(
-        select(func.max(OutboxEntry.created_at)).where(OutboxEntry.notice == "moderator_alert")
+        select(func.max(OutboxEntry.created_at)).where(OutboxEntry.notice == Notice.MODERATOR_ALERT)
     )
     if last_alert is not None and now - last_alert < settings.alert_interval:
         return False
@@ -185,5 +185,7 @@ def queue_moderator_alert(session: Session, config: Config, notices: Notices) ->
         for message in waiting
     ]
     for address in settings.moderators:
-        notices.queue(session, "moderator_alert", Moderator("Moderator", address), waiting=listed)
+        notices.queue(
+            session, Notice.MODERATOR_ALERT, Moderator("Moderator", address), waiting=listed
+        )
     return True

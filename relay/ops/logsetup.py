@@ -15,7 +15,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from relay.config import LogFormat
+from relay.settings import LogFormat
 
 
 class TextFormatter(logging.Formatter):

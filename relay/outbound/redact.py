@@ -20,7 +20,7 @@ from email.contentmanager import raw_data_manager
 from email.message import EmailMessage, Message
 
 from relay.mail.text import decode_part, text_parts
-from relay.rules.engine import Hit, Span
+from relay.rules.base import Hit, Span
 
 REMOVED = "[removed by moderator]"
 _MARKS = (">>>", "<<<")

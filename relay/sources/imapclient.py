@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 from aioimaplib import aioimaplib
 
-from relay.config import ImapSettings
 from relay.errors import ImapError
+from relay.settings import ImapSettings
 
 T = TypeVar("T")
 

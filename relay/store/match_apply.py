@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from matching import ProposalRow
+from matching.proposals import ProposalRow
 from relay.delivery.notices import Notices
 from relay.errors import ConflictError, NotFoundError, RelayError
 from relay.store import registry

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from relay.delivery.notices import Notices
+from relay.delivery.notices import Notice, Notices
 from relay.errors import ConflictError, NotFoundError
 from relay.mail.addresses import new_token, normalise, pair_address, token_of
 from relay.store.models import Pair, PairStatus, Participant, ParticipantAddress, Role, utcnow
@@ -100,7 +100,7 @@ def create_pair(
     for recipient, partner in ((mentor, mentee), (mentee, mentor)):
         notices.queue(
             session,
-            "intro",
+            Notice.INTRO,
             recipient,
             partner_name=partner.display_name,
             partner_role=partner.role.value,

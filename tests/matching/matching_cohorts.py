@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-from matching import MatchSettings, Mentee, Mentor
-from matching.profiles import normalise_tag, parse_time_zone
+from matching.profiles import Mentee, Mentor, normalise_tag, parse_time_zone
 from matching.score import combined_score, minutes_apart
+from matching.settings import MatchSettings
 
 
 def person(cls: type, email: str, **kw: object) -> Mentor | Mentee:

@@ -5,9 +5,10 @@ import pytest
 from matching_cohorts import allowed, brute_blocking, mentee, mentor, random_cohort
 from scipy.optimize import linear_sum_assignment
 
-from matching import MatchSettings, match
+from matching.match import match
 from matching.profiles import Mentee, Mentor
 from matching.score import combined_score
+from matching.settings import MatchSettings
 
 SETTINGS = MatchSettings()
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from matching import ProfileError, UnknownColumnWarning, load_mentees, load_mentors
+from matching.profiles import ProfileError, UnknownColumnWarning, load_mentees, load_mentors
 
 Writer = Callable[[str, str], Path]
 

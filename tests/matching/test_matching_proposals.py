@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 from matching_cohorts import mentee, mentor, random_cohort
 
-from matching import MatchSettings, ProposalError, match, read_proposals, write_proposals
+from matching.match import match
+from matching.proposals import ProposalError, read_proposals, write_proposals
+from matching.settings import MatchSettings
 from matching.solve import solve_optimal
 
 

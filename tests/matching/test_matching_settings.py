@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from matching import MatchSettings, SettingsError, Weight
+from matching.settings import MatchSettings, SettingsError, Weight
 
 
 def test_defaults_and_overrides() -> None:

@@ -6,7 +6,9 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 from relay.mail.text import MailView
-from relay.rules.engine import Hit, RuleContext, RulesConfig, build_rules, run_rules
+from relay.rules.base import Hit, RuleContext
+from relay.rules.engine import build_rules, run_rules
+from relay.rules.settings import RulesConfig
 
 PAIR = "k7m2q9@relay.example.org"
 CONTEXT = RuleContext(

@@ -18,8 +18,9 @@ from rulemail import (
 )
 
 from relay.mail.text import MailView
-from relay.rules.detectors import find_contacts
-from relay.rules.engine import RulesConfig, build_rules, run_rules
+from relay.rules.detectors.contacts import find_contacts
+from relay.rules.engine import build_rules, run_rules
+from relay.rules.settings import RulesConfig
 
 MUST_HIT = [
     ("UK mobile", "my mobile is 07700 900123", "07700 900123"),

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from rulemail import check, flagged, parse, plain
 
-from relay.rules.detectors import PhraseMatcher
-from relay.rules.engine import RulesConfig
+from relay.rules.detectors.text import PhraseMatcher
+from relay.rules.settings import RulesConfig
 
 # --- links ----------------------------------------------------------------------
 

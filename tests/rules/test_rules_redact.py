@@ -8,7 +8,7 @@ from rulemail import GMAIL_QP_HTML, OUTLOOK_LATIN1, check, flagged, parse, plain
 
 from relay.mail.text import MailView, attachments, text_parts
 from relay.outbound.redact import REMOVED, mark_spans, redact
-from relay.rules.engine import Hit, Span
+from relay.rules.base import Hit, Span
 
 
 def _visible(msg: EmailMessage) -> str:

@@ -12,19 +12,10 @@ from rulemail import CONTEXT, check, parse, plain
 
 from relay.errors import ConfigError
 from relay.mail.text import MailView
-from relay.rules.engine import (
-    DEFAULT_ACTIONS,
-    Action,
-    Hit,
-    RuleContext,
-    RulesConfig,
-    RulesConfigError,
-    Span,
-    build_rules,
-    decide,
-    is_automated,
-    run_rules,
-)
+from relay.rules.automated import is_automated
+from relay.rules.base import Action, Hit, RuleContext, Span, decide
+from relay.rules.engine import build_rules, run_rules
+from relay.rules.settings import DEFAULT_ACTIONS, RulesConfig, RulesConfigError
 
 
 def _run(msg: EmailMessage, **context: object) -> list[Hit]:

@@ -1,0 +1,112 @@
+"""Rules that read what a message says: contact details, links, attachments, keywords.
+
+Each wraps a detector from relay.rules.detectors and turns its offsets into
+``Span``s of the message, one ``Hit`` per reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from relay.mail.text import MailView, Segment
+from relay.rules.base import Hit, RuleContext, Span
+from relay.rules.detectors import contacts
+from relay.rules.detectors import links as link_detectors
+from relay.rules.detectors.text import PhraseMatcher
+
+
+def _span(segment: Segment, start: int, end: int) -> Span:
+    s, e = segment.source_range(start, end)
+    return Span(segment.part, s, e, segment.source[s:e], segment.where)
+
+
+def _group(rule: str, found: Iterable[tuple[str, Span]]) -> list[Hit]:
+    """One hit per reason, its spans in message order, duplicates dropped."""
+    by_reason: dict[str, set[Span]] = {}
+    for reason, span in found:
+        by_reason.setdefault(reason, set()).add(span)
+    return [Hit(rule, reason, tuple(sorted(spans))) for reason, spans in by_reason.items()]
+
+
+class ContactRule:
+    """Contact details and invitations to continue the conversation elsewhere."""
+
+    name = "contact"
+
+    def __init__(self, detect: frozenset[str]) -> None:
+        self._reasons = {contacts.CONTACT_KINDS[kind] for kind in detect}
+
+    def check(self, mail: MailView, context: RuleContext) -> list[Hit]:
+        allowed = frozenset(a.lower() for a in (*context.allowed_addresses, context.pair_address))
+        found = []
+        for segment in mail.segments():
+            for f in contacts.find_contacts(segment.text, allowed):
+                if f.reason in self._reasons:
+                    found.append((f.reason, _span(segment, f.start, f.end)))
+        return _group(self.name, found)
+
+
+class LinksRule:
+    """Links to any site outside the allow-list (the relay's own domain is allowed)."""
+
+    name = "links"
+
+    def __init__(self, allow_domains: Sequence[str]) -> None:
+        self._allow = tuple(allow_domains)
+
+    def check(self, mail: MailView, context: RuleContext) -> list[Hit]:
+        allow = (*self._allow, context.relay_domain.lower())
+        found: list[tuple[str, Span]] = []
+        for segment in mail.segments("text", "href", "subject"):
+            if segment.kind == "href":
+                link = link_detectors.href_link(segment.text)
+                links = [link] if link else []
+            else:
+                links = link_detectors.find_links(segment.text)
+            for f in links:
+                if not link_detectors.host_allowed(f.detail, allow):
+                    found.append((f.detail or "unknown host", _span(segment, f.start, f.end)))
+        if not found:
+            return []
+        hosts = sorted({host for host, _ in found})
+        return _group(self.name, (("link to " + ", ".join(hosts), span) for _, span in found))
+
+
+class AttachmentsRule:
+    """Attachments and inline pictures whose type is not on the allow-list."""
+
+    name = "attachments"
+
+    def __init__(self, allow_types: Sequence[str]) -> None:
+        self._allow = tuple(allow_types)
+
+    def _allowed(self, content_type: str) -> bool:
+        major = content_type.split("/", 1)[0] + "/*"
+        return content_type in self._allow or major in self._allow
+
+    def check(self, mail: MailView, context: RuleContext) -> list[Hit]:
+        flagged = [a for a in mail.attachments if not self._allowed(a.content_type)]
+        if not flagged:
+            return []
+        names = ", ".join(f"{a.filename or 'unnamed'} ({a.content_type})" for a in flagged)
+        spans = tuple(Span(a.index, 0, 0, a.filename, "part") for a in flagged)
+        return [Hit(self.name, f"attachment: {names}", spans)]
+
+
+class KeywordsRule:
+    """Configured phrases, seen through case, accents, spacing and look-alikes."""
+
+    name = "keywords"
+
+    def __init__(self, phrases: Sequence[str]) -> None:
+        self._matcher = PhraseMatcher(phrases)
+
+    def check(self, mail: MailView, context: RuleContext) -> list[Hit]:
+        if not self._matcher:
+            return []
+        found = [
+            (f"keyword: {phrase}", _span(segment, start, end))
+            for segment in mail.segments("text", "subject", "filename")
+            for start, end, phrase in self._matcher.finditer(segment.text)
+        ]
+        return _group(self.name, found)

@@ -1,0 +1,259 @@
+"""Text the detectors share: ``Found``, folding, phrase matching, scanning helpers.
+
+Folding sees through case, accents, spacing and look-alike characters, so a
+phrase list matches "d0n't t3ll" as well as "don't tell". The scanning
+helpers keep offsets into the original text, so a hit's span always points at
+what the sender wrote.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
+
+
+class Found(NamedTuple):
+    start: int
+    end: int
+    reason: str
+    detail: str = ""
+
+
+# --- phrases, seen through obfuscation -----------------------------------------
+
+# Look-alikes read as the letter they imitate. The map is applied to the text
+# and to the phrases alike, so merging "l" into "i" (both written "1") costs
+# nothing but an occasional extra match.
+_LEET = {"@": "a", "4": "a", "8": "b", "3": "e", "€": "e", "9": "g", "1": "i", "!": "i",
+         "|": "i", "l": "i", "0": "o", "$": "s", "5": "s", "7": "t", "+": "t"}  # fmt: skip
+# Cyrillic and Greek letters that look Latin are a cheap disguise.
+_HOMOGLYPHS = {
+    "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
+    "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ο": "o",
+    "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ρ": "p", "τ": "t", "υ": "u",
+}  # fmt: skip
+_SEP = " "
+
+
+def _skeleton_table() -> dict[int, str]:
+    """One character in, one out: case, accents and look-alikes folded, the rest a gap."""
+    table: dict[int, str] = {}
+    ranges = [range(0x250), range(0x300, 0x370), range(0x1E00, 0x1F00), range(0x2000, 0x2070)]
+    ranges.append(range(0xFF01, 0xFF5F))  # full-width forms
+    for cp in (cp for r in ranges for cp in r):
+        ch = chr(cp)
+        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        base = base.lower()
+        if len(base) == 1 and base.isalnum():
+            table[cp] = _LEET.get(base, base)
+        elif ch in _LEET:
+            table[cp] = _LEET[ch]
+        elif not ch.isalnum():
+            table[cp] = _SEP
+    for ch, latin in _HOMOGLYPHS.items():
+        table[ord(ch)] = table[ord(ch.upper())] = latin
+    return table
+
+
+_SKELETON = _skeleton_table()
+
+
+def _latin1_table() -> tuple[bytes, bytes]:
+    """_SKELETON as a bytes table, and the Latin-1 bytes it cannot fold one to one."""
+    table, unfit = bytearray(range(256)), bytearray()
+    for cp in range(256):
+        out = _SKELETON.get(cp, chr(cp))
+        if ord(out) < 256:
+            table[cp] = ord(out)
+        else:
+            unfit.append(cp)
+    return bytes(table), bytes(unfit)
+
+
+_SKELETON_LATIN1, _SKELETON_UNFIT = _latin1_table()
+
+
+def latin1(text: str) -> bool:
+    """Whether ``text`` is all Latin-1 (so its only decimal digits are 0-9)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _fold(text: str) -> str:
+    """``text.translate(_SKELETON)``, through bytes when it can (several times faster)."""
+    # str.translate looks every character up in a dict once the text is not
+    # pure ASCII (a single "£" or "é" is enough); bytes.translate does not.
+    try:
+        raw = text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.translate(_SKELETON)
+    if any(b in raw for b in _SKELETON_UNFIT):
+        return text.translate(_SKELETON)
+    return raw.translate(_SKELETON_LATIN1).decode("latin-1")
+
+
+def normalise_phrase(phrase: str) -> str:
+    """The letters of a phrase as the matcher compares them (no gaps, folded)."""
+    return phrase.translate(_SKELETON).replace(_SEP, "")
+
+
+_NOT_GAP = re.compile("[^ ]")
+
+
+def _skip_gaps(folded: str, count: int, pos: int) -> int:
+    """The offset of the non-gap character ``count`` non-gap characters after ``pos``.
+
+    ``pos`` must itself be a non-gap character (or ``count`` be zero and one
+    follow); the answer is the first non-gap at or after the stepped offset.
+    """
+    while True:
+        m = _NOT_GAP.search(folded, pos)
+        assert m is not None  # callers only ask for letters the compact text has
+        pos = m.start()
+        if count == 0:
+            return pos
+        end = pos + count
+        count = folded.count(_SEP, pos, end)
+        pos = end
+
+
+# Up to this many phrases, PhraseMatcher finds each with str.find; beyond, one
+# regex pass is cheaper (about as dear as 30 finds on prose).
+_FIND_EACH_UP_TO = 24
+
+
+class PhraseMatcher:
+    """Finds any of a list of phrases, however they are spaced or disguised.
+
+    Text and phrases are both folded one character to one (case, accents,
+    look-alikes such as "0" for "o" or "$" for "s"), the gaps are dropped, and
+    the phrases are searched for in what is left, so "w h a t s a p p",
+    "Wh@ts-App" and "whatsapp" all match "WhatsApp". A match maps back to the
+    original text; it must start and end on a word boundary there (so "sex"
+    does not match "Essex", nor "meet up" "meet Upton") and may not spread
+    over more than three gap characters between letters.
+    """
+
+    def __init__(self, phrases: Iterable[str]) -> None:
+        self._phrases: dict[str, str] = {}
+        for phrase in phrases:
+            key = normalise_phrase(phrase)
+            if key:
+                self._phrases.setdefault(key, phrase.strip())
+        ordered = sorted(self._phrases, key=len, reverse=True)
+        self._ordered = tuple(ordered)
+        self._regex = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def _searcher(self, compact: str) -> Callable[[int], tuple[int, str] | None]:
+        """``self._regex.search(compact, pos)`` as (start, phrase key), or None.
+
+        For a few phrases, one str.find per phrase (remembering where each
+        was next seen) beats sre, which tries the alternation at every
+        letter; it picks the same match: leftmost, then first in order.
+        """
+        regex = self._regex
+        if regex is None or len(self._ordered) > _FIND_EACH_UP_TO:
+
+            def by_regex(pos: int) -> tuple[int, str] | None:
+                m = regex.search(compact, pos) if regex is not None else None
+                return None if m is None else (m.start(), m.group())
+
+            return by_regex
+        seen = {key: compact.find(key) for key in self._ordered}
+
+        def by_find(pos: int) -> tuple[int, str] | None:
+            best: tuple[int, str] | None = None
+            for key, at in seen.items():
+                if 0 <= at < pos:
+                    at = seen[key] = compact.find(key, pos)
+                if at >= 0 and (best is None or at < best[0]):
+                    best = (at, key)
+            return best
+
+        return by_find
+
+    def __bool__(self) -> bool:
+        return self._regex is not None
+
+    def finditer(self, text: str) -> Iterator[tuple[int, int, str]]:
+        """(start, end, configured phrase) for each match in ``text``."""
+        if self._regex is None:
+            return
+        folded = _fold(text)
+        compact = folded.replace(_SEP, "")
+        search = self._searcher(compact)
+        m = search(0)
+        if m is None:
+            return  # the common case: no index of the gaps is ever built
+        # Map compact offsets back by counting gaps from the last match on,
+        # not by indexing every word of the text: matches are few, words many.
+        anchor = (0, 0)  # (compact offset, its offset in text); starts only grow
+        while m is not None:
+            at, key = m
+            start = _skip_gaps(folded, at - anchor[0], anchor[1])
+            anchor = (at, start)
+            end = _skip_gaps(folded, len(key) - 1, start) + 1
+            bounded = (start == 0 or not text[start - 1].isalnum()) and (
+                end == len(text) or not text[end].isalnum()
+            )
+            if bounded and end - start <= 4 * len(key) - 3:
+                yield start, end, self._phrases[key]
+                m = search(at + len(key))
+            else:
+                m = search(at + 1)
+
+
+# --- contact details -----------------------------------------------------------
+#
+
+
+def lower_keeping_offsets(text: str) -> str:
+    """``text`` in lower case, one character for one, so offsets still match."""
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
+_SPACE = re.compile(r"\s")
+
+
+def positions(text: str, needle: str) -> Iterator[int]:
+    i = text.find(needle)
+    while i >= 0:
+        yield i
+        i = text.find(needle, i + 1)
+
+
+def finditer_near(
+    pattern: re.Pattern[str], text: str, anchors: Iterable[int]
+) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)``, for a pattern whose matches hold no white space
+    and always cover one of the ``anchors`` (ascending offsets).
+
+    Only the words (runs without white space) around the anchors are searched,
+    each one with the white space after it, so lookarounds see what they would
+    in the whole text: a pattern that can start on any letter otherwise tries
+    every letter of a long message.
+    """
+    done = 0  # the white space that ended the last word searched
+    for p in anchors:
+        if p < done:
+            continue
+        start = p
+        while start > done and not text[start - 1].isspace():
+            start -= 1
+        space = _SPACE.search(text, p)
+        done = space.start() if space else len(text)
+        yield from pattern.finditer(text, start, done + 1)
+
+
+def word_start(text: str, i: int) -> bool:
+    return i == 0 or not text[i - 1].isalnum()

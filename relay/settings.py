@@ -1,0 +1,131 @@
+"""The sections of relay.toml that the relay itself owns, as frozen dataclasses.
+
+One dataclass a section; a field's type says how relay.config converts and
+checks it (bool, int, str, Path relative to the config file, timedelta from
+"30s"/"5m"/"1h"/"5d", a Literal's choices, a tuple of strings), and its default
+is the documented default. Sections owned by another package ([rules],
+[matching]) have their own reader there. Imports nothing but the stdlib.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+TlsMode = Literal["none", "starttls", "implicit"]
+TransportKind = Literal["maildir", "smtp"]
+LogFormat = Literal["text", "json"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    domain: str
+    programme_name: str = "Mentor Relay"
+    notice_local_part: str = "relay"
+    max_message_size: int = 10 * 1024 * 1024
+    max_recipients: int = 10
+    templates: str = ""  # a folder of the operator's own notice templates
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite:///relay.db"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 2525
+    hostname: str = ""  # the name in the greeting; empty means the relay domain
+    tls_cert: str = ""  # PEM certificate chain; with tls_key, STARTTLS is offered
+    tls_key: str = ""
+    require_starttls: bool = False  # refuse MAIL until the client has said STARTTLS
+
+
+@dataclass(frozen=True)
+class SmarthostSettings:
+    host: str = "127.0.0.1"
+    port: int = 25
+    tls: TlsMode = "none"
+    username: str = ""
+    password: str = ""
+    timeout: timedelta = timedelta(seconds=60)
+    ca_file: str = ""
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    transport: TransportKind = "maildir"
+    maildir: Path = Path("outbox")
+    batch_size: int = 50
+    poll_interval: timedelta = timedelta(seconds=10)
+    lease: timedelta = timedelta(minutes=5)
+    retry_first: timedelta = timedelta(minutes=5)
+    retry_max: timedelta = timedelta(hours=1)
+    give_up_after: timedelta = timedelta(days=5)
+
+
+@dataclass(frozen=True)
+class ModerationSettings:
+    moderators: tuple[str, ...] = ()  # addresses that get the "what waits" alert
+    alert_interval: timedelta = timedelta(hours=1)
+    held_notices_per_day: int = 3  # per sender, so a chatty sender is not flooded
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    """The hosted mailbox the relay reads (relay/sources/imap.py); no host means no IMAP."""
+
+    host: str = ""
+    port: int = 0  # 0: 993 for tls = "implicit", 143 otherwise
+    tls: TlsMode = "implicit"
+    ca_file: str = ""  # trust this CA bundle (a private or test CA)
+    user: str = ""
+    password: str = ""
+    mailbox: str = "INBOX"
+    processed_folder: str = "Processed"
+    refused_folder: str = "Refused"
+    idle: bool = True  # use IDLE when the server offers it; otherwise poll
+    poll_interval: timedelta = timedelta(seconds=60)
+    idle_timeout: timedelta = timedelta(minutes=5)  # the longest one IDLE wait may last
+    timeout: timedelta = timedelta(seconds=30)  # per IMAP command
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+    @property
+    def effective_port(self) -> int:
+        if self.port:
+            return self.port
+        return 993 if self.tls == "implicit" else 143
+
+
+@dataclass(frozen=True)
+class DkimSettings:
+    selector: str = ""  # empty: outbound mail is not signed
+    key_file: Path = Path("dkim.key")  # PEM private key, relative to the config file
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    pid_file: Path = Path("relay.pid")  # `relay status` reads it; systemd: /run/mentor-relay/
+    stale_after: timedelta = timedelta(hours=1)  # `relay status` fails when mail waits longer
+    stop_grace: timedelta = timedelta(seconds=30)  # for DATA and deliveries in flight on stop
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9325
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: LogLevel = "INFO"
+    format: LogFormat = "text"
