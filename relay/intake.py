@@ -43,6 +43,7 @@ from relay.rules.engine import build_rules, run_rules
 from relay.rules.identity import strip_forged_results
 from relay.store.db import Store
 from relay.store.models import (
+    OPEN_PAIR_STATES,
     Message,
     MessageStatus,
     OutboxEntry,
@@ -150,7 +151,7 @@ class Intake:
             status = session.scalar(select(Pair.status).where(Pair.token == token))
         if status is None:
             return replies.UNKNOWN_PAIR
-        if status is not PairStatus.ACTIVE:
+        if status not in OPEN_PAIR_STATES:
             return replies.ENDED_PAIR
         if len(self._active_tokens) >= ACTIVE_TOKEN_CACHE_SIZE:
             self._active_tokens.clear()
@@ -257,6 +258,7 @@ class Intake:
                 Message.received_at >= utcnow() - timedelta(hours=1),
             ),
             watched=sender.watched or pair.watched,
+            paused=pair.status is PairStatus.PAUSED,
             # Their own addresses are replaced by the pair address on the way out.
             allowed_addresses=frozenset({address, *hidden_addresses(pair)}),
             own_loop_id=self.domain,
@@ -325,7 +327,7 @@ class Intake:
         )
         if pair is None:
             raise RefusedError(replies.UNKNOWN_PAIR)
-        if pair.status is not PairStatus.ACTIVE:
+        if pair.status not in OPEN_PAIR_STATES:
             raise RefusedError(replies.ENDED_PAIR)
         return pair
 

@@ -92,6 +92,26 @@ def pair_end(context: Context, address: str) -> None:
         click.echo(f"ended {pair_address(pair.token, context.domain)}")
 
 
+@pair_group.command("pause")
+@click.argument("address")
+@pass_context
+def pair_pause(context: Context, address: str) -> None:
+    """Pause a pair: everything either side writes is held for a moderator."""
+    with context.session() as session:
+        pair = registry.pause_pair(session, address, context.domain)
+        click.echo(f"paused {pair_address(pair.token, context.domain)}")
+
+
+@pair_group.command("resume")
+@click.argument("address")
+@pass_context
+def pair_resume(context: Context, address: str) -> None:
+    """Resume a paused pair; mail held while it was paused stays held."""
+    with context.session() as session:
+        pair = registry.resume_pair(session, address, context.domain)
+        click.echo(f"resumed {pair_address(pair.token, context.domain)}")
+
+
 # -- transcript -------------------------------------------------------------
 
 

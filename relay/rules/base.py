@@ -101,6 +101,7 @@ class RuleContext:
     messages_from_sender_in_pair: int = 0
     sender_messages_last_hour: int = 0
     watched: bool = False
+    paused: bool = False  # the pair is paused: everything either side writes waits
     allowed_addresses: frozenset[str] = frozenset()
     own_loop_id: str = ""  # empty: the relay domain
 

@@ -25,7 +25,7 @@ from relay.rules.automated import AutoreplyRule
 from relay.rules.base import Hit, Rule, RuleContext
 from relay.rules.content import AttachmentsRule, ContactRule, KeywordsRule, LinksRule
 from relay.rules.identity import AuthenticationRule, IdentityPartsRule, OutsideRecipientsRule
-from relay.rules.pair_context import NewPairRule, RateRule, WatchRule
+from relay.rules.pair_context import NewPairRule, PausedRule, RateRule, WatchRule
 from relay.rules.settings import RULE_ERROR, RulesConfig
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ def build_rules(config: RulesConfig | None = None) -> list[Rule]:
         KeywordsRule(config.phrases),
         NewPairRule(config.new_pair_messages),
         WatchRule(),
+        PausedRule(),
         RateRule(config.rate_per_hour),
         OutsideRecipientsRule(),
         IdentityPartsRule(),

@@ -31,6 +31,15 @@ class WatchRule:
         return [Hit(self.name, "sender or pair is watched")] if context.watched else []
 
 
+class PausedRule:
+    """Every message of a paused pair (a coordinator or an escalation paused it)."""
+
+    name = "paused"
+
+    def check(self, mail: MailView, context: RuleContext) -> list[Hit]:
+        return [Hit(self.name, "the pair is paused")] if context.paused else []
+
+
 class RateRule:
     """A sender writing more than ``per_hour`` messages in an hour."""
 

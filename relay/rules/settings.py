@@ -27,6 +27,7 @@ DEFAULT_ACTIONS: Mapping[str, Action] = MappingProxyType(
         "keywords": Action.HOLD,
         "new_pair": Action.HOLD,
         "watch": Action.HOLD,
+        "paused": Action.HOLD,
         "rate": Action.HOLD,
         "autoreply": Action.DISCARD,
         "outside_recipients": Action.REJECT,
@@ -36,6 +37,9 @@ DEFAULT_ACTIONS: Mapping[str, Action] = MappingProxyType(
     }
 )
 RULE_NAMES = frozenset(DEFAULT_ACTIONS) - {RULE_ERROR}
+# Rules a programme may neither disable nor weaken below hold: a paused pair is
+# paused for someone's safety, and only a person may let its mail through.
+AT_LEAST_HOLD = frozenset({"paused"})
 
 
 class RulesConfigError(ConfigError, ValueError):
@@ -72,6 +76,7 @@ _SECTIONS: Mapping[str, frozenset[str]] = {
     "new_pair": frozenset({"messages"}),
     "rate": frozenset({"per_hour"}),
     "watch": frozenset(),
+    "paused": frozenset(),
     "autoreply": frozenset(),
     "outside_recipients": frozenset(),
     "identity_parts": frozenset(),
@@ -133,8 +138,13 @@ class _Reader:
                 raise self.fail(
                     f"actions.{rule}", f"unknown action {value!r} (accept, hold, reject, discard)"
                 ) from None
+        for rule in AT_LEAST_HOLD:
+            if actions[rule] < Action.HOLD:
+                raise self.fail(f"actions.{rule}", "must hold or stronger")
         disabled = self.strings(top.get("disable", []), "disable")
         self.rule_names(disabled, "disable")
+        for rule in AT_LEAST_HOLD.intersection(disabled):
+            raise self.fail("disable", f"{rule} cannot be disabled")
         detect = self.strings(
             sections["contact"].get("detect", list(contacts.CONTACT_KINDS)), "contact.detect"
         )

@@ -76,7 +76,12 @@ class Role(enum.StrEnum):
 
 class PairStatus(enum.StrEnum):
     ACTIVE = "active"
+    PAUSED = "paused"  # mail between them is held for a moderator; nothing is sent to them
     ENDED = "ended"
+
+
+#: States in which a pair's address still takes mail.
+OPEN_PAIR_STATES = frozenset({PairStatus.ACTIVE, PairStatus.PAUSED})
 
 
 class MessageStatus(enum.StrEnum):

@@ -16,7 +16,15 @@ from sqlalchemy.orm import Session
 from relay.delivery.notices import Notice, Notices
 from relay.errors import ConflictError, NotFoundError
 from relay.mail.addresses import new_token, normalise, pair_address, token_of
-from relay.store.models import Pair, PairStatus, Participant, ParticipantAddress, Role, utcnow
+from relay.store.models import (
+    OPEN_PAIR_STATES,
+    Pair,
+    PairStatus,
+    Participant,
+    ParticipantAddress,
+    Role,
+    utcnow,
+)
 
 
 def valid_address(text: str) -> str:
@@ -85,7 +93,7 @@ def create_pair(
         select(Pair).where(
             Pair.mentor_id == mentor.id,
             Pair.mentee_id == mentee.id,
-            Pair.status == PairStatus.ACTIVE,
+            Pair.status.in_(OPEN_PAIR_STATES),
         )
     )
     if existing is not None:
@@ -132,6 +140,24 @@ def list_pairs(session: Session, include_ended: bool = True) -> list[Pair]:
     if not include_ended:
         query = query.where(Pair.status == PairStatus.ACTIVE)
     return list(session.scalars(query))
+
+
+def pause_pair(session: Session, address: str, domain: str) -> Pair:
+    """Hold everything either side writes until the pair is resumed."""
+    pair = find_pair(session, address, domain)
+    if pair.status is not PairStatus.ACTIVE:
+        raise ConflictError(f"{pair_address(pair.token, domain)} is {pair.status}, not active")
+    pair.status = PairStatus.PAUSED
+    return pair
+
+
+def resume_pair(session: Session, address: str, domain: str) -> Pair:
+    """Let a paused pair's new mail flow again; what was held while paused stays held."""
+    pair = find_pair(session, address, domain)
+    if pair.status is not PairStatus.PAUSED:
+        raise ConflictError(f"{pair_address(pair.token, domain)} is {pair.status}, not paused")
+    pair.status = PairStatus.ACTIVE
+    return pair
 
 
 def end_pair(session: Session, address: str, domain: str) -> Pair:
