@@ -113,7 +113,7 @@ def test_defaults() -> None:
     assert config.new_pair_messages == 2 and config.rate_per_hour == 20
     assert dict(config.actions)["autoreply"] is Action.DISCARD
     assert {r.name for r in build_rules(config)} == {
-        "autoreply", "contact", "links", "attachments", "keywords", "new_pair", "watch", "rate",
+        "autoreply", "contact", "links", "attachments", "keywords", "new_pair", "watch", "paused", "rate",
         "outside_recipients", "identity_parts",
     }  # fmt: skip
 
