@@ -130,7 +130,22 @@ def config_from_mapping(
         raise ConfigError(str(error)) from None
     _check_imap(document, built["imap"], source)
     _check_tls(built["smtp"], source)
+    _check_listener(built["smtp"], source)
     return Config(source=source, rules=rules, matching=matching, **built)
+
+
+def _check_listener(smtp: SmtpSettings, source: Path) -> None:
+    if smtp.socket and smtp.protocol != "lmtp":
+        raise ConfigError(
+            f'{source}: [smtp] socket needs protocol = "lmtp" (SMTP listens on host and port)'
+        )
+    if smtp.socket and not Path(smtp.socket).is_absolute():
+        raise ConfigError(f"{source}: [smtp] socket must be an absolute path, got {smtp.socket!r}")
+    if not re.fullmatch(r"0?[0-7]{3}", smtp.socket_mode):
+        raise ConfigError(
+            f'{source}: [smtp] socket_mode: expected octal permissions such as "0660", '
+            f"got {smtp.socket_mode!r}"
+        )
 
 
 def _check_tls(smtp: SmtpSettings, source: Path) -> None:

@@ -79,7 +79,7 @@ class Incoming:
     raw: bytes
     envelope_from: str
     recipients: Sequence[str]
-    source: str  # "smtp" or "imap"
+    source: str  # "smtp", "lmtp" or "imap"
     peer: str = ""
 
 

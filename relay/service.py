@@ -1,7 +1,7 @@
 """`relay serve`: the sources and the delivery worker in one event loop.
 
 Owns the daemon's life: open the store (refusing a schema that is behind),
-start the SMTP server (unless [smtp] enabled = false), the IMAP source (when
+start the SMTP or LMTP server (unless [smtp] enabled = false), the IMAP source (when
 [imap] is set), the worker, the moderator alerts and the metrics endpoint;
 tell systemd READY=1 and write the pid file; on SIGHUP reload what can be
 reloaded; on SIGTERM or SIGINT stop in order: new sessions get 421, DATA in
@@ -35,7 +35,8 @@ from relay.ops import sdnotify
 from relay.ops.metrics import Metrics
 from relay.rules.engine import build_rules
 from relay.sources.imap import ImapSource
-from relay.sources.smtp import RelayHandler, SmtpServer
+from relay.sources.listener import inbound_server
+from relay.sources.smtp import SmtpServer
 from relay.store.db import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,9 @@ async def start(config: Config) -> Running:
     if config.smtp.enabled:
         intake = Intake(store, config)
         running.intakes.append(intake)
-        handler = RelayHandler(intake, config.relay.max_recipients, on_queued=worker.wake)
+        running.smtp = inbound_server(config, intake, on_queued=worker.wake)
         if running.metrics is not None:
-            handler.on_outcome = running.metrics.observe
-        running.smtp = SmtpServer(config, handler)
+            running.smtp.handler.on_outcome = running.metrics.observe
         await running.smtp.start()
     tasks = running.tasks
     tasks["delivery"] = asyncio.create_task(worker.run(running.stopping), name="delivery")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 TlsMode = Literal["none", "starttls", "implicit"]
+InboundProtocol = Literal["smtp", "lmtp"]
 TransportKind = Literal["maildir", "smtp"]
 LogFormat = Literal["text", "json"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -38,8 +39,12 @@ class DatabaseSettings:
 @dataclass(frozen=True)
 class SmtpSettings:
     enabled: bool = True
+    protocol: InboundProtocol = "smtp"  # "lmtp": per-recipient replies (RFC 2033), for an MTA
     host: str = "127.0.0.1"
     port: int = 2525
+    socket: str = ""  # a Unix socket path instead of host:port (LMTP only, lmtp:unix:)
+    socket_mode: str = "0660"  # octal permissions of the socket
+    socket_group: str = ""  # group of the socket (e.g. "postfix"); empty: the process's
     hostname: str = ""  # the name in the greeting; empty means the relay domain
     tls_cert: str = ""  # PEM certificate chain; with tls_key, STARTTLS is offered
     tls_key: str = ""

@@ -25,6 +25,7 @@ from relay.config import Config
 from relay.errors import ConfigError
 from relay.intake import Incoming, Intake, Outcome
 from relay.mail import replies
+from relay.sources import unix_socket
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ _LIBRARY_REPLIES = {
 
 
 class RelayHandler:
+    source = "smtp"  # what intake records as the message's source
+
     def __init__(
         self,
         intake: Intake,
@@ -71,13 +74,19 @@ class RelayHandler:
         return str(reply)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        return await self.accept(session, envelope, tuple(envelope.rcpt_tos))
+
+    async def accept(
+        self, session: Session, envelope: Envelope, recipients: tuple[str, ...]
+    ) -> str:
+        """Hand the message for these recipients to intake; its reply, after the commit."""
         started = time.perf_counter()
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
         incoming = Incoming(
             raw=bytes(envelope.original_content or b""),
             envelope_from=envelope.mail_from or "",
-            recipients=tuple(envelope.rcpt_tos),
-            source="smtp",
+            recipients=recipients,
+            source=self.source,
             peer=peer,
         )
         self.data_in_progress += 1
@@ -148,11 +157,21 @@ class RelaySMTP(SMTP):
 
 
 class SmtpServer:
-    """Listens on [smtp] host:port until stopped."""
+    """Listens on [smtp] host:port (or a Unix socket) until stopped.
 
-    def __init__(self, config: Config, handler: RelayHandler) -> None:
+    session_class is the protocol spoken there: RelaySMTP, or relay.sources.lmtp's
+    RelayLMTP (relay.sources.listener picks one by [smtp] protocol).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        handler: RelayHandler,
+        session_class: type[RelaySMTP] = RelaySMTP,
+    ) -> None:
         self.config = config
         self.handler = handler
+        self.session_class = session_class
         self.closing = False
         self.sessions: set[RelaySMTP] = set()
         self._server: asyncio.Server | None = None
@@ -171,7 +190,7 @@ class SmtpServer:
             self._quiet.set()
 
     def _protocol(self) -> RelaySMTP:
-        return RelaySMTP(
+        return self.session_class(
             self.handler,
             self,
             hostname=self.config.smtp.hostname or self.config.relay.domain,
@@ -197,15 +216,19 @@ class SmtpServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._protocol, host=self.config.smtp.host, port=self.config.smtp.port
-        )
-        log.info("SMTP listening on %s", ", ".join(self.addresses()))
+        settings = self.config.smtp
+        if settings.socket:
+            self._server = await unix_socket.serve(loop, self._protocol, settings)
+        else:
+            self._server = await loop.create_server(
+                self._protocol, host=settings.host, port=settings.port
+            )
+        log.info("%s listening on %s", settings.protocol.upper(), ", ".join(self.addresses()))
 
     def addresses(self) -> list[str]:
         if self._server is None:
             return []
-        return [f"{sock.getsockname()[0]}:{sock.getsockname()[1]}" for sock in self._server.sockets]
+        return [_address(sock.getsockname()) for sock in self._server.sockets]
 
     @property
     def port(self) -> int:
@@ -228,3 +251,11 @@ class SmtpServer:
                 session.transport.close()
         if self._server is not None:
             await self._server.wait_closed()
+        if self.config.smtp.socket:
+            unix_socket.remove(self.config.smtp.socket)
+
+
+def _address(name: Any) -> str:
+    if isinstance(name, tuple):
+        return f"{name[0]}:{name[1]}"
+    return str(name)  # a Unix socket's path
