@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from relay.commands import daemon, imap, matching, moderation, ops, people, queue, setup
+from relay.commands import daemon, deploy, imap, matching, moderation, ops, people, queue, setup
 from relay.commands.context import Context
 from relay.errors import RelayError
 
@@ -48,6 +48,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 for command in (
     setup.check_config,
     setup.db_group,
+    deploy.setup_group,
     people.participant_group,
     people.pair_group,
     people.log_command,
