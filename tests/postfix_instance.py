@@ -71,10 +71,9 @@ class PostfixInstance:
         blocks = snippets_module.parse(self.setup_output)
         main_block = blocks[f"{self.folder}/main.cf"]
         master_block = blocks[f"{self.folder}/master.cf"]
-        transport_path, transport_block = next(
-            (name, text) for name, text in blocks.items() if name.endswith("-transport")
-        )
-        Path(transport_path).write_text(transport_block)
+        for name, text in blocks.items():  # the maps
+            if name.startswith("/") and not name.endswith(".cf"):
+                Path(name).write_text(text)
         (self.folder / "main.cf").write_text(self._test_main_cf() + main_block + self.extra_main_cf)
         (self.folder / "master.cf").write_text(
             BASE_SERVICES

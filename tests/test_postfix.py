@@ -13,6 +13,7 @@ envelope senders at spoofed.example and dmarc=pass for everyone else.
 
 from __future__ import annotations
 
+import os
 import shutil
 import smtplib
 import subprocess
@@ -154,7 +155,8 @@ def fronts(providers: Sink) -> Iterator[Callable[[str], Front]]:
     yield front
     for each in started.values():
         each.postfix.stop()
-        shutil.rmtree(each.postfix.folder, ignore_errors=True)
+        if not os.environ.get("RELAY_TEST_KEEP_POSTFIX"):  # to read its maillog afterwards
+            shutil.rmtree(each.postfix.folder, ignore_errors=True)
 
 
 @dataclass
@@ -384,3 +386,20 @@ def test_front_results_under_another_id_do_not_count(behind, providers: Sink):
     wait_for(lambda: forwards(providers, pair.mentee), SLOW, "the forward")
     with other.store.session() as session:
         assert session.scalars(select(Message.status)).all() == [MessageStatus.QUEUED]
+
+
+def test_unknown_pair_address_bounces_from_postfix_with_the_relays_reason(behind, providers: Sink):
+    setup = behind("lmtp")
+    pair = setup.pair
+    unknown = "zz22zz22zz22z@relay.test"
+    # Postfix takes mail for the whole relay domain; the relay refuses the address.
+    setup.send(mail(pair.mentor, unknown, "Typo"), pair.mentor, [unknown])
+    dsn = wait_for(
+        lambda: [each for each in providers.to(pair.mentor) if each.envelope_from in ("", "<>")],
+        SLOW,
+        "Postfix's bounce to the sender",
+    )[0]
+    assert dsn.message.get_content_type() == "multipart/report"
+    assert b"550 5.1.1 unknown pair address" in dsn.data
+    with setup.store.session() as session:
+        assert session.scalars(select(Message)).all() == []
