@@ -106,6 +106,9 @@ def test_one_message_two_pairs_accepted_for_one_refused_for_the_other(over_socke
 
 def test_socket_permissions_and_cleanup(over_socket, socket_folder: Path):
     running, *_, path = over_socket
+    # A second relay on the same socket is refused, not allowed to take it over.
+    with pytest.raises(ConfigError, match="in use"):
+        RunningRelay(running.config)
     mode = os.stat(path)
     assert stat.S_ISSOCK(mode.st_mode)
     assert stat.S_IMODE(mode.st_mode) == 0o660
