@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from matching.settings import MatchSettings, SettingsError
+from relay.durations import parse_duration
 from relay.errors import ConfigError
 from relay.rules.settings import RulesConfig
 from relay.settings import (
@@ -81,9 +82,6 @@ SECTIONS: dict[str, type[Any]] = {
 }
 # Sections whose contents another module owns and checks.
 DELEGATED_SECTIONS = frozenset({"rules", "matching"})
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
@@ -273,13 +271,3 @@ def _convert(raw: Any, hint: Any, where: str, base: Path) -> Any:
             raise ConfigError(f"{where}: expected a list of strings, got {raw!r}")
         return tuple(raw)
     raise TypeError(f"no converter for {hint!r} ({where})")  # a bug in a settings class
-
-
-def parse_duration(raw: Any, where: str) -> timedelta:
-    """ "90", 90, "90s", "5m", "1h" or "5d" -> timedelta."""
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw >= 0:
-        return timedelta(seconds=raw)
-    match = _DURATION.match(raw) if isinstance(raw, str) else None
-    if match is None:
-        raise ConfigError(f"{where}: expected a duration such as 30s, 5m, 1h or 5d, got {raw!r}")
-    return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2)])

@@ -42,16 +42,8 @@ from relay.rules.base import Action, Hit, RuleContext, decide
 from relay.rules.engine import build_rules, run_rules
 from relay.rules.identity import strip_forged_results
 from relay.store.db import Store
-from relay.store.models import (
-    OPEN_PAIR_STATES,
-    Message,
-    MessageStatus,
-    OutboxEntry,
-    Pair,
-    PairStatus,
-    Participant,
-    utcnow,
-)
+from relay.store.models import Message, OutboxEntry, Pair, Participant
+from relay.store.states import OPEN_PAIR_STATES, MessageStatus, PairStatus, utcnow
 
 log = logging.getLogger(__name__)
 

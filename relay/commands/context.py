@@ -1,7 +1,10 @@
 """The pieces every `relay` command shares: the context, tables, the moderator's name.
 
 Context loads the configuration and opens the store lazily, so `relay --help`
-and a usage error never touch either.
+and a usage error never touch either. This module and every command module
+import only click and light modules at the top; what a command needs beyond
+that (SQLAlchemy, jinja2, aiosmtpd, numpy) is imported inside the command, so
+starting `relay` costs only what the command run needs (bench/startup.py).
 """
 
 from __future__ import annotations
@@ -10,15 +13,15 @@ import getpass
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email import message_from_bytes
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from sqlalchemy.orm import Session
 
-from relay.config import Config, load_config
-from relay.mail.policy import POLICY
-from relay.store import db
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from relay.config import Config
+    from relay.store.db import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,18 +30,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Context:
     config_path: str | None
     _config: Config | None = field(default=None)
-    _store: db.Store | None = field(default=None)
+    _store: Store | None = field(default=None)
 
     @property
     def config(self) -> Config:
         if self._config is None:
+            from relay.config import load_config
+
             self._config = load_config(self.config_path)
         return self._config
 
     @property
-    def store(self) -> db.Store:
+    def store(self) -> Store:
         if self._store is None:
-            self._store = db.open_store(self.config.database.url)
+            from relay.store.db import open_store
+
+            self._store = open_store(self.config.database.url)
         return self._store
 
     @contextmanager
@@ -79,5 +86,9 @@ def table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
 
 
 def printable(raw: bytes) -> str:
+    from email import message_from_bytes
+
+    from relay.mail.policy import POLICY
+
     message = message_from_bytes(raw, policy=POLICY)
     return message.as_string()

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 import click
 
-from relay import service
 from relay.commands.context import Context, pass_context
-from relay.ops import logsetup
 
 
 @click.command("serve")
@@ -30,6 +25,12 @@ def serve(context: Context, log_level: str | None, log_format: str | None) -> No
     SIGHUP reloads the moderation rules, keyword lists, templates and
     moderators from the configuration file.
     """
+    import asyncio
+    import logging
+
+    from relay import service  # the SMTP server, the worker and all they load
+    from relay.ops import logsetup
+
     config = context.config
     logsetup.configure(
         log_level or config.logging.level,

@@ -10,7 +10,6 @@ import click
 
 from relay.commands.context import Context, pass_context
 from relay.errors import ConfigError
-from relay.ops import dns_records, postfix
 
 
 @click.group("setup")
@@ -35,6 +34,8 @@ def setup_group() -> None:
 @pass_context
 def setup_postfix(context: Context, lmtp: bool | None, postfix_dir: str) -> None:
     """Print the main.cf and master.cf lines and the transport map for the relay domain."""
+    from relay.ops import postfix
+
     folder = postfix_dir.rstrip("/") or "/"
     click.echo(postfix.render(postfix.snippets(context.config, lmtp, folder), folder), nl=False)
 
@@ -49,6 +50,8 @@ def setup_postfix(context: Context, lmtp: bool | None, postfix_dir: str) -> None
 @pass_context
 def setup_dns(context: Context, mx_host: str) -> None:
     """Print the MX, SPF, DKIM and DMARC records to publish for the relay domain."""
+    from relay.ops import dns_records
+
     config = context.config
     dkim_value = ""
     if config.dkim.selector:

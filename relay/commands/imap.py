@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 
 from relay.commands.context import Context, pass_context
-from relay.sources import imap
 
 
 @click.group("imap")
@@ -19,6 +16,10 @@ def imap_group() -> None:
 @pass_context
 def imap_check(context: Context) -> None:
     """Log in, list the folders and count the messages waiting (nothing is moved)."""
+    import asyncio
+
+    from relay.sources import imap
+
     config = context.config
     report = asyncio.run(imap.check(config, lambda: context.store))
     settings = config.imap

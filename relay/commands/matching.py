@@ -8,8 +8,6 @@ import warnings
 import click
 
 from relay.commands.context import Context, pass_context
-from relay.delivery.notices import Notices
-from relay.store import match_apply as matchmaking
 
 PROGRESS_BAR_FROM = 2000  # mentees; smaller cohorts finish before a bar would help
 
@@ -34,6 +32,7 @@ def match(
     from matching.match import match as propose
     from matching.profiles import ProfileError, UnknownColumnWarning, load_mentees, load_mentors
     from matching.proposals import write_proposals
+    from relay.store import match_apply as matchmaking
 
     context: Context = ctx.obj
     settings = context.config.matching
@@ -87,6 +86,8 @@ def match(
 def match_apply(context: Context, proposals: str) -> None:
     """Create the participants and pairs in a proposals file and send introductions."""
     from matching.proposals import ProposalError, read_proposals
+    from relay.delivery.notices import Notices
+    from relay.store import match_apply as matchmaking
 
     try:
         rows = read_proposals(proposals)

@@ -8,15 +8,13 @@ import sys
 import click
 
 from relay.commands.context import Context, moderator_option, pass_context, table
-from relay.delivery.notices import Notices
-from relay.mail.addresses import pair_address, token_of
-from relay.moderation import decisions as moderation
-from relay.moderation import display
-from relay.store import registry
-from relay.store.models import ModerationVerdict
+from relay.durations import format_duration
+from relay.store.states import ModerationVerdict
 
 
 def _pair_token(context: Context, address: str | None) -> str | None:
+    from relay.store import registry
+
     if address is None:
         return None
     with context.session() as session:
@@ -31,12 +29,17 @@ def _pair_token(context: Context, address: str | None) -> str | None:
 def held(context: Context, pair_filter: str | None, rule: str | None, as_json: bool) -> None:
     """What waits for a moderator, oldest first."""
     token = _pair_token(context, pair_filter)
+    from relay.mail.addresses import pair_address
+    from relay.moderation import decisions as moderation
+    from relay.store.states import utcnow
+
     with context.session() as session:
+        now = utcnow()
         items = [
             {
                 "id": m.id,
                 "received_at": m.received_at.isoformat(),
-                "age": moderation.age(m.received_at),
+                "age": format_duration(now - m.received_at),
                 "pair": pair_address(m.pair.token, context.domain),
                 "sender_role": m.sender.role.value,
                 "subject": m.subject,
@@ -68,6 +71,9 @@ def held(context: Context, pair_filter: str | None, rule: str | None, as_json: b
 @pass_context
 def show(context: Context, message_id: int, color: bool | None) -> None:
     """A message as its recipient would get it, flagged text marked >>>like this<<<."""
+    from relay.moderation import decisions as moderation
+    from relay.moderation import display
+
     ansi = sys.stdout.isatty() if color is None else color
     with context.session() as session:
         message = moderation.get_message(session, message_id)
@@ -82,6 +88,9 @@ def _decide(
     reason: str = "",
     redact: bool = False,
 ) -> None:
+    from relay.delivery.notices import Notices
+    from relay.moderation import decisions as moderation
+
     notices = Notices(context.config)
     failed = False
     for message_id in message_ids:
@@ -142,6 +151,10 @@ _REVIEW_KEYS = {
 @pass_context
 def review(context: Context, pair_filter: str | None, moderator: str) -> None:
     """Walk through held messages one at a time."""
+    from relay.delivery.notices import Notices
+    from relay.moderation import decisions as moderation
+    from relay.moderation import display
+
     token = _pair_token(context, pair_filter)
     with context.session() as session:
         waiting = [m.id for m in moderation.held_messages(session, token)]
@@ -180,6 +193,8 @@ def review(context: Context, pair_filter: str | None, moderator: str) -> None:
 @pass_context
 def audit(context: Context, message_id: int | None, as_json: bool) -> None:
     """Every moderator action: who, what, when, why."""
+    from relay.moderation import decisions as moderation
+
     with context.session() as session:
         items = [
             {
@@ -207,6 +222,9 @@ def audit(context: Context, message_id: int | None, as_json: bool) -> None:
 @pass_context
 def watch(context: Context, who: str, off: bool) -> None:
     """Hold all mail of a participant (EMAIL) or a pair (pair ADDRESS)."""
+    from relay.mail.addresses import pair_address, token_of
+    from relay.store import registry
+
     with context.session() as session:
         if token_of(who, context.domain):
             target = registry.find_pair(session, who, context.domain)

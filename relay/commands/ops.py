@@ -8,18 +8,8 @@ import sys
 import click
 
 from relay.commands.context import Context, pass_context
-from relay.config import parse_duration
+from relay.durations import format_duration, parse_duration
 from relay.errors import ConfigError
-from relay.ops import retention, status
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
 
 
 @click.command("status")
@@ -27,6 +17,8 @@ def _age(seconds: float | None) -> str:
 @pass_context
 def status_command(context: Context, as_json: bool) -> None:
     """Is the daemon up and is mail moving? Exit status 0 if healthy, 1 if not."""
+    from relay.ops import status
+
     with context.session() as session:
         report = status.collect(session, context.config)
     if as_json:
@@ -35,8 +27,8 @@ def status_command(context: Context, as_json: bool) -> None:
         state = f"running (pid {report.pid})" if report.running else "not running"
         click.echo(f"daemon:           {state}")
         click.echo("outbox:           " + ", ".join(f"{k} {v}" for k, v in report.outbox.items()))
-        click.echo(f"oldest waiting:   {_age(report.oldest_waiting_seconds)}")
-        click.echo(f"oldest held:      {_age(report.oldest_held_seconds)}")
+        click.echo(f"oldest waiting:   {format_duration(report.oldest_waiting_seconds)}")
+        click.echo(f"oldest held:      {format_duration(report.oldest_held_seconds)}")
         last = report.last_delivery
         click.echo(f"last delivery:    {last.strftime('%Y-%m-%d %H:%M:%S UTC') if last else '-'}")
         click.echo("health:           " + ("ok" if report.healthy else "; ".join(report.problems)))
@@ -54,6 +46,8 @@ def status_command(context: Context, as_json: bool) -> None:
 @pass_context
 def purge_command(context: Context, older_than: str, dry_run: bool) -> None:
     """Empty the message bodies of pairs that ended longer ago than the period."""
+    from relay.ops import retention
+
     try:
         period = parse_duration(older_than, "--older-than")
     except ConfigError as error:

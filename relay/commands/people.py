@@ -5,10 +5,7 @@ from __future__ import annotations
 import click
 
 from relay.commands.context import Context, pass_context, printable, table
-from relay.delivery.notices import Notices
-from relay.mail.addresses import pair_address
-from relay.store import registry, transcript
-from relay.store.models import Role
+from relay.store.states import Role
 
 
 @click.group("participant")
@@ -26,6 +23,8 @@ def participant_add(
     context: Context, email: str, name: str, role: str, also: tuple[str, ...]
 ) -> None:
     """Register a participant."""
+    from relay.store import registry
+
     with context.session() as session:
         participant = registry.add_participant(session, email, name, Role(role), also)
         click.echo(f"added {participant.role} {participant.display_name} <{participant.email}>")
@@ -35,6 +34,8 @@ def participant_add(
 @pass_context
 def participant_list(context: Context) -> None:
     """List participants."""
+    from relay.store import registry
+
     with context.session() as session:
         rows = [
             (p.role.value, p.display_name, ", ".join(a.email for a in p.addresses))
@@ -57,6 +58,9 @@ def pair_group() -> None:
 @pass_context
 def pair_create(context: Context, mentor_email: str, mentee_email: str) -> None:
     """Pair a mentor with a mentee, print the pair address, send introductions."""
+    from relay.delivery.notices import Notices
+    from relay.store import registry
+
     notices = Notices(context.config)
     with context.session() as session:
         created = registry.create_pair(session, notices, context.domain, mentor_email, mentee_email)
@@ -68,6 +72,9 @@ def pair_create(context: Context, mentor_email: str, mentee_email: str) -> None:
 @pass_context
 def pair_list(context: Context, active: bool) -> None:
     """List pairs."""
+    from relay.mail.addresses import pair_address
+    from relay.store import registry
+
     with context.session() as session:
         rows = [
             (
@@ -87,6 +94,9 @@ def pair_list(context: Context, active: bool) -> None:
 @pass_context
 def pair_end(context: Context, address: str) -> None:
     """End a pair: its address refuses mail from now on."""
+    from relay.mail.addresses import pair_address
+    from relay.store import registry
+
     with context.session() as session:
         pair = registry.end_pair(session, address, context.domain)
         click.echo(f"ended {pair_address(pair.token, context.domain)}")
@@ -97,6 +107,9 @@ def pair_end(context: Context, address: str) -> None:
 @pass_context
 def pair_pause(context: Context, address: str) -> None:
     """Pause a pair: everything either side writes is held for a moderator."""
+    from relay.mail.addresses import pair_address
+    from relay.store import registry
+
     with context.session() as session:
         pair = registry.pause_pair(session, address, context.domain)
         click.echo(f"paused {pair_address(pair.token, context.domain)}")
@@ -107,6 +120,9 @@ def pair_pause(context: Context, address: str) -> None:
 @pass_context
 def pair_resume(context: Context, address: str) -> None:
     """Resume a paused pair; mail held while it was paused stays held."""
+    from relay.mail.addresses import pair_address
+    from relay.store import registry
+
     with context.session() as session:
         pair = registry.resume_pair(session, address, context.domain)
         click.echo(f"resumed {pair_address(pair.token, context.domain)}")
@@ -121,6 +137,8 @@ def pair_resume(context: Context, address: str) -> None:
 @pass_context
 def log_command(context: Context, address: str, show_id: int | None) -> None:
     """A pair's transcript, oldest first."""
+    from relay.store import registry, transcript
+
     with context.session() as session:
         pair = registry.find_pair(session, address, context.domain)
         if show_id is not None:

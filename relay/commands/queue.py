@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from relay.commands.context import Context, pass_context, table
-from relay.moderation.decisions import age
-from relay.ops import queue
-from relay.store.models import DeliveryStatus, OutboxEntry, OutboxKind, utcnow
+from relay.durations import format_duration
+from relay.store.states import DeliveryStatus, OutboxKind, utcnow
+
+if TYPE_CHECKING:
+    from relay.store.models import OutboxEntry
 
 _STATES = [state.value for state in DeliveryStatus]
 _ERROR_WIDTH = 60
@@ -22,6 +25,8 @@ def queue_group(ctx: click.Context, context: Context) -> None:
     """Outbound mail: counts by state and the oldest still waiting."""
     if ctx.invoked_subcommand is not None:
         return
+    from relay.ops import queue
+
     with context.session() as session:
         found = queue.summary(session)
         rows = [(state.value, str(found.counts[state])) for state in DeliveryStatus]
@@ -30,8 +35,9 @@ def queue_group(ctx: click.Context, context: Context) -> None:
         if oldest is None:
             click.echo("nothing waiting")
         else:
+            waited = format_duration(utcnow() - oldest.created_at)
             click.echo(
-                f"oldest waiting: outbox {oldest.id}, {age(oldest.created_at)} old, "
+                f"oldest waiting: outbox {oldest.id}, {waited} old, "
                 f"{oldest.status.value}, next attempt {_next_attempt(oldest)}"
             )
 
@@ -48,8 +54,11 @@ def queue_group(ctx: click.Context, context: Context) -> None:
 @pass_context
 def queue_list(context: Context, states: tuple[str, ...], limit: int) -> None:
     """Outbound mail, oldest first, with its last error and next attempt."""
+    from relay.ops import queue
+
     wanted = [DeliveryStatus(state) for state in states] or list(queue.NOT_DELIVERED)
     with context.session() as session:
+        now = utcnow()
         rows, total = queue.entries(session, wanted, limit)
         shown = [
             (
@@ -58,7 +67,7 @@ def queue_list(context: Context, states: tuple[str, ...], limit: int) -> None:
                 _kind(row),
                 row.recipient,
                 str(row.attempts),
-                age(row.created_at),
+                format_duration(now - row.created_at),
                 _next_attempt(row),
                 _short(row.last_error or ""),
             )
@@ -80,6 +89,8 @@ def queue_retry(context: Context, outbox_ids: tuple[int, ...], all_failed: bool)
     """
     if bool(outbox_ids) == all_failed:
         raise click.UsageError("give outbox IDs or --all-failed (one of the two)")
+    from relay.ops import queue
+
     if all_failed:
         with context.session() as session:
             count = queue.retry_all_failed(session)
@@ -107,7 +118,7 @@ def _next_attempt(row: OutboxEntry) -> str:
     now = utcnow()
     if row.next_attempt_at <= now:
         return "now"
-    return "in " + age(now, row.next_attempt_at)
+    return "in " + format_duration(row.next_attempt_at - now)
 
 
 def _short(text: str) -> str:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 import re
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from relay.commands.context import Context, pass_context
-from relay.config import SECTIONS, Config
-from relay.store import db
+from relay.durations import format_duration
+
+if TYPE_CHECKING:
+    from relay.config import Config
 
 
 @click.command("check-config")
@@ -31,6 +33,8 @@ def db_group() -> None:
 @pass_context
 def db_upgrade(context: Context, revision: str) -> None:
     """Bring the database schema up to date (creating it if needed)."""
+    from relay.store import db
+
     store = db.Store(context.config.database.url)
     try:
         db.upgrade(store, revision)
@@ -43,6 +47,8 @@ def db_upgrade(context: Context, revision: str) -> None:
 @pass_context
 def db_current(context: Context) -> None:
     """Show the schema revision of the database and of this relay."""
+    from relay.store import db
+
     store = db.Store(context.config.database.url)
     try:
         click.echo(f"database: {db.current_revision(store) or 'empty'}")
@@ -56,6 +62,8 @@ SECRET_KEYS = frozenset({"password", "url", "secret"})
 
 def describe(config: Config) -> str:
     """The effective settings as TOML-like text, secrets masked (``relay check-config``)."""
+    from relay.config import SECTIONS
+
     lines = [f"# effective settings from {config.source}"]
     for section in SECTIONS:
         lines.append(f"\n[{section}]")
@@ -79,7 +87,7 @@ def _show(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, timedelta):
-        return f'"{_format_duration(value)}"'
+        return f'"{format_duration(value, exact=True)}"'
     if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, tuple):
@@ -95,11 +103,3 @@ def mask_secret(value: str) -> str:
     if "://" in value:
         return value
     return "***"
-
-
-def _format_duration(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"

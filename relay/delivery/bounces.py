@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from relay.delivery.notices import Notices
 from relay.mail.addresses import BounceAddresses
 from relay.store.db import Store
-from relay.store.models import DeliveryStatus, OutboxEntry, RelaySecret, utcnow
+from relay.store.models import OutboxEntry, RelaySecret
+from relay.store.states import DeliveryStatus, utcnow
 
 log = logging.getLogger(__name__)
 

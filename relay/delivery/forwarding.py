@@ -18,7 +18,8 @@ from relay.config import Config
 from relay.mail.addresses import pair_address
 from relay.outbound.rewrite import RewritePlan, message_ids, rewrite
 from relay.outbound.signing import outbound_bytes
-from relay.store.models import Message, OutboxEntry, OutboxKind, Pair
+from relay.store.models import Message, OutboxEntry, Pair
+from relay.store.states import OutboxKind
 
 
 def outbound_message(

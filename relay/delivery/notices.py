@@ -29,7 +29,8 @@ from relay.errors import ConfigError
 from relay.mail.addresses import display_address, pair_address
 from relay.outbound.rewrite import LOOP_HEADER
 from relay.outbound.signing import outbound_bytes
-from relay.store.models import Message, OutboxEntry, OutboxKind
+from relay.store.models import Message, OutboxEntry
+from relay.store.states import OutboxKind
 
 
 class Addressee(Protocol):

@@ -41,11 +41,8 @@ from relay.delivery.notices import Notices
 from relay.delivery.transports import PermanentFailure, TemporaryFailure, Transport
 from relay.settings import DeliverySettings
 from relay.store.db import Store
-from relay.store.models import (
-    DeliveryStatus,
-    OutboxEntry,
-    utcnow,
-)
+from relay.store.models import OutboxEntry
+from relay.store.states import DeliveryStatus, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from email.message import EmailMessage
 
 from sqlalchemy import func, select, update
@@ -23,20 +22,14 @@ from sqlalchemy.orm import Session
 from relay.config import Config
 from relay.delivery.forwarding import queue_forward
 from relay.delivery.notices import Moderator, Notice, Notices
+from relay.durations import format_duration
 from relay.errors import NotFoundError
 from relay.intake import parse
 from relay.mail.addresses import pair_address
 from relay.outbound.redact import redact
 from relay.rules.base import Hit
-from relay.store.models import (
-    Message,
-    MessageStatus,
-    ModerationAction,
-    ModerationVerdict,
-    OutboxEntry,
-    Pair,
-    utcnow,
-)
+from relay.store.models import Message, ModerationAction, OutboxEntry, Pair
+from relay.store.states import MessageStatus, ModerationVerdict, utcnow
 
 _OUTCOME = {
     ModerationVerdict.APPROVE: MessageStatus.QUEUED,
@@ -150,14 +143,6 @@ def audit_trail(session: Session, message_id: int | None = None) -> list[Moderat
     return list(session.scalars(query))
 
 
-def age(since: datetime, now: datetime | None = None) -> str:
-    seconds = int(((now or utcnow()) - since).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
-
-
 def queue_moderator_alert(session: Session, config: Config, notices: Notices) -> bool:
     """Tell moderators what waits, at most once per alert_interval; True if queued."""
     settings = config.moderation
@@ -176,7 +161,7 @@ def queue_moderator_alert(session: Session, config: Config, notices: Notices) ->
     listed = [
         {
             "id": message.id,
-            "age": age(message.received_at, now),
+            "age": format_duration(now - message.received_at),
             "sender_role": message.sender.role.value,
             "pair": pair_address(message.pair.token, config.relay.domain),
             "subject": message.subject or "(no subject)",

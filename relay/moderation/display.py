@@ -11,13 +11,15 @@ from sqlalchemy.orm import Session
 
 from relay.config import Config
 from relay.delivery.forwarding import hidden_addresses, outbound_message
+from relay.durations import format_duration
 from relay.intake import parse
 from relay.mail.addresses import pair_address
 from relay.mail.text import MailView
-from relay.moderation.decisions import age, hits_of
+from relay.moderation.decisions import hits_of
 from relay.outbound.redact import mark_spans
 from relay.outbound.scrub import replace_addresses
 from relay.store.models import Message
+from relay.store.states import utcnow
 
 _SHOWN_HEADERS = ("From", "To", "Subject", "Date")
 
@@ -31,8 +33,9 @@ def render(session: Session, config: Config, message: Message, *, ansi: bool = F
     address = pair_address(message.pair.token, config.relay.domain)
     hidden = hidden_addresses(message.pair)
 
+    waited = format_duration(utcnow() - message.received_at)
     lines = [
-        f"Message {message.id}: {message.status.value}, received {age(message.received_at)} ago",
+        f"Message {message.id}: {message.status.value}, received {waited} ago",
         f"Pair {address}: from the {message.sender.role.value} "
         f"({message.sender.display_name}) to the {message.recipient.role.value} "
         f"({message.recipient.display_name})",

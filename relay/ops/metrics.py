@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 
 from relay.intake import Outcome
 from relay.store.db import Store
-from relay.store.models import DeliveryStatus, OutboxEntry
+from relay.store.models import OutboxEntry
+from relay.store.states import DeliveryStatus
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from relay.delivery.worker import RETRYABLE, requeue
-from relay.store.models import DeliveryStatus, OutboxEntry
+from relay.store.models import OutboxEntry
+from relay.store.states import DeliveryStatus
 
 # Mail the relay still owns and has not yet handed on.
 WAITING = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)

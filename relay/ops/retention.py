@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from relay.store.models import Message, OutboxEntry, Pair, PairStatus, utcnow
+from relay.store.models import Message, OutboxEntry, Pair
+from relay.store.states import PairStatus, utcnow
 
 TOMBSTONE_SUBJECT = "[purged]"
 

@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from relay.config import Config
-from relay.store.models import DeliveryStatus, Message, MessageStatus, OutboxEntry, utcnow
+from relay.store.models import Message, OutboxEntry
+from relay.store.states import DeliveryStatus, MessageStatus, utcnow
 
 _WAITING = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING)
 

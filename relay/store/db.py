@@ -6,10 +6,17 @@ busy timeout, and BEGIN IMMEDIATE so two writers queue up instead of failing
 with "database is locked" on a lock upgrade), the session factory, and the
 schema check every command runs first: a new SQLite file is created at head,
 a database behind head is refused until `relay db upgrade`.
+
+Alembic is imported only to migrate, or when the quick check cannot tell:
+the quick check reads the database's revision with one SELECT and the head
+revision from the migration files' ``revision``/``down_revision`` lines,
+because importing Alembic and loading every migration would cost each
+command more time than all its own work (bench/startup.py).
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import sqlite3
 import threading
@@ -17,17 +24,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from relay.errors import DatabaseError, SchemaBehindError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "relay_read_only"  # execution option: begin a deferred (reading) transaction
@@ -95,6 +101,8 @@ class Store:
 
 
 def alembic_config(store: Store) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(_migrations_folder()))
     config.attributes["engine"] = store.engine
@@ -106,10 +114,14 @@ def _migrations_folder() -> Path:
 
 
 def head_revision(store: Store) -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(store)).get_current_head()
 
 
 def current_revision(store: Store) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     try:
         with store.engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
@@ -118,16 +130,23 @@ def current_revision(store: Store) -> str | None:
 
 
 def upgrade(store: Store, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(store), revision)
 
 
 def downgrade(store: Store, revision: str) -> None:
+    from alembic import command
+
     command.downgrade(alembic_config(store), revision)
 
 
 def open_store(url: str) -> Store:
     """Open the database for a command: create a new SQLite one, refuse one that is behind."""
     store = Store(url)
+    quick = _quick_revision(store)
+    if quick is not None and quick == _head_from_files():
+        return store
     current = current_revision(store)
     head = head_revision(store)
     if current == head:
@@ -148,3 +167,58 @@ def open_store(url: str) -> Store:
 
 def _safe_url(store: Store) -> str:
     return store.engine.url.render_as_string(hide_password=True)
+
+
+def _quick_revision(store: Store) -> str | None:
+    """The database's one schema revision, read without Alembic; None if unsure."""
+    try:
+        with store.engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return None
+            rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except OperationalError:
+        return None  # current_revision() says what is wrong
+    return str(rows[0][0]) if len(rows) == 1 else None
+
+
+def _head_from_files() -> str | None:
+    """The head revision of migrations/versions, from each file's assignments; None if unsure.
+
+    A revision no other file names as its down_revision is a head; anything
+    this cannot read (no single head, a computed value) returns None, and
+    Alembic decides.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in Path(str(resources.files("relay.migrations") / "versions")).glob("*.py"):
+        values = _constants(path)
+        if "revision" not in values:
+            continue  # not a migration (__init__.py)
+        revision, down = values["revision"], values.get("down_revision")
+        if not isinstance(revision, str):
+            return None
+        revisions.add(revision)
+        if isinstance(down, str):
+            parents.add(down)
+        elif isinstance(down, tuple):  # a merge revision
+            parents.update(str(each) for each in down)
+        elif down is not None:
+            return None
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _constants(path: Path) -> dict[str, object]:
+    """The module-level ``name = <literal>`` assignments of a Python file."""
+    found: dict[str, object] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name):
+            with contextlib.suppress(ValueError, TypeError, SyntaxError):
+                found[target.id] = ast.literal_eval(value)
+    return found

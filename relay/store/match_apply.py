@@ -15,7 +15,8 @@ from matching.proposals import ProposalRow
 from relay.delivery.notices import Notices
 from relay.errors import ConflictError, NotFoundError, RelayError
 from relay.store import registry
-from relay.store.models import Pair, Participant, Role
+from relay.store.models import Pair, Participant
+from relay.store.states import Role
 
 
 def existing_pairs(session: Session) -> set[tuple[str, str]]:

@@ -32,6 +32,16 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from relay.store.states import (
+    DeliveryStatus,
+    MessageStatus,
+    ModerationVerdict,
+    OutboxKind,
+    PairStatus,
+    Role,
+    utcnow,
+)
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -39,10 +49,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -67,43 +73,6 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-class Role(enum.StrEnum):
-    MENTOR = "mentor"
-    MENTEE = "mentee"
-
-
-class PairStatus(enum.StrEnum):
-    ACTIVE = "active"
-    PAUSED = "paused"  # mail between them is held for a moderator; nothing is sent to them
-    ENDED = "ended"
-
-
-#: States in which a pair's address still takes mail.
-OPEN_PAIR_STATES = frozenset({PairStatus.ACTIVE, PairStatus.PAUSED})
-
-
-class MessageStatus(enum.StrEnum):
-    """What was decided about a received message."""
-
-    QUEUED = "queued"  # accepted; its forward is in the outbox
-    HELD = "held"
-    REJECTED = "rejected"
-    DISCARDED = "discarded"
-
-
-class OutboxKind(enum.StrEnum):
-    FORWARD = "forward"
-    NOTICE = "notice"
-
-
-class DeliveryStatus(enum.StrEnum):
-    QUEUED = "queued"
-    SENDING = "sending"
-    DEFERRED = "deferred"
-    DELIVERED = "delivered"
-    FAILED = "failed"
 
 
 def _enum(kind: type[enum.StrEnum], name: str) -> Enum:
@@ -225,12 +194,6 @@ class OutboxEntry(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     message: Mapped[Message | None] = relationship()
-
-
-class ModerationVerdict(enum.StrEnum):
-    APPROVE = "approve"
-    REJECT = "reject"
-    DISCARD = "discard"
 
 
 class ModerationAction(Base):

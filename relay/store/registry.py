@@ -16,15 +16,8 @@ from sqlalchemy.orm import Session
 from relay.delivery.notices import Notice, Notices
 from relay.errors import ConflictError, NotFoundError
 from relay.mail.addresses import new_token, normalise, pair_address, token_of
-from relay.store.models import (
-    OPEN_PAIR_STATES,
-    Pair,
-    PairStatus,
-    Participant,
-    ParticipantAddress,
-    Role,
-    utcnow,
-)
+from relay.store.models import Pair, Participant, ParticipantAddress
+from relay.store.states import OPEN_PAIR_STATES, PairStatus, Role, utcnow
 
 
 def valid_address(text: str) -> str:

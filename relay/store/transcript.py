@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from relay.errors import NotFoundError
-from relay.store.models import Message, MessageStatus, OutboxEntry, OutboxKind, Pair
+from relay.store.models import Message, OutboxEntry, Pair
+from relay.store.states import MessageStatus, OutboxKind
 
 
 @dataclass(frozen=True)

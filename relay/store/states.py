@@ -1,0 +1,59 @@
+"""The states a stored row can be in, and the store's clock.
+
+Owns the enums the tables use (roles, pair and message states, outbox kinds
+and delivery states, moderators' verdicts) and ``utcnow``. It imports no
+SQLAlchemy, so the command line can name states (``--role``, ``--state``)
+without loading the ORM; relay.store.models maps them to columns.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Role(enum.StrEnum):
+    MENTOR = "mentor"
+    MENTEE = "mentee"
+
+
+class PairStatus(enum.StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"  # mail between them is held for a moderator; nothing is sent to them
+    ENDED = "ended"
+
+
+#: States in which a pair's address still takes mail.
+OPEN_PAIR_STATES = frozenset({PairStatus.ACTIVE, PairStatus.PAUSED})
+
+
+class MessageStatus(enum.StrEnum):
+    """What was decided about a received message."""
+
+    QUEUED = "queued"  # accepted; its forward is in the outbox
+    HELD = "held"
+    REJECTED = "rejected"
+    DISCARDED = "discarded"
+
+
+class OutboxKind(enum.StrEnum):
+    FORWARD = "forward"
+    NOTICE = "notice"
+
+
+class DeliveryStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    DEFERRED = "deferred"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class ModerationVerdict(enum.StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    DISCARD = "discard"
