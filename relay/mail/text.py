@@ -9,12 +9,12 @@ a map from each of its characters back to an offset in the decoded source,
 so a rule's match can be located in the part and later redacted there.
 
 Offsets are always into the *decoded* text of a part (``TextPart.text``), as
-``decode_part`` produces it; relay.redact decodes with the same function.
+relay.mail.parts.decode_text produces it; scrubbing and redaction read parts
+with the same function.
 """
 
 from __future__ import annotations
 
-import codecs
 import html
 import re
 from bisect import bisect_right
@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
 from typing import Literal
+
+from relay.mail.parts import decode_text
 
 Where = Literal["body", "subject", "filename", "part"]
 Kind = Literal["text", "href", "subject", "filename"]
@@ -133,43 +135,6 @@ def _header(msg: Message, name: str) -> str:
         return ""
 
 
-def _usable_codec(name: str | None) -> str | None:
-    if not name:
-        return None
-    try:
-        return codecs.lookup(name.strip().strip('"')).name
-    except (LookupError, ValueError):
-        return None
-
-
-def decode_part(part: Message) -> tuple[str, str | None]:
-    """The text of a part and the codec it was read with (None if guessed).
-
-    Never raises: a wrong or unknown charset falls back to UTF-8, then to
-    cp1252 with replacement characters, because a message we cannot read
-    must still be moderated rather than crash intake.
-    """
-    try:
-        data = part.get_payload(decode=True)
-    except Exception:  # broken transfer encoding; the raw payload is all we have
-        data = None
-    if not isinstance(data, bytes):
-        payload = part.get_payload()
-        return (payload if isinstance(payload, str) else ""), None
-    try:
-        declared = _usable_codec(part.get_content_charset())
-    except Exception:
-        declared = None
-    for codec in (declared, "utf-8"):
-        if codec:
-            try:
-                return data.decode(codec), codec
-            except (UnicodeDecodeError, LookupError):
-                pass
-    fallback = declared if declared and declared != "ascii" else "cp1252"
-    return data.decode(fallback, errors="replace"), None
-
-
 def _filename(part: Message) -> str:
     try:
         return part.get_filename() or ""
@@ -200,7 +165,7 @@ def text_parts(msg: EmailMessage) -> list[TextPart]:
     for index, part in enumerate(msg.walk()):
         if not _is_text_part(part):
             continue
-        text, _codec = decode_part(part)
+        text = decode_text(part)
         ctype = part.get_content_type()
         if ctype == "text/html":
             visible, hrefs = _read_html(index, text)

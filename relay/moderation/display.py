@@ -17,7 +17,7 @@ from relay.mail.addresses import pair_address
 from relay.mail.text import MailView
 from relay.moderation.decisions import hits_of
 from relay.outbound.redact import mark_spans
-from relay.outbound.scrub import replace_addresses
+from relay.outbound.scrub_text import replace_addresses
 from relay.store.models import Message
 from relay.store.states import utcnow
 

@@ -14,12 +14,10 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from relay.intake import Outcome
+from relay.ops import outbox
 from relay.store.db import Store
-from relay.store.models import OutboxEntry
-from relay.store.states import DeliveryStatus
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -32,14 +30,10 @@ class _QueueDepth(Collector):
         family = GaugeMetricFamily(
             "relay_outbox_messages", "Mail in the outbox, by delivery state", labels=["state"]
         )
-        counts = dict.fromkeys((each.value for each in DeliveryStatus), 0)
         with self.store.session() as session:
-            for status, count in session.execute(
-                select(OutboxEntry.status, func.count(OutboxEntry.id)).group_by(OutboxEntry.status)
-            ):
-                counts[status.value] = int(count)
-        for name, count in counts.items():
-            family.add_metric([name], count)
+            counted = outbox.counts(session)
+        for state, count in counted.items():
+            family.add_metric([state.value], count)
         yield family
 
 

@@ -15,13 +15,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from relay.delivery.worker import RETRYABLE, requeue
+from relay.ops import outbox
 from relay.store.models import OutboxEntry
 from relay.store.states import DeliveryStatus
 
-# Mail the relay still owns and has not yet handed on.
-WAITING = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
 # What `relay queue list` shows when no --state is given: everything not delivered.
-NOT_DELIVERED = (*WAITING, DeliveryStatus.FAILED)
+NOT_DELIVERED = (*outbox.WAITING, DeliveryStatus.FAILED)
 
 
 @dataclass(frozen=True)
@@ -39,19 +38,7 @@ class RetryResult:
 
 def summary(session: Session) -> Summary:
     """How many outbox rows are in each state, and the oldest one still waiting."""
-    counted = session.execute(
-        select(OutboxEntry.status, func.count()).group_by(OutboxEntry.status)
-    ).all()
-    counts = dict.fromkeys(DeliveryStatus, 0)
-    for status, count in counted:
-        counts[DeliveryStatus(status)] = int(count)
-    oldest = session.scalars(
-        select(OutboxEntry)
-        .where(OutboxEntry.status.in_(WAITING))
-        .order_by(OutboxEntry.created_at, OutboxEntry.id)
-        .limit(1)
-    ).first()
-    return Summary(counts, oldest)
+    return Summary(outbox.counts(session), outbox.oldest_waiting(session))
 
 
 def entries(

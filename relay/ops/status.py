@@ -20,10 +20,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from relay.config import Config
+from relay.ops import outbox
 from relay.store.models import Message, OutboxEntry
-from relay.store.states import DeliveryStatus, MessageStatus, utcnow
-
-_WAITING = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING)
+from relay.store.states import MessageStatus, utcnow
 
 
 @dataclass(frozen=True)
@@ -71,14 +70,9 @@ def daemon_pid(pid_file: Path) -> tuple[int | None, bool]:
 def collect(session: Session, config: Config) -> Status:
     now = utcnow()
     pid, running = daemon_pid(config.daemon.pid_file)
-    counts = dict.fromkeys((state.value for state in DeliveryStatus), 0)
-    for state, count in session.execute(
-        select(OutboxEntry.status, func.count(OutboxEntry.id)).group_by(OutboxEntry.status)
-    ):
-        counts[state.value] = int(count)
-    oldest_waiting = session.scalar(
-        select(func.min(OutboxEntry.created_at)).where(OutboxEntry.status.in_(_WAITING))
-    )
+    counts = {state.value: count for state, count in outbox.counts(session).items()}
+    oldest = outbox.oldest_waiting(session)
+    oldest_waiting = oldest.created_at if oldest else None
     oldest_held = session.scalar(
         select(func.min(Message.received_at)).where(Message.status == MessageStatus.HELD)
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from email.message import EmailMessage, Message
 
-from relay.outbound.scrub import decoded_text, set_text
+from relay.mail.parts import decode_text, replace_text
 
 KEY_TYPES = frozenset({"application/pgp-keys", "application/pgp-signature"})
 CARD_TYPES = frozenset({"text/vcard", "text/x-vcard", "text/directory"})
@@ -33,10 +33,10 @@ def strip_identity_parts(message: EmailMessage) -> None:
     _remove_keys(message)
     for part in message.walk():
         if part.get_content_type() in CARD_TYPES and isinstance(part, EmailMessage):
-            card = decoded_text(part)
+            card = decode_text(part)
             kept = _without_contact_lines(card)
             if kept != card:
-                set_text(part, kept)
+                replace_text(part, kept)
 
 
 def _remove_keys(container: EmailMessage) -> None:

@@ -6,26 +6,26 @@ the Subject or an attachment's file name reads ``[removed by moderator]``
 (changed parts are re-encoded cleanly, every other part keeps its bytes), and
 ``mark_spans`` draws the spans into a text for ``relay show``.
 
-Spans index the text as relay.mailtext decodes it, and this module decodes
-with the same function. A span whose text no longer sits at its offsets (the
-message was re-parsed differently, say) is found again by searching for its
-text, because leaving flagged contact details in place is the worse failure.
+Spans index the text as relay.mail.parts.decode_text reads it, and this
+module reads and rewrites parts with the same functions. A span whose text
+no longer sits at its offsets (the message was re-parsed differently, say)
+is found again by searching for its text, because leaving flagged contact
+details in place is the worse failure.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Sequence
-from email.contentmanager import raw_data_manager
 from email.message import EmailMessage, Message
 
-from relay.mail.text import decode_part, text_parts
+from relay.mail.parts import decode_text, replace_text
+from relay.mail.text import text_parts
 from relay.rules.base import Hit, Span
 
 REMOVED = "[removed by moderator]"
 _MARKS = (">>>", "<<<")
 _ANSI_MARKS = ("\x1b[1;7m", "\x1b[0m")  # bold reverse video, then reset
-_MAX_LINE = 998  # RFC 5322 line limit; longer lines need quoted-printable
 
 
 def _intervals(text: str, spans: Iterable[Span]) -> list[tuple[int, int]]:
@@ -72,45 +72,6 @@ def mark_spans(text: str, spans: Iterable[Span], *, ansi: bool = False) -> str:
     return "".join(out)
 
 
-def _keeps_charset(label: str, text: str) -> bool:
-    """Whether ``text`` can be written in ``label`` as an ordinary MIME text body."""
-    try:
-        text.encode(label)
-        # UTF-16 and friends encode, but not as lines of text a mail client expects.
-        return "a\n".encode(label) == b"a\n"
-    except (LookupError, UnicodeEncodeError):
-        return False
-
-
-def _set_text(part: Message, text: str, codec: str | None) -> None:
-    declared = part.get_content_charset()
-    charset = declared if codec and declared and _keeps_charset(declared, text) else "utf-8"
-    long_lines = any(len(line) > _MAX_LINE for line in text.splitlines())
-    cte = "7bit" if text.isascii() and not long_lines else "quoted-printable"
-    kept = {
-        key: value
-        for key, value in (part.get_params(header="content-type") or [])[1:]
-        if key.lower() not in ("charset", "name") and isinstance(value, str)
-    }
-    name = part.get_param("name")
-    disposition = part.get_content_disposition()
-    filename = part.get_filename()
-    cid = part.get("Content-ID")
-    raw_data_manager.set_content(
-        part,
-        text,
-        part.get_content_subtype(),
-        charset=charset,
-        cte=cte,
-        disposition=disposition,
-        filename=filename,
-        cid=None if cid is None else str(cid),
-        params=kept or None,
-    )
-    if isinstance(name, str):
-        part.set_param("name", name)
-
-
 def _set_filename(part: Message, spans: Sequence[Span]) -> None:
     old = part.get_filename()
     if not old:
@@ -145,10 +106,10 @@ def redact(msg: EmailMessage, hits: Sequence[Hit]) -> EmailMessage:
     for index, part in enumerate(result.walk()):
         body = [s for s in spans if s.part == index and s.where == "body"]
         if body and index in readable:
-            text, codec = decode_part(part)
+            text = decode_text(part)
             new_text = _replace(text, body)
             if new_text != text:
-                _set_text(part, new_text, codec)
+                replace_text(part, new_text)
         names = [s for s in spans if s.part == index and s.where == "filename"]
         if names:
             _set_filename(part, names)

@@ -19,7 +19,8 @@ from email.utils import formatdate
 
 from relay.mail.addresses import display_address
 from relay.outbound.identity_parts import strip_identity_parts
-from relay.outbound.scrub import replace_addresses, scrub_message
+from relay.outbound.scrub import scrub_message
+from relay.outbound.scrub_text import replace_addresses
 
 KEPT_HEADERS = frozenset(
     {

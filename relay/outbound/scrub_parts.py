@@ -11,7 +11,8 @@ Owns what scrubbing does to everything around a part's text:
   ``cid:`` links follow, so inline pictures still show;
 - parameters (file names, boundaries, anything a client invents) lose the
   participants' addresses, and machine-made ones the participants' hosts.
-The text of each leaf is handed back to relay.scrub (``scrub_body``).
+The text of each leaf is handed to the ``scrub_body`` relay.outbound.scrub
+passes in, so this module depends only on relay.outbound.scrub_text.
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ import re
 from collections.abc import Callable
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-if TYPE_CHECKING:
-    from relay.outbound.scrub import Scrubber
+from relay.outbound.scrub_text import Scrubber
 
 Kind = Literal["root", "part", "nested"]
-BodyScrub = Callable[[EmailMessage, "Scrubber", Callable[[str], str]], bool]
+BodyScrub = Callable[[EmailMessage, Scrubber, Callable[[str], str]], bool]
 
 NESTED_KEPT = frozenset({"from", "to", "cc", "date", "subject", "mime-version"})
 _ADDRESS_HEADERS = ("From", "To", "Cc", "Subject")

@@ -11,9 +11,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from relay.mail.text import MailView
+if TYPE_CHECKING:  # only the rule contract names it; relay.config loads this module
+    from relay.mail.text import MailView
 
 
 class Action(enum.IntEnum):
