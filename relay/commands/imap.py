@@ -18,10 +18,10 @@ def imap_check(context: Context) -> None:
     """Log in, list the folders and count the messages waiting (nothing is moved)."""
     import asyncio
 
-    from relay.sources import imap
+    from relay.sources import imapcheck
 
     config = context.config
-    report = asyncio.run(imap.check(config, lambda: context.store))
+    report = asyncio.run(imapcheck.check(config, lambda: context.store))
     settings = config.imap
     click.echo(f"logged in to {report.server} as {settings.user} (tls: {report.tls})")
     click.echo(f"capabilities: {' '.join(report.capabilities) or '(none of IDLE, MOVE, UIDPLUS)'}")

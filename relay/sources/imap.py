@@ -20,7 +20,8 @@ forever for a reply that a dropped connection will never send, so every call
 here is bounded by [imap] timeout, every IDLE wait by [imap] idle_timeout, and
 a lost connection wakes the waiter at once. Any failure ends the connection;
 run() reconnects with exponential backoff until the relay stops. Speaking
-IMAP itself (TLS, login, bounded commands) lives in relay/sources/imapclient.py.
+IMAP itself (TLS, login, bounded commands) lives in relay/sources/imapclient.py,
+and `relay imap check` in relay/sources/imapcheck.py.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from email import policy
 from email.utils import getaddresses
 
 from aioimaplib import aioimaplib
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -67,8 +68,6 @@ RETRY_SECONDS = 60.0  # before a message whose intake failed is tried again
 FETCH_TIMEOUT_FACTOR = 10  # a whole message may take longer than one short command
 # Where the pair address of a message may be found, in the order they are trusted.
 RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "To", "Cc")
-# The capabilities that change what the source does, for `relay imap check`.
-INTERESTING_CAPABILITIES = ("IDLE", "MOVE", "UIDPLUS")
 
 
 # -- which pair, which sender -------------------------------------------------------
@@ -367,65 +366,3 @@ class ImapSource:
 async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stopping.wait(), timeout=seconds)
-
-
-# -- `relay imap check` -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    server: str
-    tls: str
-    capabilities: tuple[str, ...]
-    folders: tuple[str, ...]
-    missing_folders: tuple[str, ...]
-    waiting: int
-    already_taken: int  # of the waiting ones: will only be moved
-
-
-async def check(config: Config, open_store: Callable[[], Store]) -> CheckReport:
-    """Log in, list the folders, count what waits in the mailbox (changes nothing).
-
-    The database is opened only after the IMAP part, whose problems are the ones to show.
-    """
-    settings = config.imap
-    if not settings.enabled:
-        raise ImapError(f"{config.source}: no [imap] section (or no [imap] host)")
-    connection = await connect(settings)
-    try:
-        folders = await list_folders(connection)
-        uidvalidity = await open_mailbox(connection, settings.mailbox)
-        uids = await waiting_uids(connection)
-    finally:
-        await connection.close()
-    already = await asyncio.to_thread(
-        _count_taken, open_store, mailbox_key(settings), uidvalidity, uids
-    )
-    wanted = (settings.processed_folder, settings.refused_folder)
-    return CheckReport(
-        server=f"{settings.host}:{settings.effective_port}",
-        tls=settings.tls,
-        capabilities=tuple(c for c in INTERESTING_CAPABILITIES if connection.has(c)),
-        folders=tuple(folders),
-        missing_folders=tuple(folder for folder in wanted if folder not in folders),
-        waiting=len(uids),
-        already_taken=already,
-    )
-
-
-def _count_taken(
-    open_store: Callable[[], Store], mailbox: str, uidvalidity: int, uids: list[int]
-) -> int:
-    if not uids:
-        return 0
-    with open_store().session() as session:
-        return int(
-            session.scalar(
-                select(func.count(ImapTaken.id)).where(
-                    ImapTaken.mailbox == mailbox,
-                    ImapTaken.uidvalidity == uidvalidity,
-                    ImapTaken.uid.in_(uids),
-                )
-            )
-            or 0
-        )
