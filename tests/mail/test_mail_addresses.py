@@ -1,0 +1,65 @@
+"""Pair tokens, signed bounce addresses and normalising, called directly."""
+
+from __future__ import annotations
+
+import re
+
+from relay.mail.addresses import (
+    TOKEN_ALPHABET,
+    TOKEN_LENGTH,
+    BounceAddresses,
+    display_address,
+    new_token,
+    normalise,
+    pair_address,
+    token_of,
+)
+
+DOMAIN = "relay.test"
+
+
+def test_tokens_use_only_unambiguous_characters_and_carry_64_bits() -> None:
+    assert not set(TOKEN_ALPHABET) & set("0o1li")
+    assert len(TOKEN_ALPHABET) ** TOKEN_LENGTH >= 2**64
+    tokens = {new_token() for _ in range(500)}
+    assert len(tokens) == 500
+    assert all(re.fullmatch(f"[{TOKEN_ALPHABET}]{{{TOKEN_LENGTH}}}", token) for token in tokens)
+
+
+def test_a_pair_address_is_read_back_in_any_case_and_nothing_else_is() -> None:
+    token = new_token()
+    address = pair_address(token, DOMAIN)
+    assert token_of(address, DOMAIN) == token
+    assert token_of(f"Ben <{address.upper()}>", DOMAIN) == token
+    assert token_of(address, "other.test") is None
+    assert token_of(f"{token}x@{DOMAIN}", DOMAIN) is None  # one character too many
+    assert token_of(f"postmaster@{DOMAIN}", DOMAIN) is None
+    assert token_of(f"{token[:-1]}0@{DOMAIN}", DOMAIN) is None  # 0 is not in the alphabet
+
+
+def test_normalise_keeps_a_bare_lowercased_address_or_nothing() -> None:
+    assert normalise('"Ana Real" <Ana.Real@Example.ORG>') == "ana.real@example.org"
+    assert normalise("no address here") == ""
+    assert normalise("@example.org") == ""
+
+
+def test_display_address_quotes_and_encodes_names() -> None:
+    assert display_address("Ana, via Relay", "x@relay.test") == '"Ana, via Relay" <x@relay.test>'
+    assert display_address("Zoë", "x@relay.test") == "Zoë <x@relay.test>"
+
+
+def test_signed_bounce_addresses_verify_and_reject_tampering() -> None:
+    bounces = BounceAddresses(DOMAIN, b"k" * 32)
+    address = bounces.for_outbox(42)
+    local = address.split("@")[0]
+    assert re.fullmatch(r"bounce-42-[0-9a-f]{16}", local)
+    assert bounces.outbox_id(address) == 42
+    assert bounces.outbox_id(address.upper()) == 42
+    signature = local.rsplit("-", 1)[1]
+    flipped = signature[:-1] + ("0" if signature[-1] != "0" else "1")
+    assert bounces.outbox_id(f"bounce-42-{flipped}@{DOMAIN}") is None  # forged signature
+    assert bounces.outbox_id(f"bounce-43-{signature}@{DOMAIN}") is None  # another outbox row
+    assert bounces.outbox_id(f"{local}@other.test") is None  # another domain
+    assert BounceAddresses(DOMAIN, b"j" * 32).outbox_id(address) is None  # another key
+    assert bounces.is_bounce_address(f"bounce-anything@{DOMAIN}")
+    assert not bounces.is_bounce_address(pair_address(new_token(), DOMAIN))
