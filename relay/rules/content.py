@@ -12,6 +12,7 @@ from relay.mail.text import MailView, Segment
 from relay.rules.base import Hit, RuleContext, Span
 from relay.rules.detectors import contacts
 from relay.rules.detectors import links as link_detectors
+from relay.rules.detectors.kinds import CONTACT_KINDS
 from relay.rules.detectors.text import PhraseMatcher
 
 
@@ -34,7 +35,7 @@ class ContactRule:
     name = "contact"
 
     def __init__(self, detect: frozenset[str]) -> None:
-        self._reasons = {contacts.CONTACT_KINDS[kind] for kind in detect}
+        self._reasons = {CONTACT_KINDS[kind] for kind in detect}
 
     def check(self, mail: MailView, context: RuleContext) -> list[Hit]:
         allowed = frozenset(a.lower() for a in (*context.allowed_addresses, context.pair_address))

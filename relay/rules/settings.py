@@ -16,7 +16,7 @@ from typing import Any
 
 from relay.errors import ConfigError
 from relay.rules.base import Action
-from relay.rules.detectors import contacts
+from relay.rules.detectors.kinds import CONTACT_KINDS
 
 RULE_ERROR = "rule_error"
 DEFAULT_ACTIONS: Mapping[str, Action] = MappingProxyType(
@@ -52,7 +52,7 @@ class RulesConfig:
 
     actions: Mapping[str, Action] = field(default_factory=lambda: DEFAULT_ACTIONS)
     disabled: frozenset[str] = frozenset()
-    contact_detect: frozenset[str] = frozenset(contacts.CONTACT_KINDS)
+    contact_detect: frozenset[str] = frozenset(CONTACT_KINDS)
     allow_domains: tuple[str, ...] = ()
     allow_types: tuple[str, ...] = ()
     phrases: tuple[str, ...] = ()
@@ -146,13 +146,13 @@ class _Reader:
         for rule in AT_LEAST_HOLD.intersection(disabled):
             raise self.fail("disable", f"{rule} cannot be disabled")
         detect = self.strings(
-            sections["contact"].get("detect", list(contacts.CONTACT_KINDS)), "contact.detect"
+            sections["contact"].get("detect", list(CONTACT_KINDS)), "contact.detect"
         )
         for kind in detect:
-            if kind not in contacts.CONTACT_KINDS:
+            if kind not in CONTACT_KINDS:
                 raise self.fail(
                     "contact.detect",
-                    f"unknown kind {kind!r} ({', '.join(contacts.CONTACT_KINDS)})",
+                    f"unknown kind {kind!r} ({', '.join(CONTACT_KINDS)})",
                 )
         domains = self.strings(sections["links"].get("allow_domains", []), "links.allow_domains")
         types = self.strings(

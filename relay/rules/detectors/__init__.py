@@ -7,6 +7,7 @@ can call it directly. Patterns are compiled once, at import or in
 
 - text.py      ``Found``, folding that sees through case, accents, spacing and
                look-alike characters, ``PhraseMatcher``, scanning helpers
+- kinds.py     the kinds of contact detail and their reasons ([rules.contact] detect)
 - contacts.py  phone numbers, e-mail and postal addresses, messenger names and
                handles, offers to move off the relay
 - links.py     links in text and in HTML attributes, allowed domains

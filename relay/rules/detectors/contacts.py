@@ -1,8 +1,8 @@
 """Contact details in text: phones, e-mail and postal addresses, handles, offers.
 
 What a mentor or mentee might write to move the conversation off the relay.
-``find_contacts`` returns every ``Found``; the reason strings are the ones a
-moderator reads and ``[rules.contact] detect`` names.
+``find_contacts`` returns every ``Found``, labelled with the reasons of
+relay.rules.detectors.kinds (what a moderator reads).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from itertools import groupby
 from typing import NamedTuple
 
+from relay.rules.detectors.kinds import EMAIL, HANDLE, OFFER, PHONE, POSTAL
 from relay.rules.detectors.text import (
     Found,
     PhraseMatcher,
@@ -21,15 +22,6 @@ from relay.rules.detectors.text import (
     positions,
     word_start,
 )
-
-PHONE = "phone number"
-EMAIL = "e-mail address"
-POSTAL = "postal address"
-HANDLE = "messenger or social handle"
-OFFER = "offer to move off the relay"
-# The names [rules.contact] detect = [...] accepts, and the reason each gives.
-CONTACT_KINDS = {"phone": PHONE, "email": EMAIL, "postal": POSTAL, "handle": HANDLE, "offer": OFFER}
-
 
 # Speed: this runs on every message, so the case-insensitive patterns run on a
 # lower-cased copy (no re.I), none starts with \b (sre cannot skip ahead past
