@@ -1,0 +1,65 @@
+"""What a command loads before it works: the import discipline behind bench/startup.py.
+
+`relay --help` must not load the database, mail, templates or matching
+libraries; `relay status` needs SQLAlchemy but not Alembic, numpy, jinja2 or
+aiosmtpd. Checked in a fresh interpreter, by the modules it ended with (the
+timings themselves live in bench/startup.py, not in tests).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from relay.store import db
+
+HEAVY = ("sqlalchemy", "alembic", "jinja2", "aiosmtpd", "aiosmtplib", "aioimaplib", "numpy",
+         "scipy", "ortools", "dkim", "prometheus_client")  # fmt: skip
+
+RUN = """
+import json, sys
+from relay.cli import cli
+try:
+    cli.main(args=sys.argv[1:], prog_name="relay")
+except SystemExit:
+    pass
+loaded = sorted({name.split(".")[0] for name in sys.modules})
+print(json.dumps(loaded), file=sys.stderr)
+"""
+
+
+def _loaded(*args: str, cwd: Path) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, *args], cwd=cwd, capture_output=True, text=True, check=True
+    )
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def test_help_loads_none_of_the_heavy_libraries(tmp_path: Path) -> None:
+    assert _loaded("--help", cwd=tmp_path) & set(HEAVY) == set()
+    assert _loaded("queue", "--help", cwd=tmp_path) & set(HEAVY) == set()
+
+
+def test_status_loads_sqlalchemy_and_nothing_else_heavy(tmp_path: Path) -> None:
+    config = tmp_path / "relay.toml"
+    config.write_text('[relay]\ndomain = "relay.test"\n\n[database]\nurl = "sqlite:///relay.db"\n')
+    store = db.Store(f"sqlite:///{tmp_path / 'relay.db'}")
+    db.upgrade(store)
+    store.dispose()
+
+    loaded = _loaded("-c", str(config), "status", cwd=tmp_path)
+
+    assert "sqlalchemy" in loaded
+    assert loaded & set(HEAVY) == {"sqlalchemy"}
+
+
+def test_the_quick_schema_check_agrees_with_alembic(tmp_path: Path) -> None:
+    store = db.Store(f"sqlite:///{tmp_path / 'relay.db'}")
+    try:
+        assert db._head_from_files() == db.head_revision(store)
+        db.upgrade(store)
+        assert db._quick_revision(store) == db.current_revision(store) == db.head_revision(store)
+    finally:
+        store.dispose()
