@@ -31,7 +31,7 @@ from relay.delivery.bounces import load_bounce_addresses, record_bounce
 from relay.delivery.forwarding import hidden_addresses, queue_forward
 from relay.delivery.notices import Notice, Notices
 from relay.errors import RefusedError
-from relay.mail import rawinput, replies
+from relay.mail import limits, rawinput, replies
 from relay.mail.addresses import BounceAddresses, normalise, pair_address, token_of
 from relay.mail.policy import POLICY
 from relay.mail.replies import Reply
@@ -167,6 +167,7 @@ class Intake:
             if len(incoming.raw) > self.config.relay.max_message_size:
                 raise RefusedError(replies.TOO_BIG)
             raw = rawinput.normalise(incoming.raw)
+            limits.check_headers(raw, self.config.relay)
             message = parse(raw)
             if bounces:
                 self._take_bounces(bounces, message)

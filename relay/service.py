@@ -34,6 +34,7 @@ from relay.moderation.decisions import queue_moderator_alert
 from relay.ops import sdnotify
 from relay.ops.metrics import Metrics
 from relay.rules.engine import build_rules
+from relay.sources import deadline
 from relay.sources.imap import ImapSource
 from relay.sources.listener import inbound_server
 from relay.sources.smtp import SmtpServer
@@ -60,7 +61,7 @@ class Running:
 
 
 async def start(config: Config) -> Running:
-    store = await asyncio.to_thread(open_store, config.database.url)
+    store = await asyncio.to_thread(open_store, config.database.url, config.database)
     # The worker reads its signing key from the database: not on the event loop.
     worker = await asyncio.to_thread(
         DeliveryWorker, store, config, make_transport(config), Notices(config)
@@ -131,24 +132,39 @@ def reload(running: Running) -> bool:
     return True
 
 
-async def stop(running: Running, grace_seconds: float | None = None) -> None:
+async def stop(running: Running, grace_seconds: float | None = None) -> list[str]:
+    """Stop the parts in order, all within one grace period; the names of parts left busy."""
     grace = grace_seconds
     if grace is None:
         grace = running.config.daemon.stop_grace.total_seconds()
+    loop = asyncio.get_running_loop()
+    deadline_at = loop.time() + grace
+
+    def left() -> float:
+        return max(deadline_at - loop.time(), 0.0)
+
+    left_behind: list[str] = []
     running.stopping.set()
-    if running.smtp is not None:
-        await running.smtp.stop(grace)
+    if running.smtp is not None and not await running.smtp.stop(left()):
+        left_behind.append("smtp")
     for name in ("alerts", "imap", "delivery"):
         task = running.tasks.get(name)
         if task is None:
             continue
         try:
             # Every IMAP call is bounded; rows still being sent keep their lease.
-            await asyncio.wait_for(task, timeout=grace)
+            await asyncio.wait_for(task, timeout=left())
         except TimeoutError:
-            log.warning("%s still busy after %ss; leaving it", name, grace)
+            log.warning("%s still busy after the %ss stop grace; leaving it", name, grace)
+            left_behind.append(name)
     await close_transport(running.worker.transport)
-    await asyncio.to_thread(running.store.dispose)
+    # A worker thread stuck in a database call would keep dispose() (and the
+    # process) waiting: it gets what is left of the grace, like everything else.
+    try:
+        await asyncio.wait_for(asyncio.to_thread(running.store.dispose), timeout=max(left(), 1.0))
+    except TimeoutError:
+        left_behind.append("database")
+    return left_behind
 
 
 async def serve(config: Config) -> None:
@@ -179,11 +195,28 @@ async def serve(config: Config) -> None:
                 sdnotify.ready()
         log.info("stopping")
         sdnotify.stopping()
-        await stop(running)
+        left_behind = await stop(running)
     finally:
         with contextlib.suppress(FileNotFoundError):
             pid_file.unlink()
     log.info("stopped")
+    _leave_stuck_threads(left_behind)
+
+
+def _leave_stuck_threads(left_behind: list[str]) -> None:
+    """Exit now if a worker thread may still be busy (an intake stuck in a frozen database).
+
+    asyncio.run() and the interpreter both join every worker thread on the way
+    out, and a thread cannot be interrupted, so SIGTERM would wait for it for
+    as long as it takes. Nothing such a thread holds was acknowledged (its
+    client got 451 or nothing, a delivery keeps its lease), so no mail is lost.
+    """
+    busy = left_behind + (["intake"] if deadline.threads_in_flight() else [])
+    if not busy:
+        return
+    log.warning("%s still busy in a worker thread; exiting without it", ", ".join(busy))
+    logging.shutdown()
+    os._exit(0)
 
 
 def _write_pid_file(config: Config) -> None:

@@ -28,12 +28,18 @@ class RelaySettings:
     notice_local_part: str = "relay"
     max_message_size: int = 10 * 1024 * 1024
     max_recipients: int = 10
+    # Postfix's header_size_limit is 100 KB; no real client comes near 1,000 headers.
+    max_header_count: int = 1000
+    max_header_size: int = 100 * 1024  # bytes of the top-level header section
     templates: str = ""  # a folder of the operator's own notice templates
 
 
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = "sqlite:///relay.db"
+    connect_timeout: timedelta = timedelta(seconds=10)  # PostgreSQL: reaching the server
+    statement_timeout: timedelta = timedelta(seconds=30)  # PostgreSQL: one statement
+    busy_timeout: timedelta = timedelta(seconds=30)  # SQLite: waiting for another writer
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,12 @@ class SmtpSettings:
     tls_cert: str = ""  # PEM certificate chain; with tls_key, STARTTLS is offered
     tls_key: str = ""
     require_starttls: bool = False  # refuse MAIL until the client has said STARTTLS
+    max_connections: int = 100  # open sessions; one more gets 421 4.7.0
+    max_connections_per_ip: int = 10
+    # RFC 5321 4.5.3.2: at least 5 minutes for a command, 10 for the whole DATA.
+    command_timeout: timedelta = timedelta(minutes=5)  # NOOP and RSET do not restart it
+    data_timeout: timedelta = timedelta(minutes=10)  # from DATA to the final dot
+    intake_timeout: timedelta = timedelta(seconds=60)  # RCPT check or storing one message
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ class Context:
         if self._store is None:
             from relay.store.db import open_store
 
-            self._store = open_store(self.config.database.url)
+            self._store = open_store(self.config.database.url, self.config.database)
         return self._store
 
     @contextmanager

@@ -17,8 +17,14 @@ from relay.sources.smtp import RelayHandler, SmtpServer
 def inbound_server(
     config: Config, intake: Intake, on_queued: Callable[[], None] = lambda: None
 ) -> SmtpServer:
+    # The RCPT check and one message's intake are bounded ([smtp] intake_timeout).
+    bound = config.smtp.intake_timeout.total_seconds()
     if config.smtp.protocol == "lmtp":
-        lmtp_handler = LmtpHandler(intake, config.relay.max_recipients, on_queued=on_queued)
+        lmtp_handler = LmtpHandler(
+            intake, config.relay.max_recipients, on_queued=on_queued, intake_timeout=bound
+        )
         return SmtpServer(config, lmtp_handler, session_class=RelayLMTP)
-    handler = RelayHandler(intake, config.relay.max_recipients, on_queued=on_queued)
+    handler = RelayHandler(
+        intake, config.relay.max_recipients, on_queued=on_queued, intake_timeout=bound
+    )
     return SmtpServer(config, handler)

@@ -5,6 +5,15 @@ the address is a live pair address; DATA hands the bytes to intake.accept()
 in a worker thread and answers with its reply only after the commit. An
 internal error is 451 4.3.0, never a 5xx and never the exception's text.
 
+One client cannot stall the server: at most [smtp] max_connections sessions
+(max_connections_per_ip from one address; a Unix socket's clients are not
+counted per address) are open, and the next gets 421 4.7.0 and is closed; a
+session idle for command_timeout (NOOP and RSET do not count as activity)
+or a DATA that has not ended within data_timeout gets 421 4.4.2 and is
+closed; the RCPT check and the intake of one message are bounded by
+intake_timeout (relay.sources.deadline), after which the client gets
+451 4.3.0.
+
 On stop, new sessions get 421 and so does a new MAIL in an open session;
 DATA already under way (still being received, or being committed) is allowed
 to finish and commit and gets its 250; then the remaining sessions are closed.
@@ -16,6 +25,7 @@ import asyncio
 import logging
 import ssl
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -25,9 +35,13 @@ from relay.config import Config
 from relay.errors import ConfigError
 from relay.intake import Incoming, Intake, Outcome
 from relay.mail import replies
+from relay.mail.replies import Reply
 from relay.sources import unix_socket
+from relay.sources.deadline import CommitGuard, run_bounded
 
 log = logging.getLogger(__name__)
+
+REFUSAL_LOG_SECONDS = 60.0
 
 # aiosmtpd words some refusals itself; these give them our numbered replies.
 _LIBRARY_REPLIES = {
@@ -45,9 +59,11 @@ class RelayHandler:
         max_recipients: int,
         on_queued: Callable[[], None] = lambda: None,
         on_outcome: Callable[[Outcome, float], None] = lambda outcome, seconds: None,
+        intake_timeout: float = 60.0,
     ) -> None:
         self.intake = intake
         self.max_recipients = max_recipients
+        self.intake_timeout = intake_timeout
         self.on_queued = on_queued
         self.on_outcome = on_outcome
         self.data_in_progress = 0
@@ -65,10 +81,14 @@ class RelayHandler:
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return str(replies.TOO_MANY_RECIPIENTS)
         try:
-            reply = await asyncio.to_thread(self.intake.check_recipient, address)
+            reply = await run_bounded(
+                lambda: self.intake.check_recipient(address), self.intake_timeout, "RCPT check"
+            )
         except Exception:
             log.exception("RCPT check failed")
             return str(replies.TEMPORARY_FAILURE)
+        if reply is None:
+            return str(replies.TOO_SLOW)
         if reply.is_success:
             envelope.rcpt_tos.append(address)
         return str(reply)
@@ -91,8 +111,14 @@ class RelayHandler:
         )
         self.data_in_progress += 1
         self.idle.clear()
+        guard = CommitGuard()
         try:
-            outcome = await asyncio.to_thread(self.intake.accept, incoming)
+            outcome = await run_bounded(
+                lambda: self.intake.accept(incoming, guard.before_commit),
+                self.intake_timeout,
+                f"intake of a message from {peer or 'a local client'}",
+                guard,
+            )
         except Exception:
             log.exception("intake failed; the client will retry")
             return str(replies.TEMPORARY_FAILURE)
@@ -100,6 +126,8 @@ class RelayHandler:
             self.data_in_progress -= 1
             if not self.data_in_progress:
                 self.idle.set()
+        if outcome is None:
+            return str(replies.TOO_SLOW)
         if outcome.queued:
             self.on_queued()
         self.on_outcome(outcome, time.perf_counter() - started)
@@ -111,11 +139,60 @@ class RelayHandler:
 
 
 class RelaySMTP(SMTP):
-    """aiosmtpd's SMTP with our reply texts and a 421 greeting while stopping."""
+    """aiosmtpd's SMTP with our reply texts, connection limits and timeouts, and 421 on stop.
 
-    def __init__(self, handler: RelayHandler, gate: SmtpServer, **kwargs: Any) -> None:
+    aiosmtpd restarts one timer (its ``timeout``) at every command and closes
+    the connection when it fires; it is armed here with command_timeout, with
+    data_timeout from DATA to the final dot, and put back to where it was
+    after NOOP and RSET, so a client that only says NOOP is still idle.
+    """
+
+    def __init__(
+        self,
+        handler: RelayHandler,
+        gate: SmtpServer,
+        data_timeout: float = 600.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(handler, **kwargs)
         self.gate = gate
+        self.data_timeout = data_timeout
+        self._timer_started = 0.0  # when the running timer was armed
+        self._timer_before = 0.0  # when the one it replaced was
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        now = self.loop.time()
+        self._timer_before, self._timer_started = self._timer_started, now
+        super()._reset_timeout(duration)
+
+    def _keep_idle_clock(self) -> None:
+        """Undo the timer restart aiosmtpd made for this command (NOOP, RSET)."""
+        started = self._timer_before
+        remaining = started + self._timeout_duration - self.loop.time()
+        super()._reset_timeout(max(remaining, 0.001))
+        self._timer_started = started
+
+    def _timeout_cb(self) -> None:
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            transport.write(f"{replies.TIMED_OUT}\r\n".encode())
+        super()._timeout_cb()  # type: ignore[no-untyped-call]
+
+    @syntax("NOOP [ignored]")
+    async def smtp_NOOP(self, arg: str) -> None:
+        self._keep_idle_clock()
+        await super().smtp_NOOP(arg)
+
+    @syntax("RSET")
+    async def smtp_RSET(self, arg: str) -> None:
+        self._keep_idle_clock()
+        await super().smtp_RSET(arg)
+
+    @property
+    def peer_host(self) -> str:
+        """The client's IP address; '' for a Unix socket's client (not counted per address)."""
+        peer = self.session.peer if self.session is not None else None
+        return str(peer[0]) if isinstance(peer, tuple) else ""
 
     async def push(self, status: str) -> None:  # type: ignore[override]
         for prefix, ours in _LIBRARY_REPLIES.items():
@@ -137,23 +214,56 @@ class RelaySMTP(SMTP):
         # Counted from the DATA command on, so a stop waits for a message still being
         # received as well as for one being committed.
         self.gate.data_started()
+        self._reset_timeout(self.data_timeout)
         try:
             await super().smtp_DATA(arg)
         finally:
             self.gate.data_ended()
+        if self.transport is not None:
+            self._reset_timeout()  # back to command_timeout for what follows
 
     async def _handle_client(self) -> None:
         # aiosmtpd has no public hook before the greeting; this is the one place to say 421.
-        if self.gate.closing:
-            await self.push(str(replies.SHUTTING_DOWN))
+        refusal = replies.SHUTTING_DOWN if self.gate.closing else self.gate.admit(self)
+        if refusal is not None:
+            await self.push(str(refusal))
             if self.transport is not None:
                 self.transport.close()
             return
-        self.gate.sessions.add(self)
         try:
             await super()._handle_client()
         finally:
-            self.gate.sessions.discard(self)
+            self.gate.leave(self)
+
+
+class AcceptErrorLimiter:
+    """The event loop's error handler, saying "accept() out of system resource" once a minute.
+
+    asyncio logs that error with a traceback each time it retries accept()
+    while the process is out of file descriptors, which filled disks at
+    hundreds of megabytes a minute; every other error is passed on as it is.
+    """
+
+    def __init__(self, passed_on: Callable[[dict[str, Any]], object], every: float = 60.0) -> None:
+        self.passed_on = passed_on
+        self.every = every
+        self._last = -every
+        self._quiet = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if "out of system resource" not in str(context.get("message", "")):
+            self.passed_on(context)
+            return
+        now = time.monotonic()
+        if now - self._last < self.every:
+            self._quiet += 1
+            return
+        log.error(
+            "accept() failed: out of file descriptors or memory (%s); %d more since the last",
+            type(context.get("exception")).__name__,
+            self._quiet,
+        )
+        self._last, self._quiet = now, 0
 
 
 class SmtpServer:
@@ -174,11 +284,44 @@ class SmtpServer:
         self.session_class = session_class
         self.closing = False
         self.sessions: set[RelaySMTP] = set()
+        self._per_host: Counter[str] = Counter()
+        self._refused = 0
+        self._refused_logged = -REFUSAL_LOG_SECONDS
         self._server: asyncio.Server | None = None
         self._tls = self._tls_context()
         self._data_sessions = 0
         self._quiet = asyncio.Event()  # set while no session is in DATA
         self._quiet.set()
+
+    def admit(self, session: RelaySMTP) -> Reply | None:
+        """Count a new session in, or say why it is refused (421 4.7.0)."""
+        settings, host = self.config.smtp, session.peer_host
+        if len(self.sessions) >= settings.max_connections or (
+            host and self._per_host[host] >= settings.max_connections_per_ip
+        ):
+            self._refused += 1
+            now = time.monotonic()
+            if now - self._refused_logged >= REFUSAL_LOG_SECONDS:  # a flood must not flood the log
+                log.warning(
+                    "connection limits reached (%d open, %d from %s): refused %d with 421 4.7.0",
+                    len(self.sessions),
+                    self._per_host[host],
+                    host or "the socket",
+                    self._refused,
+                )
+                self._refused, self._refused_logged = 0, now
+            return replies.TOO_MANY_CONNECTIONS
+        self.sessions.add(session)
+        self._per_host[host] += 1
+        return None
+
+    def leave(self, session: RelaySMTP) -> None:
+        if session in self.sessions:
+            self.sessions.discard(session)
+            host = session.peer_host
+            self._per_host[host] -= 1
+            if self._per_host[host] <= 0:
+                del self._per_host[host]
 
     def data_started(self) -> None:
         self._data_sessions += 1
@@ -190,9 +333,12 @@ class SmtpServer:
             self._quiet.set()
 
     def _protocol(self) -> RelaySMTP:
+        settings = self.config.smtp
         return self.session_class(
             self.handler,
             self,
+            settings.data_timeout.total_seconds(),
+            timeout=settings.command_timeout.total_seconds(),
             hostname=self.config.smtp.hostname or self.config.relay.domain,
             data_size_limit=self.config.relay.max_message_size,
             enable_SMTPUTF8=True,
@@ -216,6 +362,7 @@ class SmtpServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(AcceptErrorLimiter(loop.default_exception_handler))
         settings = self.config.smtp
         if settings.socket:
             self._server = await unix_socket.serve(loop, self._protocol, settings)
@@ -235,15 +382,20 @@ class SmtpServer:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
 
-    async def stop(self, grace_seconds: float = 30.0) -> None:
-        """421 new sessions, let DATA in progress commit, then close what is left."""
+    async def stop(self, grace_seconds: float = 30.0) -> bool:
+        """421 new sessions, let DATA in progress commit, then close what is left.
+
+        False when DATA was still in progress at the end of the grace.
+        """
         self.closing = True
+        finished = True
         try:
             async with asyncio.timeout(grace_seconds):
                 await self._quiet.wait()
                 await self.handler.idle.wait()
         except TimeoutError:
             log.warning("DATA still in progress after %ss; closing anyway", grace_seconds)
+            finished = False
         if self._server is not None:
             self._server.close()
         for session in list(self.sessions):
@@ -253,6 +405,7 @@ class SmtpServer:
             await self._server.wait_closed()
         if self.config.smtp.socket:
             unix_socket.remove(self.config.smtp.socket)
+        return finished
 
 
 def _address(name: Any) -> str:

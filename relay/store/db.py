@@ -5,7 +5,10 @@ never wait for the daemon, synchronous=FULL so a 250 survives power loss, a
 busy timeout, and BEGIN IMMEDIATE so two writers queue up instead of failing
 with "database is locked" on a lock upgrade), the session factory, and the
 schema check every command runs first: a new SQLite file is created at head,
-a database behind head is refused until `relay db upgrade`.
+a database behind head is refused until `relay db upgrade`; and the bounds
+on waiting ([database] connect_timeout and statement_timeout for PostgreSQL,
+busy_timeout for SQLite), so a frozen or locked database is an error the
+caller turns into 451 soon, not a client left without a reply.
 
 Alembic is imported only to migrate, or when the quick check cannot tell:
 the quick check reads the database's revision with one SELECT and the head
@@ -31,23 +34,33 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from relay.errors import DatabaseError, SchemaBehindError
+from relay.settings import DatabaseSettings
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "relay_read_only"  # execution option: begin a deferred (reading) transaction
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, settings: DatabaseSettings | None = None) -> Engine:
+    limits = settings or DatabaseSettings()
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        _tune_sqlite(engine)
+        busy = limits.busy_timeout.total_seconds()
+        engine = create_engine(url, connect_args={"timeout": busy})
+        _tune_sqlite(engine, int(busy * 1000))
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        statement_ms = int(limits.statement_timeout.total_seconds() * 1000)
+        connect_args = {
+            # libpq counts whole seconds; 0 would mean "wait forever".
+            "connect_timeout": max(1, round(limits.connect_timeout.total_seconds())),
+            "options": f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
+        }
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(connection: sqlite3.Connection, _record: Any) -> None:
         # Take transaction control from the driver so "begin" below can say IMMEDIATE.
@@ -55,7 +68,7 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor = connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -68,9 +81,9 @@ def _tune_sqlite(engine: Engine) -> None:
 class Store:
     """The database a command or the daemon works on."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, settings: DatabaseSettings | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, settings)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._readers = sessionmaker(
             self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
@@ -141,9 +154,9 @@ def downgrade(store: Store, revision: str) -> None:
     command.downgrade(alembic_config(store), revision)
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, settings: DatabaseSettings | None = None) -> Store:
     """Open the database for a command: create a new SQLite one, refuse one that is behind."""
-    store = Store(url)
+    store = Store(url, settings)
     quick = _quick_revision(store)
     if quick is not None and quick == _head_from_files():
         return store
