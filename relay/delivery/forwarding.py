@@ -39,6 +39,7 @@ def outbound_message(
         references=references,
         hidden_addresses=hidden_addresses(pair),
         loop_marker=config.relay.domain,
+        strip_remote_content=config.rules.remote_content == "strip",
     )
     return rewrite(original, plan)
 

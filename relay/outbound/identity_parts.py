@@ -4,6 +4,9 @@ Owns what rewrite does with them before a message leaves:
 - OpenPGP keys and signatures (application/pgp-keys, application/pgp-signature)
   name their owner's real address in the key's user ids: they are removed,
   and a multipart/signed message becomes its signed content alone.
+- TNEF files (Outlook's winmail.dat) are binary, so nothing in them can be
+  scrubbed, and they name the sender's address and machine: removed (the
+  identity_parts rule holds such a message first).
 - Contact cards (text/vcard, text/x-vcard): the lines that reach a person
   outside the relay (EMAIL, TEL, ADR, IMPP, URL, social profiles) are removed;
   the name stays. Whether such a message goes out at all is the
@@ -18,6 +21,7 @@ import re
 from email.message import EmailMessage, Message
 
 from relay.mail.parts import decode_text, replace_text
+from relay.mail.tnef import is_tnef
 
 KEY_TYPES = frozenset({"application/pgp-keys", "application/pgp-signature"})
 CARD_TYPES = frozenset({"text/vcard", "text/x-vcard", "text/directory"})
@@ -29,7 +33,9 @@ _CONTACT_LINE = re.compile(
 
 
 def strip_identity_parts(message: EmailMessage) -> None:
-    """Remove key parts and contact lines of cards, in place."""
+    """Remove key parts, TNEF files and contact lines of cards, in place."""
+    if is_tnef(message):  # the whole message is one: what is left is a note saying so
+        message.set_content("(A winmail.dat file was removed: it cannot be passed on safely.)")
     _remove_keys(message)
     for part in message.walk():
         if part.get_content_type() in CARD_TYPES and isinstance(part, EmailMessage):
@@ -43,7 +49,9 @@ def _remove_keys(container: EmailMessage) -> None:
     if not container.is_multipart():
         return
     parts = [p for p in container.iter_parts() if isinstance(p, EmailMessage)]
-    kept = [part for part in parts if part.get_content_type() not in KEY_TYPES]
+    kept = [
+        part for part in parts if part.get_content_type() not in KEY_TYPES and not is_tnef(part)
+    ]
     for part in kept:
         _remove_keys(part)
     if container.get_content_type() == "multipart/signed" and kept:

@@ -3,7 +3,9 @@
 ``rewrite(original, plan)`` takes the message as the sender wrote it and
 returns the message the other participant receives. Top-level headers are
 kept by allow-list (anything not named in KEPT_HEADERS is dropped, so a
-header a client invents tomorrow cannot leak), From/To/Message-ID and the
+header a client invents tomorrow cannot leak) and the kept ones are written
+anew from their parsed values (relay.outbound.reemit: no comments, the
+relay's own Date format and boundaries); From/To/Message-ID and the
 threading headers are written anew, and every registered address of either
 participant is replaced by the pair address wherever it appears in text.
 """
@@ -15,10 +17,10 @@ import re
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
-from email.utils import formatdate
 
 from relay.mail.addresses import display_address
 from relay.outbound.identity_parts import strip_identity_parts
+from relay.outbound.reemit import keep_only, reemit_content_headers, relay_date
 from relay.outbound.scrub import scrub_message
 from relay.outbound.scrub_text import replace_addresses
 
@@ -50,6 +52,7 @@ class RewritePlan:
     references: tuple[str, ...]
     hidden_addresses: tuple[str, ...]  # every registered address of both participants
     loop_marker: str
+    strip_remote_content: bool = False  # [rules.links] remote_content = "strip"
 
 
 def message_ids(value: str | None) -> list[str]:
@@ -64,17 +67,19 @@ def first_message_id(value: str | None) -> str | None:
 
 def rewrite(original: EmailMessage, plan: RewritePlan) -> EmailMessage:
     outbound = copy.deepcopy(original)
-    for name in set(outbound.keys()):
-        if name.lower() not in KEPT_HEADERS:
-            del outbound[name]
+    keep_only(outbound, KEPT_HEADERS.__contains__)
     strip_identity_parts(outbound)
-    scrub_message(outbound, plan.hidden_addresses, plan.pair_address)
+    scrub_message(
+        outbound,
+        plan.hidden_addresses,
+        plan.pair_address,
+        strip_remote=plan.strip_remote_content,
+    )
     subject = str(original.get("Subject", ""))
     _replace_header(
         outbound, "Subject", replace_addresses(subject, plan.hidden_addresses, plan.pair_address)
     )
-    if "Date" not in outbound:
-        outbound["Date"] = formatdate(usegmt=True)
+    _replace_header(outbound, "Date", relay_date(_parsed(original, "Date")))
     sender_name = f"{plan.sender_display_name} via {plan.programme_name}"
     outbound["From"] = display_address(sender_name, plan.pair_address)
     outbound["To"] = display_address(plan.recipient_display_name, plan.recipient_address)
@@ -84,9 +89,16 @@ def rewrite(original: EmailMessage, plan: RewritePlan) -> EmailMessage:
     if plan.references:
         outbound["References"] = " ".join(plan.references)
     outbound[LOOP_HEADER] = plan.loop_marker
-    if "MIME-Version" not in outbound:
-        outbound["MIME-Version"] = "1.0"
+    reemit_content_headers(outbound)
+    _replace_header(outbound, "MIME-Version", "1.0")
     return outbound
+
+
+def _parsed(message: EmailMessage, name: str) -> object:
+    try:
+        return message.get(name)
+    except Exception:  # the header registry's failures are the input's fault, any kind
+        return None
 
 
 def _replace_header(message: EmailMessage, name: str, value: str) -> None:

@@ -9,10 +9,13 @@ Owns what scrubbing does to everything around a part's text:
   the rest are dropped, since they name hosts, machines and client IPs;
 - Content-IDs become opaque ids on the relay's domain, and the HTML's
   ``cid:`` links follow, so inline pictures still show;
-- parameters (file names, boundaries, anything a client invents) lose the
-  participants' addresses, and machine-made ones the participants' hosts.
+- parameters (file names, anything a client invents) lose the
+  participants' addresses, and machine-made ones the participants' hosts;
+  boundaries, preambles and epilogues are dropped, and every kept header
+  is written anew from its parsed value (relay.outbound.reemit).
 The text of each leaf is handed to the ``scrub_body`` relay.outbound.scrub
-passes in, so this module depends only on relay.outbound.scrub_text.
+passes in, so this module depends only on relay.outbound.scrub_text and
+relay.outbound.reemit.
 """
 
 from __future__ import annotations
@@ -26,11 +29,25 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 from typing import Literal
 
+from relay.outbound.reemit import keep_only, reemit_content_headers, relay_date
 from relay.outbound.scrub_text import Scrubber
 
 Kind = Literal["root", "part", "nested"]
 BodyScrub = Callable[[EmailMessage, Scrubber, Callable[[str], str]], bool]
 
+# A part's own headers that pass (written anew by relay.outbound.reemit); a
+# client's X-*, Content-Class, Content-Base and the like do not.
+PART_CONTENT_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-transfer-encoding",
+        "content-disposition",
+        "content-id",
+        "content-description",
+        "content-location",
+        "content-language",
+    }
+)
 NESTED_KEPT = frozenset({"from", "to", "cc", "date", "subject", "mime-version"})
 _ADDRESS_HEADERS = ("From", "To", "Cc", "Subject")
 _READABLE_PARAMS = frozenset({"filename", "name"})
@@ -130,14 +147,21 @@ class _Walker:
             self._header_text(part, name)
         self._params(part)
         if part.is_multipart():
+            # Text before the first and after the last boundary no client shows.
+            part.preamble = part.epilogue = None
             children = part.get_payload()
             child_kind: Kind = "nested" if part.get_content_maintype() == "message" else "part"
             for child in children if isinstance(children, list) else []:
                 if isinstance(child, Message):
                     self.visit(child, child_kind)
-            return
-        if self.scrub_body(part, self.scrubber, self._cid_links(part)):
+        elif self.scrub_body(part, self.scrubber, self._cid_links(part)):
             self.changed += 1
+        if kind != "root":  # the root's are written by relay.outbound.rewrite
+            reemit_content_headers(part)
+        if kind == "nested" and "Date" in part:
+            date = part.get("Date")
+            del part["Date"]
+            part["Date"] = relay_date(date)
 
     def _cid_links(self, part: EmailMessage) -> Callable[[str], str]:
         pattern = self.cid_pattern
@@ -148,10 +172,7 @@ class _Walker:
 
     def _headers(self, part: EmailMessage, kind: Kind) -> None:
         kept = NESTED_KEPT if kind == "nested" else frozenset({"mime-version"})
-        for name in set(part.keys()):
-            lowered = name.lower()
-            if not lowered.startswith("content-") and lowered not in kept:
-                del part[name]
+        keep_only(part, lambda name: name in kept or name in PART_CONTENT_HEADERS)
         if kind != "nested":
             return
         for name in _ADDRESS_HEADERS:
@@ -194,19 +215,13 @@ class _Walker:
                 continue
             for name, value in params.items():
                 text = str(value)
-                if name == "boundary":
-                    if self._hides_something(text):
-                        new = "=_relay_" + _opaque(self.scrubber, text, "boundary")
-                        part.set_boundary(new)
+                if name == "boundary":  # the generator writes the relay's own
                     continue
                 scrub = self.scrubber.text if name in _READABLE_PARAMS else self.scrubber.hosts_too
                 scrubbed = scrub(text)
                 if scrubbed != text:
                     charset = None if scrubbed.isascii() else "utf-8"
                     part.set_param(name, scrubbed, header=header, charset=charset)
-
-    def _hides_something(self, text: str) -> bool:
-        return "@" in text or self.scrubber.hosts_too(text) != text
 
 
 def _readable_values(part: EmailMessage, name: str) -> list[str] | None:

@@ -31,6 +31,9 @@ _INVISIBLE = (
     r"(?:<wbr\s*/?>|&shy;|&#0*173;|&#x0*ad;|&#0*8203;|&#x0*200b;|&zwn?j;"
     r"|[\u00ad\u200b-\u200d\u2060])*"
 )
+# In HTML, any tag may sit inside an address without a reader seeing it
+# (ana<span></span>@example.org), so there tags count as invisible too.
+_INVISIBLE_IN_HTML = _INVISIBLE[:-2] + r"|<[^<>]{0,256}>)*"
 # vCard and iCalendar fold long lines by inserting CRLF + space, even inside an address.
 FOLDED_TYPES = frozenset(
     {"text/calendar", "text/vcard", "text/x-vcard", "text/directory", "application/ics"}
@@ -48,16 +51,20 @@ def _char_forms(char: str) -> str:
     return "(?:" + "|".join(forms) + ")"
 
 
-def address_pattern(addresses: Iterable[str]) -> re.Pattern[str] | None:
-    """One case-insensitive pattern that finds any of the addresses, in any textual form."""
+def address_pattern(addresses: Iterable[str], *, markup: bool = False) -> re.Pattern[str] | None:
+    """One case-insensitive pattern that finds any of the addresses, in any textual form.
+
+    With markup, HTML tags between the characters are part of the match.
+    """
     unique = sorted({address.lower() for address in addresses if address}, key=len, reverse=True)
-    return _address_pattern(tuple(unique)) if unique else None
+    return _address_pattern(tuple(unique), markup) if unique else None
 
 
 @functools.lru_cache(maxsize=256)  # the same pair's addresses, message after message
-def _address_pattern(addresses: tuple[str, ...]) -> re.Pattern[str]:
+def _address_pattern(addresses: tuple[str, ...], markup: bool = False) -> re.Pattern[str]:
+    between = _INVISIBLE_IN_HTML if markup else _INVISIBLE
     return re.compile(
-        "|".join(_INVISIBLE.join(_char_forms(char) for char in address) for address in addresses),
+        "|".join(between.join(_char_forms(char) for char in address) for address in addresses),
         re.IGNORECASE,
     )
 
@@ -87,12 +94,15 @@ class Scrubber:
         addresses: Iterable[str],
         replacement: str,
         hidden_domains: Iterable[str] | None = None,
+        strip_remote: bool = False,
     ) -> None:
         listed = tuple(dict.fromkeys(a.lower() for a in addresses if a))
         self.addresses = listed
         self.replacement = replacement
         self.relay_domain = replacement.rpartition("@")[2]
+        self.strip_remote = strip_remote  # remove remote images and CSS url() from HTML
         self.pattern = address_pattern(listed)
+        self.markup_pattern = address_pattern(listed, markup=True)
         domains = (
             hidden_domains
             if hidden_domains is not None
@@ -103,6 +113,11 @@ class Scrubber:
     def text(self, text: str) -> str:
         """The participants' addresses replaced by the pair address."""
         return self.pattern.sub(self.replacement, text) if self.pattern else text
+
+    def markup(self, html_text: str) -> str:
+        """Addresses replaced in HTML source, also where tags split them."""
+        pattern = self.markup_pattern
+        return pattern.sub(self.replacement, html_text) if pattern else html_text
 
     def hosts_too(self, text: str) -> str:
         """Addresses replaced, then any host on a participant's domain replaced by the relay's.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from relay.mail import html
 from relay.mail.text import MailView, Segment
 from relay.rules.base import Hit, RuleContext, Span
 from relay.rules.detectors import contacts
@@ -48,12 +49,19 @@ class ContactRule:
 
 
 class LinksRule:
-    """Links to any site outside the allow-list (the relay's own domain is allowed)."""
+    """Links to any site outside the allow-list (the relay's own domain is allowed).
+
+    Also, unless [rules.links] remote_content = "strip" removes them from the
+    copy that is sent, what an HTML body makes a client load by itself when it
+    is opened (remote images, CSS url()), from any host but the relay's: it
+    tells the sender when, where and with what the message was read.
+    """
 
     name = "links"
 
-    def __init__(self, allow_domains: Sequence[str]) -> None:
+    def __init__(self, allow_domains: Sequence[str], remote_content: str = "hold") -> None:
         self._allow = tuple(allow_domains)
+        self._report_remote = remote_content != "strip"
 
     def check(self, mail: MailView, context: RuleContext) -> list[Hit]:
         allow = (*self._allow, context.relay_domain.lower())
@@ -67,10 +75,35 @@ class LinksRule:
             for f in links:
                 if not link_detectors.host_allowed(f.detail, allow):
                     found.append((f.detail or "unknown host", _span(segment, f.start, f.end)))
+        hits = _group(self.name, (("link to " + _hosts(found), span) for _, span in found))
+        if self._report_remote:
+            hits += self._remote(mail, context.relay_domain.lower())
+        return hits
+
+    def _remote(self, mail: MailView, relay_domain: str) -> list[Hit]:
+        found: list[tuple[str, Span]] = []
+        for part in mail.parts:
+            if part.content_type != "text/html":
+                continue
+            for url in html.remote_references(part.text):
+                host = html.remote_host(url)
+                if link_detectors.host_allowed(host, (relay_domain,)):
+                    continue
+                start = part.text.find(url)
+                span = (
+                    Span(part.index, start, start + len(url), url)
+                    if start >= 0
+                    else Span(part.index, 0, 0, url, "part")
+                )
+                found.append((host, span))
         if not found:
             return []
-        hosts = sorted({host for host, _ in found})
-        return _group(self.name, (("link to " + ", ".join(hosts), span) for _, span in found))
+        reason = "remote content loaded when opened, from " + _hosts(found)
+        return _group(self.name, ((reason, span) for _, span in found))
+
+
+def _hosts(found: Sequence[tuple[str, Span]]) -> str:
+    return ", ".join(sorted({host for host, _ in found}))
 
 
 class AttachmentsRule:

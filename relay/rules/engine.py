@@ -37,7 +37,7 @@ def build_rules(config: RulesConfig | None = None) -> list[Rule]:
     every: list[Rule] = [
         AutoreplyRule(),
         ContactRule(config.contact_detect),
-        LinksRule(config.allow_domains),
+        LinksRule(config.allow_domains, config.remote_content),
         AttachmentsRule(config.allow_types),
         KeywordsRule(config.phrases),
         NewPairRule(config.new_pair_messages),

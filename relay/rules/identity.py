@@ -22,6 +22,7 @@ from email.message import EmailMessage
 
 from relay.mail.addresses import normalise
 from relay.mail.text import MailView
+from relay.mail.tnef import is_tnef
 from relay.rules.base import Hit, RuleContext, Span
 
 IDENTITY_TYPES = {
@@ -30,6 +31,10 @@ IDENTITY_TYPES = {
     "text/directory": "a contact card (vCard)",
     "text/calendar": "a calendar invitation",
     "application/ics": "a calendar invitation",
+    # Outlook's winmail.dat: binary, so never scrubbed, and it names the sender's
+    # address, client and machine; a copy sent on goes without it (relay.outbound).
+    "application/ms-tnef": "a Windows TNEF file (winmail.dat)",
+    "application/vnd.ms-tnef": "a Windows TNEF file (winmail.dat)",
 }
 _RESULT = re.compile(r"\b(dmarc|spf|dkim)\s*=\s*([a-z]+)", re.IGNORECASE)
 _FAILING = {"dmarc": {"fail"}, "spf": {"fail"}}
@@ -62,6 +67,8 @@ class IdentityPartsRule:
         found = []
         for index, part in enumerate(mail.message.walk()):
             kind = IDENTITY_TYPES.get(part.get_content_type())
+            if kind is None and is_tnef(part):
+                kind = IDENTITY_TYPES["application/ms-tnef"]
             if kind:
                 found.append(
                     Hit(self.name, f"{kind} is attached", (Span(index, 0, 0, "", "part"),))

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from relay.errors import ConfigError
 from relay.rules.base import Action
@@ -42,6 +42,10 @@ RULE_NAMES = frozenset(DEFAULT_ACTIONS) - {RULE_ERROR}
 AT_LEAST_HOLD = frozenset({"paused"})
 
 
+RemoteContent = Literal["hold", "strip"]
+REMOTE_CONTENT_CHOICES = ("hold", "strip")
+
+
 class RulesConfigError(ConfigError, ValueError):
     """The [rules] table is wrong; the message names the source and the key."""
 
@@ -54,6 +58,7 @@ class RulesConfig:
     disabled: frozenset[str] = frozenset()
     contact_detect: frozenset[str] = frozenset(CONTACT_KINDS)
     allow_domains: tuple[str, ...] = ()
+    remote_content: RemoteContent = "hold"  # remote images and CSS: a links hit, or removed
     allow_types: tuple[str, ...] = ()
     phrases: tuple[str, ...] = ()
     new_pair_messages: int = 2
@@ -70,7 +75,7 @@ class RulesConfig:
 
 _SECTIONS: Mapping[str, frozenset[str]] = {
     "contact": frozenset({"detect"}),
-    "links": frozenset({"allow_domains"}),
+    "links": frozenset({"allow_domains", "remote_content"}),
     "attachments": frozenset({"allow_types"}),
     "keywords": frozenset({"phrases", "files"}),
     "new_pair": frozenset({"messages"}),
@@ -155,6 +160,9 @@ class _Reader:
                     f"unknown kind {kind!r} ({', '.join(CONTACT_KINDS)})",
                 )
         domains = self.strings(sections["links"].get("allow_domains", []), "links.allow_domains")
+        remote = self.text(sections["links"].get("remote_content", "hold"), "links.remote_content")
+        if remote not in REMOTE_CONTENT_CHOICES:
+            raise self.fail("links.remote_content", f'expected "hold" or "strip", got {remote!r}')
         types = self.strings(
             sections["attachments"].get("allow_types", []), "attachments.allow_types"
         )
@@ -173,6 +181,7 @@ class _Reader:
             disabled=frozenset(disabled),
             contact_detect=frozenset(detect),
             allow_domains=tuple(d.lower().removeprefix("*.").strip(".") for d in domains if d),
+            remote_content="strip" if remote == "strip" else "hold",
             allow_types=tuple(t.lower() for t in types),
             phrases=tuple(p for p in phrases if p),
             new_pair_messages=self.count(
