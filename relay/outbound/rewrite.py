@@ -19,8 +19,9 @@ from email import policy
 from email.message import EmailMessage
 
 from relay.mail.addresses import display_address
+from relay.mail.headerlist import keep_only
 from relay.outbound.identity_parts import strip_identity_parts
-from relay.outbound.reemit import keep_only, reemit_content_headers, relay_date
+from relay.outbound.reemit import reemit_content_headers, relay_date
 from relay.outbound.scrub import scrub_message
 from relay.outbound.scrub_text import replace_addresses
 

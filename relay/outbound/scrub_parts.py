@@ -29,7 +29,8 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 from typing import Literal
 
-from relay.outbound.reemit import keep_only, reemit_content_headers, relay_date
+from relay.mail.headerlist import keep_only
+from relay.outbound.reemit import reemit_content_headers, relay_date
 from relay.outbound.scrub_text import Scrubber
 
 Kind = Literal["root", "part", "nested"]

@@ -21,6 +21,7 @@ import re
 from email.message import EmailMessage
 
 from relay.mail.addresses import normalise
+from relay.mail.headerlist import replace_headers
 from relay.mail.text import MailView
 from relay.mail.tnef import is_tnef
 from relay.rules.base import Hit, RuleContext, Span
@@ -125,8 +126,5 @@ def strip_forged_results(message: EmailMessage, trusted_authserv_id: str) -> int
             continue
         kept.append((name, value))
     if removed:
-        for name in {name for name, _ in message.items()}:
-            del message[name]
-        for name, value in kept:
-            message[name] = value
+        replace_headers(message, kept)
     return removed
