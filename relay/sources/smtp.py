@@ -37,6 +37,7 @@ from relay.intake import Incoming, Intake, Outcome
 from relay.mail import replies
 from relay.mail.replies import Reply
 from relay.sources import unix_socket
+from relay.sources.accept_errors import AcceptErrorLimiter
 from relay.sources.deadline import CommitGuard, run_bounded
 
 log = logging.getLogger(__name__)
@@ -234,36 +235,6 @@ class RelaySMTP(SMTP):
             await super()._handle_client()
         finally:
             self.gate.leave(self)
-
-
-class AcceptErrorLimiter:
-    """The event loop's error handler, saying "accept() out of system resource" once a minute.
-
-    asyncio logs that error with a traceback each time it retries accept()
-    while the process is out of file descriptors, which filled disks at
-    hundreds of megabytes a minute; every other error is passed on as it is.
-    """
-
-    def __init__(self, passed_on: Callable[[dict[str, Any]], object], every: float = 60.0) -> None:
-        self.passed_on = passed_on
-        self.every = every
-        self._last = -every
-        self._quiet = 0
-
-    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if "out of system resource" not in str(context.get("message", "")):
-            self.passed_on(context)
-            return
-        now = time.monotonic()
-        if now - self._last < self.every:
-            self._quiet += 1
-            return
-        log.error(
-            "accept() failed: out of file descriptors or memory (%s); %d more since the last",
-            type(context.get("exception")).__name__,
-            self._quiet,
-        )
-        self._last, self._quiet = now, 0
 
 
 class SmtpServer:
