@@ -12,7 +12,18 @@ from typing import Any
 
 import click
 
-from relay.commands import daemon, deploy, imap, matching, moderation, ops, people, queue, setup
+from relay.commands import (
+    daemon,
+    deploy,
+    imap,
+    matching,
+    moderation,
+    ops,
+    people,
+    queue,
+    safeguarding,
+    setup,
+)
 from relay.commands.context import Context
 from relay.errors import RelayError
 
@@ -66,5 +77,9 @@ for command in (
     daemon.serve,
     ops.status_command,
     ops.purge_command,
+    safeguarding.concern_group,
+    safeguarding.sample_group,
 ):
     cli.add_command(command)
+people.participant_group.add_command(safeguarding.participant_consent)
+people.participant_group.add_command(safeguarding.participant_check)

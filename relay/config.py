@@ -38,6 +38,7 @@ from relay.settings import (
     MetricsSettings,
     ModerationSettings,
     RelaySettings,
+    SafeguardingSettings,
     SmarthostSettings,
     SmtpSettings,
 )
@@ -59,6 +60,7 @@ class Config:
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    safeguarding: SafeguardingSettings = field(default_factory=SafeguardingSettings)
     rules: RulesConfig = field(default_factory=RulesConfig)
     matching: MatchSettings = field(default_factory=MatchSettings)
 
@@ -79,6 +81,7 @@ SECTIONS: dict[str, type[Any]] = {
     "daemon": DaemonSettings,
     "metrics": MetricsSettings,
     "logging": LoggingSettings,
+    "safeguarding": SafeguardingSettings,
 }
 # Sections whose contents another module owns and checks.
 DELEGATED_SECTIONS = frozenset({"rules", "matching"})
@@ -129,6 +132,7 @@ def config_from_mapping(
     _check_imap(document, built["imap"], source)
     _check_tls(built["smtp"], source)
     _check_listener(built["smtp"], source)
+    _check_safeguarding(built["safeguarding"], source)
     return Config(source=source, rules=rules, matching=matching, **built)
 
 
@@ -151,6 +155,16 @@ def _check_tls(smtp: SmtpSettings, source: Path) -> None:
         raise ConfigError(f"{source}: [smtp] tls_cert and tls_key go together")
     if smtp.require_starttls and not smtp.tls_cert:
         raise ConfigError(f"{source}: [smtp] require_starttls needs tls_cert and tls_key")
+
+
+def _check_safeguarding(settings: SafeguardingSettings, source: Path) -> None:
+    if not 0.0 <= settings.sample_rate <= 1.0:
+        raise ConfigError(f"{source}: [safeguarding] sample_rate must be between 0 and 1")
+    local = settings.concern_address
+    if not local or "@" in local or not local.replace("-", "").replace(".", "").isalnum():
+        raise ConfigError(
+            f"{source}: [safeguarding] concern_address must be a local part such as 'concern'"
+        )
 
 
 def _check_imap(document: Mapping[str, Any], imap: ImapSettings, source: Path) -> None:
@@ -235,6 +249,11 @@ def _from_environment_text(text: str, hint: Any, where: str) -> Any:
             return int(text)
         except ValueError:
             raise ConfigError(f"{where}: expected a whole number, got {text!r}") from None
+    if hint is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {text!r}") from None
     if typing.get_origin(hint) in (tuple, list):
         return [part.strip() for part in text.split(",") if part.strip()]
     return text
@@ -250,6 +269,10 @@ def _convert(raw: Any, hint: Any, where: str, base: Path) -> Any:
         if isinstance(raw, bool) or not isinstance(raw, int):
             raise ConfigError(f"{where}: expected a whole number, got {raw!r}")
         return raw
+    if hint is float:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {raw!r}")
+        return float(raw)
     if hint is str:
         if not isinstance(raw, str):
             raise ConfigError(f"{where}: expected a string, got {raw!r}")

@@ -41,6 +41,8 @@ from relay.rules.automated import is_automated as is_automated_mail
 from relay.rules.base import Action, Hit, RuleContext, decide
 from relay.rules.engine import build_rules, run_rules
 from relay.rules.identity import strip_forged_results
+from relay.safeguarding.concerns import take_concern_mail
+from relay.safeguarding.escalation import escalate
 from relay.store.db import Store
 from relay.store.models import Message, OutboxEntry, Pair, Participant
 from relay.store.states import OPEN_PAIR_STATES, MessageStatus, PairStatus, utcnow
@@ -55,12 +57,14 @@ _STATUS = {
     Action.HOLD: MessageStatus.HELD,
     Action.REJECT: MessageStatus.REJECTED,
     Action.DISCARD: MessageStatus.DISCARDED,
+    Action.ESCALATE: MessageStatus.HELD,
 }
 _REPLY = {
     Action.ACCEPT: replies.OK,
     Action.HOLD: replies.OK,
     Action.REJECT: replies.REJECTED,
     Action.DISCARD: replies.DISCARDED,
+    Action.ESCALATE: replies.OK,
 }
 
 
@@ -85,11 +89,12 @@ class Outcome:
     message_ids: tuple[int, ...] = ()
     action: Action | None = None  # None: refused before anything was stored
     hits: tuple[Hit, ...] = ()
+    notified: bool = False  # notices were queued without a message (mail to concern@)
 
     @property
     def queued(self) -> bool:
         """Something new waits in the outbox (a forward or a notice)."""
-        return self.action is not None and self.action is not Action.DISCARD
+        return self.notified or (self.action is not None and self.action is not Action.DISCARD)
 
 
 @dataclass
@@ -108,6 +113,7 @@ class Intake:
         self.domain = config.relay.domain.lower()
         self.rules = build_rules(config.rules)
         self.notices = Notices(config)
+        self.concern_address = f"{config.safeguarding.concern_address}@{self.domain}".lower()
         self._bounce_addresses: BounceAddresses | None = None
         self._active_tokens: dict[str, float] = {}  # token -> until when RCPT may skip the query
 
@@ -116,6 +122,7 @@ class Intake:
         self.rules = build_rules(config.rules)
         self.notices = notices
         self.config = config
+        self.concern_address = f"{config.safeguarding.concern_address}@{self.domain}".lower()
 
     @property
     def bounce_addresses(self) -> BounceAddresses:
@@ -130,8 +137,8 @@ class Intake:
         bare = normalise(address)
         if not bare or bare.rpartition("@")[2] != self.domain:
             return replies.NOT_OUR_DOMAIN
-        if self.bounce_addresses.is_bounce_address(bare):
-            # Forged or not, the same answer: the address must not tell a prober anything.
+        if self.bounce_addresses.is_bounce_address(bare) or bare == self.concern_address:
+            # Forged or not, from anyone: the same answer, so it tells a prober nothing.
             return replies.RECIPIENT_OK
         token = token_of(bare, self.domain)
         if token is None:
@@ -162,7 +169,9 @@ class Intake:
         """
         recipients = list(dict.fromkeys(normalise(r) for r in incoming.recipients))
         bounces = [r for r in recipients if self.bounce_addresses.is_bounce_address(r)]
-        pairs = [r for r in recipients if r not in bounces]
+        to_concern = self.concern_address in recipients
+        pairs = [r for r in recipients if r not in bounces and r != self.concern_address]
+        concern_noticed = False
         try:
             if len(incoming.raw) > self.config.relay.max_message_size:
                 raise RefusedError(replies.TOO_BIG)
@@ -171,8 +180,11 @@ class Intake:
             message = parse(raw)
             if bounces:
                 self._take_bounces(bounces, message)
+            if to_concern:
+                concern_noticed = self._take_concern(incoming, message, raw)
             if not pairs:
-                return Outcome(reply=replies.DISCARDED)
+                # A concern gets the answer a stranger's mail to concern@ gets: no oracle.
+                return Outcome(reply=replies.DISCARDED, notified=concern_noticed)
             if not incoming.envelope_from or incoming.envelope_from == "<>":
                 raise RefusedError(replies.NULL_SENDER)
             from_address = single_from_address(message)
@@ -231,6 +243,24 @@ class Intake:
                 continue
             with self.store.session() as session:
                 record_bounce(session, self.notices, outbox_id, message)
+
+    def _take_concern(self, incoming: Incoming, message: EmailMessage, raw: bytes) -> bool:
+        """Mail to concern@: a concern if a participant wrote it, else dropped quietly."""
+        try:
+            from_address = single_from_address(message)
+        except RefusedError:
+            from_address = ""
+        if not incoming.envelope_from or incoming.envelope_from == "<>":
+            from_address = ""  # a bounce is never a concern
+        with self.store.session() as session:
+            concern = take_concern_mail(
+                session, self.config, self.notices, from_address, message, raw
+            )
+            if concern is None:
+                log.info("dropped mail to the concern address from a non-participant")
+                return False
+            log.info("concern %s raised by mail", concern.id)
+            return True
 
     def _candidate(
         self, session: Session, view: MailView, from_address: str, recipient: str
@@ -292,6 +322,9 @@ class Intake:
         elif action is Action.REJECT and not automated:
             reasons = [hit.reason for hit in candidate.hits]
             self.notices.to_sender(session, Notice.REFUSED, stored, reasons=reasons)
+        elif action is Action.ESCALATE:
+            # No "held" notice: it could warn someone grooming a child that staff are looking.
+            escalate(session, self.config, self.notices, stored, candidate.hits)
         return stored.id
 
     def _tell_sender_it_is_held(self, session: Session, stored: Message) -> None:

@@ -2,7 +2,8 @@
 
 Owns the daemon's life: open the store (refusing a schema that is behind),
 start the SMTP or LMTP server (unless [smtp] enabled = false), the IMAP source (when
-[imap] is set), the worker, the moderator alerts and the metrics endpoint;
+[imap] is set), the worker, the moderator alerts, the safeguarding checks and
+the metrics endpoint;
 tell systemd READY=1 and write the pid file; on SIGHUP reload what can be
 reloaded; on SIGTERM or SIGINT stop in order: new sessions get 421, DATA in
 progress commits, the IMAP source finishes the message in hand, deliveries
@@ -34,6 +35,7 @@ from relay.moderation.decisions import queue_moderator_alert
 from relay.ops import sdnotify
 from relay.ops.metrics import Metrics
 from relay.rules.engine import build_rules
+from relay.safeguarding import tick as safeguarding_tick
 from relay.sources import deadline
 from relay.sources.imap import ImapSource
 from relay.sources.listener import inbound_server
@@ -81,6 +83,7 @@ async def start(config: Config) -> Running:
     tasks = running.tasks
     tasks["delivery"] = asyncio.create_task(worker.run(running.stopping), name="delivery")
     tasks["alerts"] = asyncio.create_task(alert_moderators(running), name="alerts")
+    tasks["safeguarding"] = asyncio.create_task(safeguarding_checks(running), name="safeguarding")
     if config.imap.enabled:
         intake = Intake(store, config)
         running.intakes.append(intake)
@@ -108,6 +111,29 @@ async def alert_moderators(running: Running) -> None:
                 running.worker.wake()
         except Exception:
             log.exception("checking for moderator alerts failed")
+
+
+async def safeguarding_checks(running: Running) -> None:
+    """Every [safeguarding] check_interval: overdue holds, expiring background checks.
+
+    A programme scheduler, when there is one, may call relay.safeguarding.tick.run instead.
+    """
+
+    def check() -> bool:
+        with running.store.session() as session:
+            return safeguarding_tick.run(session, running.config, running.worker.notices)
+
+    while True:
+        period = running.config.safeguarding.check_interval.total_seconds()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(running.stopping.wait(), timeout=period)
+        if running.stopping.is_set():
+            return
+        try:
+            if await asyncio.to_thread(check):
+                running.worker.wake()
+        except Exception:
+            log.exception("the safeguarding checks failed")
 
 
 def reload(running: Running) -> bool:
@@ -147,7 +173,7 @@ async def stop(running: Running, grace_seconds: float | None = None) -> list[str
     running.stopping.set()
     if running.smtp is not None and not await running.smtp.stop(left()):
         left_behind.append("smtp")
-    for name in ("alerts", "imap", "delivery"):
+    for name in ("alerts", "safeguarding", "imap", "delivery"):
         task = running.tasks.get(name)
         if task is None:
             continue

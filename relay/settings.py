@@ -146,3 +146,20 @@ class MetricsSettings:
 class LoggingSettings:
     level: LogLevel = "INFO"
     format: LogFormat = "text"
+
+
+DEFAULT_FOOTER = "Messages in this programme are read by its coordinators to keep everyone safe."
+
+
+@dataclass(frozen=True)
+class SafeguardingSettings:
+    """[safeguarding]: concerns, escalation, spot checks, minors and checks (relay/safeguarding)."""
+
+    leads: tuple[str, ...] = ()  # designated safeguarding leads: alerted at once, never batched
+    concern_address: str = "concern"  # local part participants write to with a concern
+    decide_within: timedelta = timedelta(hours=24)  # a hold older than this is overdue
+    sample_rate: float = 0.02  # share of delivered, unflagged mail put up for a spot check
+    require_check: bool = False  # mentors need a current background check to be paired
+    guardian_copies: bool = False  # a minor's guardian gets a scrubbed copy of their mail
+    footer: str = DEFAULT_FOOTER  # added to every forwarded message; empty: none
+    check_interval: timedelta = timedelta(minutes=1)  # how often the daemon looks for overdue

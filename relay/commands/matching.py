@@ -94,10 +94,15 @@ def match_apply(context: Context, proposals: str) -> None:
     except (ProposalError, OSError) as error:
         raise click.ClickException(str(error)) from None
     notices = Notices(context.config)
+    refused: list[str] = []
     with context.session() as session:
-        created = matchmaking.apply_proposals(session, notices, context.domain, rows, proposals)
+        created = matchmaking.apply_proposals(
+            session, notices, context.domain, rows, proposals, refused
+        )
         lines = [
             f"{new.address}  {new.pair.mentor.email} -> {new.pair.mentee.email}" for new in created
         ]
     click.echo("\n".join(lines))
-    click.echo(f"{len(created)} pairs created")
+    for problem in refused:
+        click.echo(f"not created: {problem}")
+    click.echo(f"{len(created)} pairs created" + (f", {len(refused)} refused" if refused else ""))

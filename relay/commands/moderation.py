@@ -27,17 +27,22 @@ def _pair_token(context: Context, address: str | None) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_context
 def held(context: Context, pair_filter: str | None, rule: str | None, as_json: bool) -> None:
-    """What waits for a moderator, oldest first."""
+    """What waits for a moderator: overdue ones (marked "!") first, then oldest first."""
     token = _pair_token(context, pair_filter)
     from relay.mail.addresses import pair_address
     from relay.moderation import decisions as moderation
+    from relay.safeguarding.overdue import overdue_ids
     from relay.store.states import utcnow
 
     with context.session() as session:
         now = utcnow()
+        overdue = overdue_ids(session, context.config)
+        waiting = moderation.held_messages(session, token, rule)
+        waiting.sort(key=lambda m: m.id not in overdue)  # stable: oldest first within each
         items = [
             {
                 "id": m.id,
+                "overdue": m.id in overdue,
                 "received_at": m.received_at.isoformat(),
                 "age": format_duration(now - m.received_at),
                 "pair": pair_address(m.pair.token, context.domain),
@@ -46,14 +51,14 @@ def held(context: Context, pair_filter: str | None, rule: str | None, as_json: b
                 "rules": sorted({hit.rule for hit in moderation.hits_of(m)}),
                 "reasons": moderation.reasons_of(m),
             }
-            for m in moderation.held_messages(session, token, rule)
+            for m in waiting
         ]
     if as_json:
         click.echo(json.dumps(items, indent=2))
         return
     rows = [
         (
-            str(i["id"]),
+            str(i["id"]) + ("!" if i["overdue"] else ""),
             str(i["age"]),
             str(i["pair"]),
             str(i["sender_role"]),
@@ -63,20 +68,32 @@ def held(context: Context, pair_filter: str | None, rule: str | None, as_json: b
         for i in items
     ]
     table(("ID", "AGE", "PAIR", "FROM", "SUBJECT", "REASONS"), rows)
+    if any(i["overdue"] for i in items):
+        within = format_duration(context.config.safeguarding.decide_within, exact=True)
+        click.echo(f"! overdue: held longer than decide_within ({within})")
 
 
 @click.command("show")
 @click.argument("message_id", type=int)
 @click.option("--color/--no-color", default=None, help="Mark flagged text in reverse video.")
+@click.option("--as", "reader", default=None, help="Your name, for the access log.")
 @pass_context
-def show(context: Context, message_id: int, color: bool | None) -> None:
+def show(context: Context, message_id: int, color: bool | None, reader: str | None) -> None:
     """A message as its recipient would get it, flagged text marked >>>like this<<<."""
     from relay.moderation import decisions as moderation
     from relay.moderation import display
+    from relay.safeguarding import access_log
 
     ansi = sys.stdout.isatty() if color is None else color
     with context.session() as session:
         message = moderation.get_message(session, message_id)
+        access_log.record(
+            session,
+            access_log.reader_name(reader),
+            "show",
+            pair_id=message.pair_id,
+            message_id=message.id,
+        )
         click.echo(display.render(session, context.config, message, ansi=ansi))
 
 
@@ -154,6 +171,7 @@ def review(context: Context, pair_filter: str | None, moderator: str) -> None:
     from relay.delivery.notices import Notices
     from relay.moderation import decisions as moderation
     from relay.moderation import display
+    from relay.safeguarding import access_log
 
     token = _pair_token(context, pair_filter)
     with context.session() as session:
@@ -165,6 +183,9 @@ def review(context: Context, pair_filter: str | None, moderator: str) -> None:
     for position, message_id in enumerate(waiting, start=1):
         with context.session() as session:
             message = moderation.get_message(session, message_id)
+            access_log.record(
+                session, moderator, "review", pair_id=message.pair_id, message_id=message.id
+            )
             click.echo(f"\n=== {position} of {len(waiting)} ===")
             click.echo(display.render(session, context.config, message, ansi=sys.stdout.isatty()))
         key = click.prompt(
@@ -189,12 +210,21 @@ def review(context: Context, pair_filter: str | None, moderator: str) -> None:
 
 @click.command("audit")
 @click.option("--message", "message_id", type=int, help="Only actions on this message.")
+@click.option("--reads", is_flag=True, help="The access log instead: who read what, when.")
+@click.option("--pair", "pair_filter", help="With --reads: only readings of this pair.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_context
-def audit(context: Context, message_id: int | None, as_json: bool) -> None:
-    """Every moderator action: who, what, when, why."""
+def audit(
+    context: Context, message_id: int | None, reads: bool, pair_filter: str | None, as_json: bool
+) -> None:
+    """Every moderator action: who, what, when, why (--reads: every reading of content)."""
     from relay.moderation import decisions as moderation
 
+    if reads:
+        _audit_reads(context, pair_filter, as_json)
+        return
+    if pair_filter:
+        raise click.UsageError("--pair goes with --reads")
     with context.session() as session:
         items = [
             {
@@ -214,6 +244,32 @@ def audit(context: Context, message_id: int | None, as_json: bool) -> None:
         for i in items
     ]
     table(("TIME (UTC)", "MODERATOR", "ACTION", "MESSAGE", "REASON"), rows)
+
+
+def _audit_reads(context: Context, pair_filter: str | None, as_json: bool) -> None:
+    from relay.safeguarding import access_log
+    from relay.store import registry
+
+    with context.session() as session:
+        pair_id = None
+        if pair_filter:
+            pair_id = registry.find_pair(session, pair_filter, context.domain).id
+        items = access_log.readings(session, context.domain, pair_id)
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    rows = [
+        (
+            str(i["time"]),
+            str(i["reader"]),
+            str(i["command"]),
+            str(i["pair"] or "-"),
+            str(i["message"] or "-"),
+            f"concern {i['concern']}" if i["concern"] else str(i["detail"]),
+        )
+        for i in items
+    ]
+    table(("TIME (UTC)", "READER", "COMMAND", "PAIR", "MESSAGE", "WHAT"), rows)
 
 
 @click.command("watch")

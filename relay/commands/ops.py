@@ -29,6 +29,7 @@ def status_command(context: Context, as_json: bool) -> None:
         click.echo("outbox:           " + ", ".join(f"{k} {v}" for k, v in report.outbox.items()))
         click.echo(f"oldest waiting:   {format_duration(report.oldest_waiting_seconds)}")
         click.echo(f"oldest held:      {format_duration(report.oldest_held_seconds)}")
+        click.echo(f"overdue held:     {report.overdue_held}")
         last = report.last_delivery
         click.echo(f"last delivery:    {last.strftime('%Y-%m-%d %H:%M:%S UTC') if last else '-'}")
         click.echo("health:           " + ("ok" if report.healthy else "; ".join(report.problems)))
@@ -53,9 +54,11 @@ def purge_command(context: Context, older_than: str, dry_run: bool) -> None:
     except ConfigError as error:
         raise click.BadParameter(str(error).removeprefix("--older-than: ")) from None
     with context.session() as session:
-        report = retention.purge(session, period, dry_run=dry_run)
+        report = retention.purge(session, period, dry_run=dry_run, domain=context.domain)
     verb = "would purge" if dry_run else "purged"
     click.echo(
         f"{verb} {report.messages} messages ({report.bytes} bytes) of {report.pairs} pairs "
         f"that ended before {report.cutoff.strftime('%Y-%m-%d')}"
     )
+    for line in report.kept:
+        click.echo(f"kept {line}")

@@ -18,15 +18,33 @@ def participant_group() -> None:
 @click.option("--name", required=True, help="Display name shown to the partner.")
 @click.option("--role", type=click.Choice([role.value for role in Role]), required=True)
 @click.option("--also", multiple=True, help="Another address this person writes from.")
+@click.option("--minor", is_flag=True, help="A mentee under 18: pairs need recorded consent.")
+@click.option("--guardian", default=None, help="The minor's guardian's address.")
+@click.option("--checked-until", default=None, help="A mentor's background check expiry.")
 @pass_context
 def participant_add(
-    context: Context, email: str, name: str, role: str, also: tuple[str, ...]
+    context: Context,
+    email: str,
+    name: str,
+    role: str,
+    also: tuple[str, ...],
+    minor: bool,
+    guardian: str | None,
+    checked_until: str | None,
 ) -> None:
     """Register a participant."""
+    from relay.safeguarding import consent_checks
     from relay.store import registry
 
+    expiry = consent_checks.parse_date(checked_until, "--checked-until") if checked_until else None
     with context.session() as session:
         participant = registry.add_participant(session, email, name, Role(role), also)
+        consent_checks.set_profile(
+            participant,
+            minor=minor,
+            guardian=registry.valid_address(guardian) if guardian else None,
+            checked_until=expiry,
+        )
         click.echo(f"added {participant.role} {participant.display_name} <{participant.email}>")
 
 
@@ -134,17 +152,22 @@ def pair_resume(context: Context, address: str) -> None:
 @click.command("log")
 @click.argument("address")
 @click.option("--show", "show_id", type=int, help="Print message ID as it was received.")
+@click.option("--as", "reader", default=None, help="Your name, for the access log.")
 @pass_context
-def log_command(context: Context, address: str, show_id: int | None) -> None:
-    """A pair's transcript, oldest first."""
+def log_command(context: Context, address: str, show_id: int | None, reader: str | None) -> None:
+    """A pair's transcript, oldest first (the reading is logged)."""
+    from relay.safeguarding import access_log
     from relay.store import registry, transcript
 
+    who = access_log.reader_name(reader)
     with context.session() as session:
         pair = registry.find_pair(session, address, context.domain)
         if show_id is not None:
             raw = transcript.message_in_pair(session, pair, show_id).raw
+            access_log.record(session, who, "log --show", pair_id=pair.id, message_id=show_id)
             click.echo(printable(raw))
             return
+        access_log.record(session, who, "log", pair_id=pair.id, detail="transcript")
         rows = [
             (
                 str(line.message_id),

@@ -15,9 +15,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from relay.config import Config
+from relay.delivery.notices import Notice
 from relay.mail.addresses import pair_address
+from relay.outbound.footer import add_footer
 from relay.outbound.rewrite import RewritePlan, message_ids, rewrite
 from relay.outbound.signing import outbound_bytes
+from relay.safeguarding.guardian import guardian_copy, guardians_of
 from relay.store.models import Message, OutboxEntry, Pair
 from relay.store.states import OutboxKind
 
@@ -41,19 +44,34 @@ def outbound_message(
         loop_marker=config.relay.domain,
         strip_remote_content=config.rules.remote_content == "strip",
     )
-    return rewrite(original, plan)
+    outbound = rewrite(original, plan)
+    add_footer(outbound, config.safeguarding.footer)
+    return outbound
 
 
 def queue_forward(
     session: Session, config: Config, stored: Message, original: EmailMessage
 ) -> OutboxEntry:
+    outbound = outbound_message(session, config, stored, original)
     entry = OutboxEntry(
         kind=OutboxKind.FORWARD,
         message_id=stored.id,
         recipient=stored.recipient.email,
-        content=outbound_bytes(config, outbound_message(session, config, stored, original)),
+        content=outbound_bytes(config, outbound),
     )
     session.add(entry)
+    if config.safeguarding.guardian_copies:
+        for minor, guardian in guardians_of(stored):
+            copied = guardian_copy(config, outbound, minor, guardian)
+            session.add(
+                OutboxEntry(
+                    kind=OutboxKind.NOTICE,
+                    notice=Notice.GUARDIAN_COPY,
+                    message_id=stored.id,
+                    recipient=guardian,
+                    content=outbound_bytes(config, copied),
+                )
+            )
     return entry
 
 

@@ -52,6 +52,12 @@ class Notice(StrEnum):
     REFUSED = "refused"  # to a sender: refused at intake (e.g. outside recipients)
     FAILED = "failed"  # to a sender: your message could not be delivered
     MODERATOR_ALERT = "moderator_alert"  # to moderators: what waits
+    # Safeguarding (relay/safeguarding): at once, never batched.
+    CONCERN_RECEIVED = "concern_received"  # to a participant who wrote to concern@
+    LEAD_ALERT = "lead_alert"  # to the safeguarding leads: a concern was opened or grew
+    OVERDUE_ALERT = "overdue_alert"  # to the leads: held mail undecided past decide_within
+    CHECK_EXPIRING = "check_expiring"  # to the leads: a mentor's background check runs out
+    GUARDIAN_COPY = "guardian_copy"  # a minor's mail, copied to their guardian (no template)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from relay.config import Config
 from relay.ops import outbox
+from relay.safeguarding.overdue import overdue_count
 from relay.store.models import Message, OutboxEntry
 from relay.store.states import MessageStatus, utcnow
 
@@ -34,6 +35,7 @@ class Status:
     oldest_held_seconds: float | None
     last_delivery: datetime | None
     problems: list[str] = field(default_factory=list)
+    overdue_held: int = 0  # held longer than [safeguarding] decide_within
 
     @property
     def healthy(self) -> bool:
@@ -47,6 +49,7 @@ class Status:
             "outbox": self.outbox,
             "oldest_waiting_seconds": self.oldest_waiting_seconds,
             "oldest_held_seconds": self.oldest_held_seconds,
+            "overdue_held": self.overdue_held,
             "last_delivery": self.last_delivery.isoformat() if self.last_delivery else None,
             "problems": self.problems,
         }
@@ -92,4 +95,5 @@ def collect(session: Session, config: Config) -> Status:
         oldest_held_seconds=(now - oldest_held).total_seconds() if oldest_held else None,
         last_delivery=last_delivery,
         problems=problems,
+        overdue_held=overdue_count(session, config),
     )

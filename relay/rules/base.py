@@ -24,6 +24,8 @@ class Action(enum.IntEnum):
     HOLD = 1
     REJECT = 2
     DISCARD = 3
+    # Held, the pair paused, a concern opened and the safeguarding leads alerted at once.
+    ESCALATE = 4
 
     def __str__(self) -> str:
         return self.name.lower()

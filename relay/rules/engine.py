@@ -4,7 +4,7 @@ Owns what is checked on every incoming message. A rule only *detects*: it
 returns ``Hit``s, each with a reason and the ``Span``s it matched. The action
 table (``[rules.actions]`` in relay.toml, over ``DEFAULT_ACTIONS``) maps each
 rule to an ``Action``, and ``decide`` takes the strongest action among the hits
-(accept < hold < reject < discard). Every hit is kept on the message, so a
+(accept < hold < reject < discard < escalate). Every hit is kept on the message, so a
 moderator can see why.
 
 A rule is anything with a ``name`` and a ``check(mail, context)`` method; the
@@ -26,6 +26,7 @@ from relay.rules.base import Hit, Rule, RuleContext
 from relay.rules.content import AttachmentsRule, ContactRule, KeywordsRule, LinksRule
 from relay.rules.identity import AuthenticationRule, IdentityPartsRule, OutsideRecipientsRule
 from relay.rules.pair_context import NewPairRule, PausedRule, RateRule, WatchRule
+from relay.rules.safeguarding import SafeguardingRule
 from relay.rules.settings import RULE_ERROR, RulesConfig
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def build_rules(config: RulesConfig | None = None) -> list[Rule]:
         LinksRule(config.allow_domains, config.remote_content),
         AttachmentsRule(config.allow_types),
         KeywordsRule(config.phrases),
+        SafeguardingRule(),
         NewPairRule(config.new_pair_messages),
         WatchRule(),
         PausedRule(),

@@ -1,7 +1,7 @@
 """The [rules] table of relay.toml: which rules run, with what, and what each hit does.
 
 ``RulesConfig`` is the validated table; ``DEFAULT_ACTIONS`` maps each rule to an
-``Action`` (accept < hold < reject < discard) and ``[rules.actions]`` overrides it.
+``Action`` (accept < hold < reject < discard < escalate) and ``[rules.actions]`` overrides it.
 An unknown rule, key or value is a ``RulesConfigError`` naming the source and key.
 """
 
@@ -33,6 +33,7 @@ DEFAULT_ACTIONS: Mapping[str, Action] = MappingProxyType(
         "outside_recipients": Action.REJECT,
         "identity_parts": Action.HOLD,
         "authentication": Action.HOLD,
+        "safeguarding": Action.ESCALATE,
         RULE_ERROR: Action.HOLD,
     }
 )
@@ -86,6 +87,7 @@ _SECTIONS: Mapping[str, frozenset[str]] = {
     "outside_recipients": frozenset(),
     "identity_parts": frozenset(),
     "authentication": frozenset({"trusted_authserv_id"}),
+    "safeguarding": frozenset(),
 }
 _CONTENT_TYPE = re.compile(r"[a-z0-9][\w.+-]*/(?:\*|[a-z0-9][\w.+-]*)")
 
@@ -136,12 +138,15 @@ class _Reader:
         table = self.table(top.get("actions", {}), "actions", DEFAULT_ACTIONS)
         for rule, value in table.items():
             if not isinstance(value, str):
-                raise self.fail(f"actions.{rule}", "expected accept, hold, reject or discard")
+                raise self.fail(
+                    f"actions.{rule}", "expected accept, hold, reject, discard or escalate"
+                )
             try:
                 actions[rule] = Action.parse(value)
             except ValueError:
                 raise self.fail(
-                    f"actions.{rule}", f"unknown action {value!r} (accept, hold, reject, discard)"
+                    f"actions.{rule}",
+                    f"unknown action {value!r} (accept, hold, reject, discard, escalate)",
                 ) from None
         for rule in AT_LEAST_HOLD:
             if actions[rule] < Action.HOLD:

@@ -3,7 +3,9 @@
 Owns the two places where matching/ meets the store: the pairs a new match
 must not repeat (active or ended), and `relay match apply`, which turns a
 (possibly coordinator-edited) proposals file into participants and pairs,
-with introductions, in one transaction: all of the file or none of it.
+with introductions, in one transaction: all of the file or none of it, except
+rows the safeguarding gate refuses (a minor without recorded consent, a mentor
+without a current check): those are reported and the rest is created.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from sqlalchemy.orm import Session, aliased
 from matching.proposals import ProposalRow
 from relay.delivery.notices import Notices
 from relay.errors import ConflictError, NotFoundError, RelayError
+from relay.safeguarding.consent_checks import ConsentError
 from relay.store import registry
 from relay.store.models import Pair, Participant
 from relay.store.states import Role
@@ -32,8 +35,14 @@ def existing_pairs(session: Session) -> set[tuple[str, str]]:
 
 
 def apply_proposals(
-    session: Session, notices: Notices, domain: str, rows: list[ProposalRow], source: str
+    session: Session,
+    notices: Notices,
+    domain: str,
+    rows: list[ProposalRow],
+    source: str,
+    refused: list[str] | None = None,
 ) -> list[registry.NewPair]:
+    """The pairs created; ``refused`` collects "FILE line N: why" for rows the gate stopped."""
     created = []
     for row in rows:
         try:
@@ -42,6 +51,10 @@ def apply_proposals(
             created.append(
                 registry.create_pair(session, notices, domain, row.mentor_email, row.mentee_email)
             )
+        except ConsentError as error:
+            if refused is None:
+                raise ConflictError(f"{source} line {row.line}: {error}") from None
+            refused.append(f"{source} line {row.line}: {error}")
         except RelayError as error:
             raise ConflictError(f"{source} line {row.line}: {error}") from None
     return created

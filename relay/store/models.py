@@ -10,12 +10,13 @@ alembic's check).
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -33,6 +34,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from relay.store.states import (
+    ConcernStatus,
     DeliveryStatus,
     MessageStatus,
     ModerationVerdict,
@@ -96,6 +98,13 @@ class Participant(Base):
     role: Mapped[Role] = mapped_column(_enum(Role, "role"))
     watched: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Safeguarding (relay/safeguarding/consent_checks.py): minors, consent, checks.
+    minor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    guardian_email: Mapped[str | None] = mapped_column(String(320))
+    consent_by: Mapped[str | None] = mapped_column(String(200))  # who gave it, as recorded
+    consent_date: Mapped[date | None] = mapped_column(Date)
+    checked_until: Mapped[date | None] = mapped_column(Date)  # background check expiry
+    check_warned_for: Mapped[date | None] = mapped_column(Date)  # expiry the leads were warned of
 
     addresses: Mapped[list[ParticipantAddress]] = relationship(
         back_populates="participant", cascade="all, delete-orphan"
@@ -127,6 +136,8 @@ class Pair(Base):
     watched: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Why a paused pair is paused when the relay paused it ("escalation", "check_expired").
+    pause_reason: Mapped[str | None] = mapped_column(String(32))
 
     mentor: Mapped[Participant] = relationship(foreign_keys=[mentor_id])
     mentee: Mapped[Participant] = relationship(foreign_keys=[mentee_id])
@@ -244,3 +255,104 @@ class ImapTaken(Base):
     reply: Mapped[str] = mapped_column(String(200))  # what an SMTP client would have been told
     message_ids: Mapped[str] = mapped_column(String(200), default="")  # stored messages, "1,2"
     taken_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+# -- safeguarding (relay/safeguarding) -------------------------------------------------
+
+
+class Concern(Base):
+    """A safeguarding record: who raised it, how, about which pairs and messages."""
+
+    __tablename__ = "concerns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))  # mail, coordinator, escalation, sample
+    raised_by: Mapped[str] = mapped_column(String(320))  # a participant's name or a staff name
+    raiser_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)  # the mail, for a concern by mail
+    status: Mapped[ConcernStatus] = mapped_column(
+        _enum(ConcernStatus, "concern_status"), default=ConcernStatus.OPEN
+    )
+    reference: Mapped[str] = mapped_column(String(200), default="")  # e.g. a referral number
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    raiser: Mapped[Participant | None] = relationship()
+    pairs: Mapped[list[Pair]] = relationship(secondary="concern_pairs", order_by="Pair.id")
+    messages: Mapped[list[Message]] = relationship(
+        secondary="concern_messages", order_by="Message.id"
+    )
+    events: Mapped[list[ConcernEvent]] = relationship(
+        back_populates="concern", order_by="ConcernEvent.id"
+    )
+
+
+class ConcernPair(Base):
+    __tablename__ = "concern_pairs"
+
+    concern_id: Mapped[int] = mapped_column(ForeignKey("concerns.id"), primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"), primary_key=True, index=True)
+
+
+class ConcernMessage(Base):
+    __tablename__ = "concern_messages"
+
+    concern_id: Mapped[int] = mapped_column(ForeignKey("concerns.id"), primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True, index=True)
+
+
+class ConcernEvent(Base):
+    """One change to a concern: who, when, what (the status) and why (the note)."""
+
+    __tablename__ = "concern_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    concern_id: Mapped[int] = mapped_column(ForeignKey("concerns.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    status: Mapped[ConcernStatus] = mapped_column(_enum(ConcernStatus, "concern_event_status"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    reference: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    concern: Mapped[Concern] = relationship(back_populates="events")
+
+
+class AccessLogEntry(Base):
+    """One reading of message content: who, when, with which command, of what.
+
+    Append-only: no command updates or deletes a row, and the migration adds
+    triggers so that even SQL against the database cannot.
+    """
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reader: Mapped[str] = mapped_column(String(200))
+    command: Mapped[str] = mapped_column(String(64))
+    pair_id: Mapped[int | None] = mapped_column(ForeignKey("pairs.id"), index=True)
+    message_id: Mapped[int | None] = mapped_column(Integer)  # no FK: a reading outlives nothing
+    concern_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    read_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class SpotCheck(Base):
+    """A sampled message somebody has read: ok, or a concern."""
+
+    __tablename__ = "spot_checks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
+    verdict: Mapped[str] = mapped_column(String(16))  # ok | concern
+    checked_by: Mapped[str] = mapped_column(String(200))
+    concern_id: Mapped[int | None] = mapped_column(ForeignKey("concerns.id"))
+    checked_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class OverdueAlert(Base):
+    """A held message the leads were told is overdue: once per message, never twice."""
+
+    __tablename__ = "overdue_alerts"
+
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
+    alerted_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from relay.delivery.notices import Notice, Notices
 from relay.errors import ConflictError, NotFoundError
 from relay.mail.addresses import new_token, normalise, pair_address, token_of
+from relay.safeguarding.consent_checks import may_pair
 from relay.store.models import Pair, Participant, ParticipantAddress
 from relay.store.states import OPEN_PAIR_STATES, PairStatus, Role, utcnow
 
@@ -82,6 +83,7 @@ def create_pair(
         raise ConflictError(f"{mentor.email} is registered as a {mentor.role}, not a mentor")
     if mentee.role is not Role.MENTEE:
         raise ConflictError(f"{mentee.email} is registered as a {mentee.role}, not a mentee")
+    may_pair(mentor, mentee, notices.config.safeguarding.require_check)
     existing = session.scalar(
         select(Pair).where(
             Pair.mentor_id == mentor.id,

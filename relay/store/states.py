@@ -57,3 +57,16 @@ class ModerationVerdict(enum.StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
     DISCARD = "discard"
+
+
+class ConcernStatus(enum.StrEnum):
+    OPEN = "open"
+    INVESTIGATING = "investigating"
+    REFERRED = "referred"
+    CLOSED = "closed"
+
+
+#: A concern in one of these states keeps its pairs and messages out of `relay purge`.
+LIVE_CONCERN_STATES = frozenset(
+    {ConcernStatus.OPEN, ConcernStatus.INVESTIGATING, ConcernStatus.REFERRED}
+)

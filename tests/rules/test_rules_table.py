@@ -114,7 +114,7 @@ def test_defaults() -> None:
     assert dict(config.actions)["autoreply"] is Action.DISCARD
     assert {r.name for r in build_rules(config)} == {
         "autoreply", "contact", "links", "attachments", "keywords", "new_pair", "watch", "paused", "rate",
-        "outside_recipients", "identity_parts",
+        "outside_recipients", "identity_parts", "safeguarding",
     }  # fmt: skip
 
 

@@ -1,0 +1,258 @@
+"""`relay concern`, `relay sample`, `relay participant consent|check`: safeguarding by hand.
+
+Thin: each command parses, calls relay.safeguarding, prints. Showing a
+concern's mail is a reading of message content and lands in the access log.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from relay.commands.context import Context, moderator_option, pass_context, printable, table
+from relay.delivery.notices import Notices
+from relay.mail.addresses import pair_address
+from relay.safeguarding import access_log, concerns, consent_checks, sampling
+from relay.store import registry
+from relay.store.models import Concern
+
+
+def _as_name_option(function: Any) -> Any:
+    return click.option(
+        "--as",
+        "who",
+        default=None,
+        help="Your name, for the record (default: your login name).",
+    )(function)
+
+
+@click.group("concern")
+def concern_group() -> None:
+    """Safeguarding concerns: raise, list, read, update."""
+
+
+def _summary(context: Context, concern: Concern) -> dict[str, Any]:
+    return {
+        "id": concern.id,
+        "status": concern.status.value,
+        "source": concern.source,
+        "raised_by": concern.raised_by,
+        "created_at": concern.created_at.isoformat(timespec="seconds"),
+        "pairs": [pair_address(p.token, context.domain) for p in concern.pairs],
+        "messages": [m.id for m in concern.messages],
+        "reference": concern.reference,
+        "summary": concern.summary,
+    }
+
+
+@concern_group.command("open")
+@click.option("--pair", "address", required=True, help="The pair address it is about.")
+@click.option("--summary", required=True, help="What was seen or heard.")
+@_as_name_option
+@pass_context
+def concern_open(context: Context, address: str, summary: str, who: str | None) -> None:
+    """Raise a concern about a pair (a coordinator's own); the leads are alerted at once."""
+    if not summary.strip():
+        raise click.BadParameter("must not be empty", param_hint="--summary")
+    name = access_log.reader_name(who)
+    with context.session() as session:
+        pair = registry.find_pair(session, address, context.domain)
+        concern = concerns.open_concern(
+            session, source="coordinator", raised_by=name, summary=summary.strip(), pairs=[pair]
+        )
+        alerted = concerns.alert_leads(
+            session, context.config, Notices(context.config), concern, f"{name}: {summary}"
+        )
+        click.echo(f"opened concern {concern.id} about {pair_address(pair.token, context.domain)}")
+    click.echo(f"alerted {alerted} lead{'s' if alerted != 1 else ''}")
+
+
+@concern_group.command("list")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(concerns.STATUS_WORDS),
+    help="Only concerns in this state (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+def concern_list(context: Context, statuses: tuple[str, ...], as_json: bool) -> None:
+    """Concerns, oldest first."""
+    wanted = [concerns.parse_status(word) for word in statuses]
+    with context.session() as session:
+        items = [_summary(context, c) for c in concerns.list_concerns(session, wanted)]
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    rows = [
+        (
+            str(i["id"]),
+            str(i["status"]),
+            str(i["created_at"])[:16].replace("T", " "),
+            str(i["source"]),
+            ", ".join(i["pairs"]) or "-",
+            str(i["summary"])[:60],
+        )
+        for i in items
+    ]
+    table(("ID", "STATUS", "OPENED (UTC)", "SOURCE", "PAIRS", "SUMMARY"), rows)
+
+
+@concern_group.command("show")
+@click.argument("concern_id", type=int)
+@_as_name_option
+@pass_context
+def concern_show(context: Context, concern_id: int, who: str | None) -> None:
+    """A concern, its history and, for one raised by mail, the mail itself (logged)."""
+    reader = access_log.reader_name(who)
+    with context.session() as session:
+        concern = concerns.get_concern(session, concern_id)
+        info = _summary(context, concern)
+        click.echo(f"Concern {concern.id}: {info['status']}")
+        click.echo(f"raised by: {concern.raised_by} ({concern.source}), {info['created_at']}")
+        for pair in concern.pairs:
+            click.echo(
+                f"pair:      {pair_address(pair.token, context.domain)} ({pair.status.value}): "
+                f"mentor {pair.mentor.display_name}, mentee {pair.mentee.display_name}"
+            )
+        for message in concern.messages:
+            click.echo(
+                f"message:   {message.id} ({message.status.value}) `relay show {message.id}`"
+            )
+        if concern.reference:
+            click.echo(f"reference: {concern.reference}")
+        click.echo(f"summary:   {concern.summary}")
+        click.echo("history:")
+        for event in concern.events:
+            when = event.created_at.strftime("%Y-%m-%d %H:%M UTC")
+            ref = f" [reference {event.reference}]" if event.reference else ""
+            click.echo(f"  {when}  {event.actor}: {event.status.value}{ref}: {event.note}")
+        if concern.raw:
+            click.echo("\n--- the mail as received ---")
+            click.echo(printable(concern.raw))
+            access_log.record(
+                session, reader, "concern show", concern_id=concern.id, detail="concern mail"
+            )
+
+
+@concern_group.command("update")
+@click.argument("concern_id", type=int)
+@click.option("--status", "status_word", required=True, help="open|investigating|referred|closed")
+@click.option("--note", required=True, help="Why: kept in the concern's history.")
+@click.option("--reference", default=None, help="A referral or case reference.")
+@moderator_option
+@pass_context
+def concern_update(
+    context: Context,
+    concern_id: int,
+    status_word: str,
+    note: str,
+    reference: str | None,
+    moderator: str,
+) -> None:
+    """Change a concern's status, saying why; every change is kept."""
+    status = concerns.parse_status(status_word)
+    with context.session() as session:
+        concern = concerns.update_concern(session, concern_id, status, note, moderator, reference)
+        click.echo(f"concern {concern.id} is now {concern.status.value}")
+
+
+# -- spot checks ------------------------------------------------------------------
+
+
+@click.group("sample", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def sample_group(ctx: click.Context, as_json: bool) -> None:
+    """Spot checks: a share of delivered, unflagged mail to read ([safeguarding] sample_rate)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    context = ctx.find_object(Context)
+    assert context is not None
+    rate = context.config.safeguarding.sample_rate
+    with context.session() as session:
+        items: list[dict[str, Any]] = [
+            {
+                "id": s.message.id,
+                "received_at": s.message.received_at.isoformat(timespec="seconds"),
+                "pair": pair_address(s.message.pair.token, context.domain),
+                "sender_role": s.message.sender.role.value,
+                "subject": s.message.subject,
+                "checked": None
+                if s.check is None
+                else {
+                    "verdict": s.check.verdict,
+                    "by": s.check.checked_by,
+                    "at": s.check.checked_at.isoformat(timespec="seconds"),
+                    "concern": s.check.concern_id,
+                },
+            }
+            for s in sampling.sample(session, rate)
+        ]
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    rows = [
+        (
+            str(i["id"]),
+            str(i["received_at"])[:16].replace("T", " "),
+            str(i["pair"]),
+            str(i["sender_role"]),
+            str(i["subject"]),
+            "-" if i["checked"] is None else f"{i['checked']['verdict']} ({i['checked']['by']})",
+        )
+        for i in items
+    ]
+    table(("ID", "RECEIVED (UTC)", "PAIR", "FROM", "SUBJECT", "CHECKED"), rows)
+
+
+@sample_group.command("mark")
+@click.argument("message_id", type=int)
+@click.argument("verdict", type=click.Choice(sampling.VERDICTS))
+@moderator_option
+@pass_context
+def sample_mark(context: Context, message_id: int, verdict: str, moderator: str) -> None:
+    """Record a spot check of a sampled message: ok, or concern (opens one)."""
+    with context.session() as session:
+        check = sampling.mark(
+            session, context.config, Notices(context.config), message_id, verdict, moderator
+        )
+        opened = f"; opened concern {check.concern_id}" if check.concern_id else ""
+        click.echo(f"message {message_id} checked: {verdict}{opened}")
+
+
+# -- minors, consent, checks (subcommands of `relay participant`) ---------------------
+
+
+@click.command("consent")
+@click.argument("email")
+@click.option("--by", "given_by", required=True, help="Who gave consent (e.g. the guardian).")
+@click.option("--date", "on", default=None, help="When, YYYY-MM-DD (default: today).")
+@pass_context
+def participant_consent(context: Context, email: str, given_by: str, on: str | None) -> None:
+    """Record a guardian's consent for a minor."""
+    when = consent_checks.parse_date(on, "--date") if on else None
+    with context.session() as session:
+        person = registry.find_participant(session, email)
+        consent_checks.record_consent(person, given_by, when)
+        click.echo(
+            f"consent for {person.email} recorded: {person.consent_by}, {person.consent_date}"
+        )
+
+
+@click.command("check")
+@click.argument("email")
+@click.option("--until", "until", required=True, help="The check's expiry, YYYY-MM-DD.")
+@pass_context
+def participant_check(context: Context, email: str, until: str) -> None:
+    """Record a mentor's background check; pairs paused by an expired one resume."""
+    expiry = consent_checks.parse_date(until, "--until")
+    with context.session() as session:
+        person = registry.find_participant(session, email)
+        resumed = consent_checks.record_check(session, person, expiry)
+        click.echo(f"background check of {person.email} recorded until {expiry}")
+        for pair in resumed:
+            click.echo(f"resumed {pair_address(pair.token, context.domain)}")

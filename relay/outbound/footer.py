@@ -1,0 +1,47 @@
+"""The safeguarding footer on forwarded mail: a pure function.
+
+Owns adding [safeguarding] footer (by default: messages are read by the
+programme's coordinators to keep everyone safe) to the first plain-text and
+the first HTML body part of an outbound message, so that participants are
+told, on every message, that their mail is monitored. Attachments are never
+touched; a part whose text cannot be decoded is left as it is.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from email.message import EmailMessage
+
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+
+
+def add_footer(message: EmailMessage, footer: str) -> None:
+    footer = footer.strip()
+    if not footer:
+        return
+    done: set[str] = set()
+    for part in message.walk():
+        content_type = part.get_content_type()
+        if part.is_multipart() or content_type not in ("text/plain", "text/html"):
+            continue
+        if content_type in done or part.get_content_disposition() == "attachment":
+            continue
+        try:
+            text = part.get_content()
+        except (LookupError, UnicodeError, ValueError):
+            continue  # an unknown charset: leave the part alone rather than garble it
+        if not isinstance(text, str):
+            continue
+        if content_type == "text/plain":
+            new = text.rstrip("\r\n") + "\n\n-- \n" + footer + "\n"
+        else:
+            note = f'<p style="color:#666;font-size:small">{html.escape(footer)}</p>'
+            found = _BODY_END.search(text)
+            new = text[: found.start()] + note + text[found.start() :] if found else text + note
+        had_version = "MIME-Version" in part
+        assert isinstance(part, EmailMessage)
+        part.set_content(new, subtype=content_type.split("/")[1], charset="utf-8")
+        if part is not message and not had_version:
+            del part["MIME-Version"]  # set_content adds it; it belongs on the top level only
+        done.add(content_type)

@@ -1,0 +1,90 @@
+"""Held mail that waits too long: overdue holds.
+
+Held mail never releases itself. Owns what happens instead: a message held
+longer than [safeguarding] decide_within is overdue; the leads are told once
+per message (an OverdueAlert row per message keeps "once" true across
+restarts and several processes), `relay held` lists overdue messages first
+and `relay status` counts them. The message stays held until a person decides.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from relay.config import Config
+from relay.delivery.notices import Moderator, Notice, Notices
+from relay.durations import format_duration
+from relay.mail.addresses import pair_address
+from relay.moderation.decisions import held_messages, reasons_of
+from relay.store.models import Message, OverdueAlert
+from relay.store.states import MessageStatus, utcnow
+
+
+def overdue_ids(session: Session, config: Config, now: datetime | None = None) -> set[int]:
+    """Held messages undecided for longer than decide_within."""
+    cutoff = (now or utcnow()) - config.safeguarding.decide_within
+    return set(
+        session.scalars(
+            select(Message.id).where(
+                Message.status == MessageStatus.HELD,
+                Message.received_at < cutoff,
+            )
+        )
+    )
+
+
+def alert_overdue(session: Session, config: Config, notices: Notices) -> int:
+    """Tell the leads about held messages newly past decide_within; how many."""
+    now = utcnow()
+    overdue = overdue_ids(session, config, now)
+    if not overdue:
+        return 0
+    told = set(
+        session.scalars(select(OverdueAlert.message_id).where(OverdueAlert.message_id.in_(overdue)))
+    )
+    new = [m for m in held_messages(session) if m.id in overdue and m.id not in told]
+    if not new:
+        return 0
+    for message in new:
+        session.add(OverdueAlert(message_id=message.id, alerted_at=now))
+    try:
+        session.flush()  # another process told them first: it wins, we stay quiet
+    except IntegrityError:
+        session.rollback()
+        return 0
+    listed = [
+        {
+            "id": message.id,
+            "age": format_duration(now - message.received_at),
+            "sender_role": message.sender.role.value,
+            "pair": pair_address(message.pair.token, config.relay.domain),
+            "reasons": reasons_of(message),
+        }
+        for message in new
+    ]
+    within = format_duration(config.safeguarding.decide_within, exact=True)
+    for lead in config.safeguarding.leads:
+        notices.queue(
+            session,
+            Notice.OVERDUE_ALERT,
+            Moderator("Safeguarding lead", lead),
+            overdue=listed,
+            decide_within=within,
+        )
+    return len(new)
+
+
+def overdue_count(session: Session, config: Config) -> int:
+    cutoff = utcnow() - config.safeguarding.decide_within
+    return int(
+        session.scalar(
+            select(func.count(Message.id)).where(
+                Message.status == MessageStatus.HELD, Message.received_at < cutoff
+            )
+        )
+        or 0
+    )
