@@ -130,12 +130,18 @@ def concern_show(context: Context, concern_id: int, who: str | None) -> None:
             when = event.created_at.strftime("%Y-%m-%d %H:%M UTC")
             ref = f" [reference {event.reference}]" if event.reference else ""
             click.echo(f"  {when}  {event.actor}: {event.status.value}{ref}: {event.note}")
+        # Summaries quote what was flagged: every reading of a concern is logged.
+        access_log.record(
+            session,
+            reader,
+            "concern show",
+            pair_id=concern.pairs[0].id if len(concern.pairs) == 1 else None,
+            concern_id=concern.id,
+            detail="concern and its mail" if concern.raw else "concern",
+        )
         if concern.raw:
             click.echo("\n--- the mail as received ---")
             click.echo(printable(concern.raw))
-            access_log.record(
-                session, reader, "concern show", concern_id=concern.id, detail="concern mail"
-            )
 
 
 @concern_group.command("update")
