@@ -152,6 +152,7 @@ def resume_pair(session: Session, address: str, domain: str) -> Pair:
     if pair.status is not PairStatus.PAUSED:
         raise ConflictError(f"{pair_address(pair.token, domain)} is {pair.status}, not paused")
     pair.status = PairStatus.ACTIVE
+    pair.pause_reason = None  # a person resumed it, whatever paused it
     return pair
 
 

@@ -158,3 +158,33 @@ def test_bad_input_to_concern_commands(configured, tmp_path: Path):
     assert unknown_pair.exit_code == 1 and "no pair with the address" in unknown_pair.output
     assert [c.status for c in concerns(store)] == [ConcernStatus.OPEN]
     assert count(store, type(concerns(store)[0])) == 1
+
+
+def test_safeguarding_settings_are_checked(tmp_path: Path):
+    from relay.config import config_from_mapping
+    from relay.errors import ConfigError
+    from relay.rules.base import Action
+
+    base = {"relay": {"domain": "relay.test"}}
+    source = tmp_path / "relay.toml"
+    config = config_from_mapping(base, source, {})
+    assert config.safeguarding.sample_rate == 0.02
+    assert config.safeguarding.decide_within.total_seconds() == 24 * 3600
+    assert "read by its coordinators to keep everyone safe" in config.safeguarding.footer
+    assert config.rules.actions["safeguarding"] is Action.ESCALATE
+    for table, problem in [
+        ({"sample_rate": 2}, "sample_rate must be between 0 and 1"),
+        ({"sample_rate": "often"}, "expected a number"),
+        ({"concern_address": "concern@elsewhere.example"}, "must be a local part"),
+        ({"decide_within": "soon"}, "expected a duration"),
+    ]:
+        try:
+            config_from_mapping(base | {"safeguarding": table}, source, {})
+        except ConfigError as error:
+            assert problem in str(error)
+        else:
+            raise AssertionError(f"{table} was accepted")
+    env = config_from_mapping(base, source, {"RELAY_SAFEGUARDING_SAMPLE_RATE": "0.5"})
+    assert env.safeguarding.sample_rate == 0.5
+    hold = config_from_mapping(base | {"rules": {"actions": {"keywords": "escalate"}}}, source, {})
+    assert hold.rules.actions["keywords"] is Action.ESCALATE
