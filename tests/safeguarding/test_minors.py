@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
+from relay.config import load_config
 from relay.delivery.notices import Notice, Notices
 from relay.safeguarding import tick
-from relay.store import registry
+from relay.store import db, registry
 from relay.store.models import PairStatus
 from tests.conftest import MENTOR, Sink, mail, wait_for, write_config
 from tests.safeguarding.helpers import LEAD, outbox, run
@@ -16,6 +17,14 @@ KID = "kim.real@pupils.example.net"
 GUARDIAN = "parent.real@home.example.com"
 ADULT_MENTEE = "lee.real@college.example.net"
 OTHER_MENTOR = "max.real@mentors.example.org"
+
+
+def schema(config: Path) -> Path:
+    """A relay.toml whose database is at head (PostgreSQL is never created by a command)."""
+    store = db.Store(load_config(config).database.url)
+    db.upgrade(store)
+    store.dispose()
+    return config
 
 
 def people(config: Path, *, check: str | None = None) -> None:
@@ -29,7 +38,7 @@ def people(config: Path, *, check: str | None = None) -> None:
 
 
 def test_a_minor_needs_recorded_consent_before_pairing(tmp_path: Path, database_url: str):
-    config = write_config(tmp_path, database_url)
+    config = schema(write_config(tmp_path, database_url))
     people(config)
     refused = run(config, "pair", "create", "--mentor", MENTOR[0], "--mentee", KID)
     assert refused.exit_code == 1
@@ -49,7 +58,9 @@ def test_a_minor_needs_recorded_consent_before_pairing(tmp_path: Path, database_
 
 
 def test_with_require_check_a_mentor_needs_a_current_check(tmp_path: Path, database_url: str):
-    config = write_config(tmp_path, database_url, safeguarding='require_check = true\nfooter = ""')
+    config = schema(
+        write_config(tmp_path, database_url, safeguarding='require_check = true\nfooter = ""')
+    )
     people(config, check=(date.today() - timedelta(days=1)).isoformat())
     run(config, "participant", "consent", KID, "--by", "Pat")
     refused = run(config, "pair", "create", "--mentor", MENTOR[0], "--mentee", KID)
@@ -71,7 +82,7 @@ def test_with_require_check_a_mentor_needs_a_current_check(tmp_path: Path, datab
 
 
 def test_match_apply_reports_refused_rows_and_creates_the_rest(tmp_path: Path, database_url: str):
-    config = write_config(tmp_path, database_url)
+    config = schema(write_config(tmp_path, database_url))
     people(config)
     proposals = tmp_path / "proposals.csv"
     proposals.write_text(
@@ -90,8 +101,10 @@ def test_match_apply_reports_refused_rows_and_creates_the_rest(tmp_path: Path, d
 def test_expiring_and_expired_checks_warn_leads_once_and_pause_until_renewed(
     tmp_path: Path, database_url: str, sink: Sink
 ):
-    config_path = write_config(
-        tmp_path, database_url, safeguarding=f'leads = ["{LEAD}"]\nrequire_check = true'
+    config_path = schema(
+        write_config(
+            tmp_path, database_url, safeguarding=f'leads = ["{LEAD}"]\nrequire_check = true'
+        )
     )
     soon = date.today() + timedelta(days=10)
     people(config_path, check=soon.isoformat())
@@ -99,9 +112,6 @@ def test_expiring_and_expired_checks_warn_leads_once_and_pause_until_renewed(
     address = run(
         config_path, "pair", "create", "--mentor", MENTOR[0], "--mentee", KID
     ).output.strip()
-    from relay.config import load_config
-    from relay.store import db
-
     config = load_config(config_path)
     store = db.Store(config.database.url)
     notices = Notices(config)
