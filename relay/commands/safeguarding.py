@@ -180,6 +180,8 @@ def sample_group(ctx: click.Context, as_json: bool) -> None:
     assert context is not None
     rate = context.config.safeguarding.sample_rate
     with context.session() as session:
+        eligible, sampled = sampling.sample_and_count(session, rate)
+        counts = sampling.summarise(eligible, sampled)
         items: list[dict[str, Any]] = [
             {
                 "id": s.message.id,
@@ -196,7 +198,7 @@ def sample_group(ctx: click.Context, as_json: bool) -> None:
                     "concern": s.check.concern_id,
                 },
             }
-            for s in sampling.sample(session, rate)
+            for s in sampled
         ]
     if as_json:
         click.echo(json.dumps(items, indent=2))
@@ -213,6 +215,10 @@ def sample_group(ctx: click.Context, as_json: bool) -> None:
         for i in items
     ]
     table(("ID", "RECEIVED (UTC)", "PAIR", "FROM", "SUBJECT", "CHECKED"), rows)
+    click.echo(
+        f"{counts.sampled} of {counts.eligible} delivered unflagged messages sampled "
+        f"(rate {rate}); checked: {counts.checked_ok} ok, {counts.checked_concern} concern"
+    )
 
 
 @sample_group.command("mark")

@@ -37,10 +37,34 @@ class Sampled:
     check: SpotCheck | None
 
 
+@dataclass(frozen=True)
+class Summary:
+    """For a report's moderation section: how much was sampled and checked."""
+
+    eligible: int  # delivered, unflagged messages
+    sampled: int
+    checked_ok: int
+    checked_concern: int
+
+
+def summary(session: Session, rate: float) -> Summary:
+    return summarise(*sample_and_count(session, rate))
+
+
+def summarise(eligible: int, listed: list[Sampled]) -> Summary:
+    verdicts = [s.check.verdict for s in listed if s.check is not None]
+    return Summary(eligible, len(listed), verdicts.count("ok"), verdicts.count("concern"))
+
+
 def sample(session: Session, rate: float) -> list[Sampled]:
     """Sampled messages, unchecked first, oldest first within each."""
+    return sample_and_count(session, rate)[1]
+
+
+def sample_and_count(session: Session, rate: float) -> tuple[int, list[Sampled]]:
+    """How many messages were eligible, and the sampled ones."""
     if rate <= 0:
-        return []
+        return 0, []
     delivered = (
         select(Message.id, Message.relay_message_id)
         .join(OutboxEntry, OutboxEntry.message_id == Message.id)
@@ -54,7 +78,8 @@ def sample(session: Session, rate: float) -> list[Sampled]:
         .order_by(Message.id)
     )
     # Ids only: the bodies of the few chosen are loaded below, not of every message.
-    ids = [row.id for row in session.execute(delivered) if in_sample(row.relay_message_id, rate)]
+    rows = session.execute(delivered).all()
+    ids = [row.id for row in rows if in_sample(row.relay_message_id, rate)]
     chosen = list(session.scalars(select(Message).where(Message.id.in_(ids)))) if ids else []
     checks = {
         check.message_id: check
@@ -63,7 +88,7 @@ def sample(session: Session, rate: float) -> list[Sampled]:
         )
     }
     listed = [Sampled(m, checks.get(m.id)) for m in chosen]
-    return sorted(listed, key=lambda s: (s.check is not None, s.message.id))
+    return len(rows), sorted(listed, key=lambda s: (s.check is not None, s.message.id))
 
 
 def mark(

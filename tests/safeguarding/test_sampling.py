@@ -97,6 +97,11 @@ def test_a_delivered_message_is_sampled_and_marked(configured, sink: Sink, tmp_p
     assert concern.source == "sample" and concern.raised_by == "Kim"
     [after] = json.loads(run(config, "sample", "--json").output)
     assert after["checked"]["verdict"] == "concern" and after["checked"]["by"] == "Kim"
+    summary = run(config, "sample").output.splitlines()[-1]
+    assert (
+        summary
+        == "1 of 1 delivered unflagged messages sampled (rate 1.0); checked: 0 ok, 1 concern"
+    )
     twice = run(config, "sample", "mark", str(item["id"]), "ok", "--as", "Kim")
     assert twice.exit_code == 1 and "already checked by Kim" in twice.output
     wait_for(lambda: sink.to(LEAD), what="the lead alert")
