@@ -83,3 +83,4 @@ for command in (
     cli.add_command(command)
 people.participant_group.add_command(safeguarding.participant_consent)
 people.participant_group.add_command(safeguarding.participant_check)
+people.participant_group.add_command(safeguarding.participant_safeguarding)

@@ -255,6 +255,45 @@ def participant_consent(context: Context, email: str, given_by: str, on: str | N
         )
 
 
+@click.command("safeguarding")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+def participant_safeguarding(context: Context, as_json: bool) -> None:
+    """Minors and their consent, mentors and their background checks."""
+    require = context.config.safeguarding.require_check
+    with context.session() as session:
+        items = [
+            {
+                "email": p.email,
+                "name": p.display_name,
+                "role": p.role.value,
+                "minor": p.minor,
+                "guardian": p.guardian_email,
+                "consent_by": p.consent_by,
+                "consent_date": p.consent_date.isoformat() if p.consent_date else None,
+                "checked_until": p.checked_until.isoformat() if p.checked_until else None,
+                "standing": consent_checks.standing(p, require),
+            }
+            for p in registry.list_participants(session)
+            if p.minor or p.role.value == "mentor"
+        ]
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    rows = [
+        (
+            str(i["email"]),
+            str(i["role"]) + (" (minor)" if i["minor"] else ""),
+            str(i["guardian"] or "-"),
+            f"{i['consent_by']}, {i['consent_date']}" if i["consent_date"] else "-",
+            str(i["checked_until"] or "-"),
+            str(i["standing"]),
+        )
+        for i in items
+    ]
+    table(("PARTICIPANT", "ROLE", "GUARDIAN", "CONSENT", "CHECKED UNTIL", "STANDING"), rows)
+
+
 @click.command("check")
 @click.argument("email")
 @click.option("--until", "until", required=True, help="The check's expiry, YYYY-MM-DD.")

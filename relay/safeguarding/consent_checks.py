@@ -58,6 +58,21 @@ def may_pair(
         raise ConsentError(f"no current background check for {mentor.email} ({when})")
 
 
+def standing(person: Participant, require_check: bool, on: date | None = None) -> str:
+    """One phrase for an inspector: what is recorded, and whether it lets the person be paired."""
+    on = on or today()
+    if person.role is Role.MENTEE:
+        if not person.minor:
+            return "adult"
+        return "no recorded consent" if person.consent_date is None else "consent recorded"
+    if person.checked_until is None:
+        return "no check recorded" + (" (cannot be paired)" if require_check else "")
+    if person.checked_until < on:
+        return "check expired" + (" (pairs paused)" if require_check else "")
+    left = (person.checked_until - on).days
+    return f"check expires in {left} days" if left <= WARN_DAYS else "check current"
+
+
 def set_profile(
     participant: Participant,
     *,

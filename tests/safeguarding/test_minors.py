@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -69,6 +70,9 @@ def test_with_require_check_a_mentor_needs_a_current_check(tmp_path: Path, datab
     renewed = (date.today() + timedelta(days=400)).isoformat()
     assert run(config, "participant", "check", MENTOR[0], "--until", renewed).exit_code == 0
     assert run(config, "pair", "create", "--mentor", MENTOR[0], "--mentee", KID).exit_code == 0
+    listed = run(config, "participant", "safeguarding", "--json")
+    standings = {i["email"]: i["standing"] for i in json.loads(listed.output)}
+    assert standings == {MENTOR[0]: "check current", KID: "consent recorded"}
     unchecked = run(config, "participant", "add", OTHER_MENTOR, "--name", "Max", "--role", "mentor")
     assert unchecked.exit_code == 0
     assert (
@@ -79,6 +83,9 @@ def test_with_require_check_a_mentor_needs_a_current_check(tmp_path: Path, datab
     )
     none = run(config, "pair", "create", "--mentor", OTHER_MENTOR, "--mentee", ADULT_MENTEE)
     assert none.exit_code == 1 and "(none recorded)" in none.output
+    table = run(config, "participant", "safeguarding").output
+    assert f"{OTHER_MENTOR}  mentor" in table and "no check recorded (cannot be paired)" in table
+    assert ADULT_MENTEE not in table  # adults who are not mentors have nothing to record
 
 
 def test_match_apply_reports_refused_rows_and_creates_the_rest(tmp_path: Path, database_url: str):
