@@ -283,7 +283,8 @@ class Intake:
             watched=sender.watched or pair.watched,
             paused=pair.status is PairStatus.PAUSED,
             # Their own addresses are replaced by the pair address on the way out.
-            allowed_addresses=frozenset({address, *hidden_addresses(pair)}),
+            # ... and a copy to concern@ is the writer's right (it is never forwarded).
+            allowed_addresses=frozenset({address, self.concern_address, *hidden_addresses(pair)}),
             own_loop_id=self.domain,
         )
         return _Candidate(pair, sender, run_rules(self.rules, view, context))

@@ -188,3 +188,20 @@ def test_safeguarding_settings_are_checked(tmp_path: Path):
     assert env.safeguarding.sample_rate == 0.5
     hold = config_from_mapping(base | {"rules": {"actions": {"keywords": "escalate"}}}, source, {})
     assert hold.rules.actions["keywords"] is Action.ESCALATE
+
+
+def test_a_copy_to_concern_alongside_the_pair_is_a_concern_and_the_partner_never_sees_it(
+    configured, sink: Sink
+):
+    relay, pair, store = configured(safeguarding=LEADS)
+    sink.wait_for(2)
+    message = mail(MENTEE[0], pair.address, "Saturday", "See you at the fair.", Cc=CONCERN)
+    with relay.smtp() as client:
+        client.sendmail(MENTEE[0], [pair.address, CONCERN], wire(message))
+    forward = wait_for(
+        lambda: [r for r in sink.to(MENTOR[0]) if r.message["Subject"] == "Saturday"],
+        what="the forward",
+    )[0]
+    assert b"concern@" not in forward.data
+    [concern] = concerns(store)
+    assert concern.source == "mail" and concern.summary == "Saturday"
