@@ -41,7 +41,7 @@ from relay.rules.automated import is_automated as is_automated_mail
 from relay.rules.base import Action, Hit, RuleContext, decide
 from relay.rules.engine import build_rules, run_rules
 from relay.rules.identity import strip_forged_results
-from relay.safeguarding.concerns import take_concern_mail
+from relay.safeguarding.concerns import take_concern
 from relay.safeguarding.escalation import escalate
 from relay.store.db import Store
 from relay.store.models import Message, OutboxEntry, Pair, Participant
@@ -247,20 +247,12 @@ class Intake:
     def _take_concern(self, incoming: Incoming, message: EmailMessage, raw: bytes) -> bool:
         """Mail to concern@: a concern if a participant wrote it, else dropped quietly."""
         try:
-            from_address = single_from_address(message)
+            writer = single_from_address(message)
         except RefusedError:
-            from_address = ""
-        if not incoming.envelope_from or incoming.envelope_from == "<>":
-            from_address = ""  # a bounce is never a concern
-        with self.store.session() as session:
-            concern = take_concern_mail(
-                session, self.config, self.notices, from_address, message, raw
-            )
-            if concern is None:
-                log.info("dropped mail to the concern address from a non-participant")
-                return False
-            log.info("concern %s raised by mail", concern.id)
-            return True
+            writer = ""
+        bounce = not incoming.envelope_from or incoming.envelope_from == "<>"
+        args = (self.config, self.notices, "" if bounce else writer, message, raw)
+        return take_concern(self.store, *args)
 
     def _candidate(
         self, session: Session, view: MailView, from_address: str, recipient: str

@@ -7,16 +7,19 @@ concern's mail is a reading of message content and lands in the access log.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from relay.commands.context import Context, moderator_option, pass_context, printable, table
-from relay.delivery.notices import Notices
-from relay.mail.addresses import pair_address
-from relay.safeguarding import access_log, concerns, consent_checks, sampling
-from relay.store import registry
-from relay.store.models import Concern
+from relay.store.states import ConcernStatus
+
+if TYPE_CHECKING:
+    from relay.store.models import Concern
+
+# Named here, not imported: `relay --help` loads no database or mail library.
+STATUS_WORDS = tuple(status.value for status in ConcernStatus)
+VERDICTS = ("ok", "concern")
 
 
 def _as_name_option(function: Any) -> Any:
@@ -34,6 +37,8 @@ def concern_group() -> None:
 
 
 def _summary(context: Context, concern: Concern) -> dict[str, Any]:
+    from relay.mail.addresses import pair_address
+
     return {
         "id": concern.id,
         "status": concern.status.value,
@@ -54,6 +59,11 @@ def _summary(context: Context, concern: Concern) -> dict[str, Any]:
 @pass_context
 def concern_open(context: Context, address: str, summary: str, who: str | None) -> None:
     """Raise a concern about a pair (a coordinator's own); the leads are alerted at once."""
+    from relay.delivery.notices import Notices
+    from relay.mail.addresses import pair_address
+    from relay.safeguarding import access_log, concerns
+    from relay.store import registry
+
     if not summary.strip():
         raise click.BadParameter("must not be empty", param_hint="--summary")
     name = access_log.reader_name(who)
@@ -74,13 +84,15 @@ def concern_open(context: Context, address: str, summary: str, who: str | None) 
     "--status",
     "statuses",
     multiple=True,
-    type=click.Choice(concerns.STATUS_WORDS),
+    type=click.Choice(STATUS_WORDS),
     help="Only concerns in this state (repeatable).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_context
 def concern_list(context: Context, statuses: tuple[str, ...], as_json: bool) -> None:
     """Concerns, oldest first."""
+    from relay.safeguarding import concerns
+
     wanted = [concerns.parse_status(word) for word in statuses]
     with context.session() as session:
         items = [_summary(context, c) for c in concerns.list_concerns(session, wanted)]
@@ -107,6 +119,9 @@ def concern_list(context: Context, statuses: tuple[str, ...], as_json: bool) -> 
 @pass_context
 def concern_show(context: Context, concern_id: int, who: str | None) -> None:
     """A concern, its history and, for one raised by mail, the mail itself (logged)."""
+    from relay.mail.addresses import pair_address
+    from relay.safeguarding import access_log, concerns
+
     reader = access_log.reader_name(who)
     with context.session() as session:
         concern = concerns.get_concern(session, concern_id)
@@ -160,6 +175,8 @@ def concern_update(
     moderator: str,
 ) -> None:
     """Change a concern's status, saying why; every change is kept."""
+    from relay.safeguarding import concerns
+
     status = concerns.parse_status(status_word)
     with context.session() as session:
         concern = concerns.update_concern(session, concern_id, status, note, moderator, reference)
@@ -174,6 +191,9 @@ def concern_update(
 @click.pass_context
 def sample_group(ctx: click.Context, as_json: bool) -> None:
     """Spot checks: a share of delivered, unflagged mail to read ([safeguarding] sample_rate)."""
+    from relay.mail.addresses import pair_address
+    from relay.safeguarding import sampling
+
     if ctx.invoked_subcommand is not None:
         return
     context = ctx.find_object(Context)
@@ -223,11 +243,14 @@ def sample_group(ctx: click.Context, as_json: bool) -> None:
 
 @sample_group.command("mark")
 @click.argument("message_id", type=int)
-@click.argument("verdict", type=click.Choice(sampling.VERDICTS))
+@click.argument("verdict", type=click.Choice(VERDICTS))
 @moderator_option
 @pass_context
 def sample_mark(context: Context, message_id: int, verdict: str, moderator: str) -> None:
     """Record a spot check of a sampled message: ok, or concern (opens one)."""
+    from relay.delivery.notices import Notices
+    from relay.safeguarding import sampling
+
     with context.session() as session:
         check = sampling.mark(
             session, context.config, Notices(context.config), message_id, verdict, moderator
@@ -246,6 +269,9 @@ def sample_mark(context: Context, message_id: int, verdict: str, moderator: str)
 @pass_context
 def participant_consent(context: Context, email: str, given_by: str, on: str | None) -> None:
     """Record a guardian's consent for a minor."""
+    from relay.safeguarding import consent_checks
+    from relay.store import registry
+
     when = consent_checks.parse_date(on, "--date") if on else None
     with context.session() as session:
         person = registry.find_participant(session, email)
@@ -260,6 +286,9 @@ def participant_consent(context: Context, email: str, given_by: str, on: str | N
 @pass_context
 def participant_safeguarding(context: Context, as_json: bool) -> None:
     """Minors and their consent, mentors and their background checks."""
+    from relay.safeguarding import consent_checks
+    from relay.store import registry
+
     require = context.config.safeguarding.require_check
     with context.session() as session:
         items = [
@@ -300,6 +329,10 @@ def participant_safeguarding(context: Context, as_json: bool) -> None:
 @pass_context
 def participant_check(context: Context, email: str, until: str) -> None:
     """Record a mentor's background check; pairs paused by an expired one resume."""
+    from relay.mail.addresses import pair_address
+    from relay.safeguarding import consent_checks
+    from relay.store import registry
+
     expiry = consent_checks.parse_date(until, "--until")
     with context.session() as session:
         person = registry.find_participant(session, email)

@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from relay.config import Config
 from relay.ops import outbox
-from relay.safeguarding.overdue import overdue_count
 from relay.store.models import Message, OutboxEntry
 from relay.store.states import MessageStatus, utcnow
 
@@ -95,5 +94,14 @@ def collect(session: Session, config: Config) -> Status:
         oldest_held_seconds=(now - oldest_held).total_seconds() if oldest_held else None,
         last_delivery=last_delivery,
         problems=problems,
-        overdue_held=overdue_count(session, config),
+        overdue_held=_overdue_held(session, config, now),
     )
+
+
+def _overdue_held(session: Session, config: Config, now: datetime) -> int:
+    """Held longer than [safeguarding] decide_within (relay.safeguarding.overdue alerts on them)."""
+    cutoff = now - config.safeguarding.decide_within
+    query = select(func.count(Message.id)).where(
+        Message.status == MessageStatus.HELD, Message.received_at < cutoff
+    )
+    return int(session.scalar(query) or 0)

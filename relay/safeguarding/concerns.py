@@ -10,6 +10,7 @@ names: never a participant's real address.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from email.message import EmailMessage
 
@@ -22,9 +23,11 @@ from relay.delivery.notices import Moderator, Notice, Notices
 from relay.errors import ConflictError, NotFoundError
 from relay.mail.addresses import pair_address
 from relay.outbound.scrub_text import replace_addresses
+from relay.store.db import Store
 from relay.store.models import Concern, ConcernEvent, Message, Pair, Participant, ParticipantAddress
 from relay.store.states import OPEN_PAIR_STATES, ConcernStatus
 
+log = logging.getLogger(__name__)
 STATUS_WORDS = tuple(status.value for status in ConcernStatus)
 
 
@@ -163,6 +166,27 @@ def writer_of(session: Session, from_address: str) -> Participant | None:
         .join(ParticipantAddress, ParticipantAddress.participant_id == Participant.id)
         .where(ParticipantAddress.email == from_address)
     )
+
+
+def take_concern(
+    store: Store,
+    config: Config,
+    notices: Notices,
+    from_address: str,
+    message: EmailMessage,
+    raw: bytes,
+) -> bool:
+    """Intake's concern@ branch, in its own commit; True if a concern was stored.
+
+    ``from_address`` is empty for a bounce or an unreadable From: never a concern.
+    """
+    with store.session() as session:
+        concern = take_concern_mail(session, config, notices, from_address, message, raw)
+        if concern is None:
+            log.info("dropped mail to the concern address from a non-participant")
+            return False
+        log.info("concern %s raised by mail", concern.id)
+        return True
 
 
 def take_concern_mail(

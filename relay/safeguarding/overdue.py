@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -76,15 +76,3 @@ def alert_overdue(session: Session, config: Config, notices: Notices) -> int:
             decide_within=within,
         )
     return len(new)
-
-
-def overdue_count(session: Session, config: Config) -> int:
-    cutoff = utcnow() - config.safeguarding.decide_within
-    return int(
-        session.scalar(
-            select(func.count(Message.id)).where(
-                Message.status == MessageStatus.HELD, Message.received_at < cutoff
-            )
-        )
-        or 0
-    )

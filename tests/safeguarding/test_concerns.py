@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from relay.store.models import ConcernStatus
+from relay.store.states import ConcernStatus
 from tests.conftest import MENTEE, MENTOR, Sink, mail, wait_for, wire
 from tests.safeguarding.helpers import (
     LEAD,

@@ -10,7 +10,7 @@ import pytest
 from relay.delivery.notices import Notice, Notices
 from relay.safeguarding import tick
 from relay.store import registry
-from relay.store.models import MessageStatus, PairStatus
+from relay.store.states import MessageStatus, PairStatus
 from tests.conftest import MENTEE, MENTOR, Sink, mail, wait_for
 from tests.safeguarding.corpus import RISKY
 from tests.safeguarding.helpers import (

@@ -10,7 +10,7 @@ from relay.config import load_config
 from relay.delivery.notices import Notice, Notices
 from relay.safeguarding import tick
 from relay.store import db, registry
-from relay.store.models import PairStatus
+from relay.store.states import PairStatus
 from tests.conftest import MENTOR, Sink, mail, wait_for, write_config
 from tests.safeguarding.helpers import LEAD, outbox, run
 

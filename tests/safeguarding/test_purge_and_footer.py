@@ -9,7 +9,7 @@ from pathlib import Path
 from relay.outbound.footer import add_footer
 from relay.settings import DEFAULT_FOOTER
 from relay.store import registry
-from relay.store.models import PairStatus, utcnow
+from relay.store.states import PairStatus, utcnow
 from tests.conftest import MENTEE, MENTOR, Sink, mail, make_pair, wait_for
 from tests.safeguarding.helpers import messages, run
 

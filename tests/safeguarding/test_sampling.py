@@ -7,14 +7,8 @@ import math
 from pathlib import Path
 
 from relay.safeguarding.sampling import in_sample
-from relay.store.models import (
-    DeliveryStatus,
-    Message,
-    MessageStatus,
-    OutboxEntry,
-    OutboxKind,
-    Pair,
-)
+from relay.store.models import Message, OutboxEntry, Pair
+from relay.store.states import DeliveryStatus, MessageStatus, OutboxKind
 from tests.conftest import MENTOR, PairInfo, Sink, mail, wait_for
 from tests.safeguarding.helpers import LEAD, concerns, run
 
