@@ -250,9 +250,8 @@ class Intake:
             writer = single_from_address(message)
         except RefusedError:
             writer = ""
-        bounce = not incoming.envelope_from or incoming.envelope_from == "<>"
-        args = (self.config, self.notices, "" if bounce else writer, message, raw)
-        return take_concern(self.store, *args)
+        sender = "" if not incoming.envelope_from or incoming.envelope_from == "<>" else writer
+        return take_concern(self.store, self.config, self.notices, sender, message, raw)
 
     def _candidate(
         self, session: Session, view: MailView, from_address: str, recipient: str
