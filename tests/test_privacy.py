@@ -107,16 +107,21 @@ def test_forged_or_harmless_bounces_change_nothing(
 ):
     relay.send(mail(pair.mentor, pair.address, "Plans"), pair.mentor, pair.address)
     real = wait_for(lambda: forwards_to(sink, pair.mentee))[0].envelope_from
+
+    def forward_status() -> DeliveryStatus:
+        with store.session() as session:
+            return session.scalars(
+                select(OutboxEntry.status).where(OutboxEntry.kind == OutboxKind.FORWARD)
+            ).one()
+
+    # The sink has the mail before the worker records it: wait for the record first.
+    wait_for(lambda: forward_status() is DeliveryStatus.DELIVERED, what="delivery recorded")
     local, domain = real.split("@")
     forged = f"{local[:-4]}beef@{domain}"
     with relay.smtp() as client:
         client.sendmail("", [forged], dsn(forged, "Plans"))  # accepted quietly
         client.sendmail("", [real], dsn(real, "Plans", action="delayed"))
-    with store.session() as session:
-        row = session.scalars(
-            select(OutboxEntry).where(OutboxEntry.kind == OutboxKind.FORWARD)
-        ).one()
-        assert row.status is DeliveryStatus.DELIVERED
+    assert forward_status() is DeliveryStatus.DELIVERED
     assert notices_to(sink, pair.mentor, "Not delivered") == []
 
 
