@@ -2,12 +2,19 @@
 
 Each command parses its arguments, calls one function, and prints; the
 commands live in relay/commands/, one module per area. Errors the relay
-raises on purpose (RelayError) become "Error: ..." and exit status 1; a bad
-argument is click's usage error (exit status 2).
+raises on purpose (RelayError) become "Error: ..." on stderr and exit status
+1; a bad argument is click's usage error (exit status 2). Nothing else may
+reach the user as a traceback either: a database or file error, or a bug,
+is one "Error:" line too (RELAY_DEBUG=1 shows the traceback of a bug).
+
+Shell completion is click's: `eval "$(_RELAY_COMPLETE=bash_source relay)"`
+(zsh_source, fish_source for the other shells; docs/cli.md).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import click
@@ -19,10 +26,13 @@ from relay.commands import (
     matching,
     moderation,
     ops,
+    pairs,
+    participants,
     people,
     queue,
     safeguarding,
     setup,
+    transcripts,
 )
 from relay.commands.context import Context
 from relay.errors import RelayError
@@ -34,8 +44,34 @@ class RelayGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except RelayError as error:
             raise click.ClickException(str(error)) from None
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            raise click.ClickException(f"{where}{error.strerror or error}") from None
+        except Exception as error:
+            if _is_database_error(error):
+                cause = getattr(error, "orig", None) or error
+                raise click.ClickException(f"database: {_first_line(cause)}") from None
+            if os.environ.get("RELAY_DEBUG"):
+                raise
+            raise click.ClickException(
+                f"unexpected {type(error).__name__}: {_first_line(error)} "
+                "(a bug; RELAY_DEBUG=1 shows where)"
+            ) from None
+
+
+def _is_database_error(error: Exception) -> bool:
+    # SQLAlchemy is loaded only by commands that use the database, so it is not imported here.
+    exc = sys.modules.get("sqlalchemy.exc")
+    return exc is not None and isinstance(error, exc.SQLAlchemyError)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 @click.group(cls=RelayGroup)
@@ -62,7 +98,8 @@ for command in (
     deploy.setup_group,
     people.participant_group,
     people.pair_group,
-    people.log_command,
+    transcripts.log_command,
+    transcripts.export_command,
     moderation.watch,
     moderation.held,
     moderation.show,
@@ -84,3 +121,12 @@ for command in (
 people.participant_group.add_command(safeguarding.participant_consent)
 people.participant_group.add_command(safeguarding.participant_check)
 people.participant_group.add_command(safeguarding.participant_safeguarding)
+
+for participant_command in (
+    participants.participant_show,
+    participants.participant_edit,
+    participants.address_group,
+    participants.participant_remove,
+):
+    people.participant_group.add_command(participant_command)
+people.pair_group.add_command(pairs.pair_show)

@@ -63,6 +63,9 @@ class Config:
     safeguarding: SafeguardingSettings = field(default_factory=SafeguardingSettings)
     rules: RulesConfig = field(default_factory=RulesConfig)
     matching: MatchSettings = field(default_factory=MatchSettings)
+    # Why [matching] could not be used ('' if it could): only `relay match` and
+    # `check-config` fail on it; the relay itself runs (and warns) without it.
+    matching_problem: str = ""
 
     @property
     def notice_address(self) -> str:
@@ -125,15 +128,18 @@ def config_from_mapping(
         if not isinstance(document.get(section, {}), Mapping):
             raise ConfigError(f"{source}: [{section}] must be a table")
     rules = RulesConfig.from_mapping(document.get("rules", {}), str(source), source.parent)
+    matching_problem = ""
     try:
         matching = MatchSettings.from_mapping(document.get("matching", {}), str(source))
     except SettingsError as error:
-        raise ConfigError(str(error)) from None
+        matching, matching_problem = MatchSettings(), str(error)
     _check_imap(document, built["imap"], source)
     _check_tls(built["smtp"], source)
     _check_listener(built["smtp"], source)
     _check_safeguarding(built["safeguarding"], source)
-    return Config(source=source, rules=rules, matching=matching, **built)
+    return Config(
+        source=source, rules=rules, matching=matching, matching_problem=matching_problem, **built
+    )
 
 
 def _check_listener(smtp: SmtpSettings, source: Path) -> None:

@@ -10,6 +10,7 @@ carry an SMTP reply into that reply, and anything else becomes a 451.
     ├── ImapError              the mailbox cannot be reached or used right now
     ├── DatabaseError
     │   └── SchemaBehindError  the database needs `relay db upgrade`
+    ├── InvalidInputError      a name, address or value given by the user is malformed
     ├── NotFoundError          an address, participant, pair or message id
     │                          named on the command line does not exist
     ├── ConflictError          the operation contradicts the current state
@@ -45,6 +46,10 @@ class DatabaseError(RelayError):
 
 class SchemaBehindError(DatabaseError):
     """The database schema is older than this version of the relay."""
+
+
+class InvalidInputError(RelayError):
+    """A name, address or other value given by the user cannot be used as it is."""
 
 
 class NotFoundError(RelayError):

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email import message_from_bytes
 from email.message import EmailMessage
 from secrets import token_hex
 
@@ -33,7 +32,7 @@ from relay.delivery.notices import Notice, Notices
 from relay.errors import RefusedError
 from relay.mail import limits, rawinput, replies
 from relay.mail.addresses import BounceAddresses, normalise, pair_address, token_of
-from relay.mail.policy import POLICY
+from relay.mail.parsing import parse, single_from_address
 from relay.mail.replies import Reply
 from relay.mail.text import MailView
 from relay.outbound.rewrite import first_message_id
@@ -227,7 +226,8 @@ class Intake:
                 "smtp": _code(reply),
                 "source": incoming.source,
             }
-            log.info("message %s %s", message_id, action, extra={"fields": fields})
+            # The id, decision and rules are fields: the line's text does not repeat them.
+            log.info("decided", extra={"fields": fields})
         return Outcome(reply=reply, message_ids=tuple(ids), action=action, hits=hits)
 
     def _reply(self, action: Action, hits: tuple[Hit, ...]) -> Reply:
@@ -263,8 +263,13 @@ class Intake:
             pair_address=address,
             relay_domain=self.domain,
             sender_role="mentor" if sender.id == pair.mentor_id else "mentee",
+            # A message refused by a rule or a moderator was never passed on: it does
+            # not use up one of a new pair's first, watched-over messages.
             messages_from_sender_in_pair=_count(
-                session, Message.pair_id == pair.id, Message.sender_id == sender.id
+                session,
+                Message.pair_id == pair.id,
+                Message.sender_id == sender.id,
+                Message.status.notin_(_NOT_PASSED_ON),
             ),
             sender_messages_last_hour=_count(
                 session,
@@ -312,7 +317,13 @@ class Intake:
         elif action is Action.HOLD and not automated:
             self._tell_sender_it_is_held(session, stored)
         elif action is Action.REJECT and not automated:
-            reasons = [hit.reason for hit in candidate.hits]
+            # Only what refused it: a hold (a new pair, say) is no reason for a refusal.
+            actions = self.config.rules.actions
+            reasons = [
+                hit.reason
+                for hit in candidate.hits
+                if actions.get(hit.rule, Action.HOLD) >= Action.REJECT
+            ]
             self.notices.to_sender(session, Notice.REFUSED, stored, reasons=reasons)
         elif action is Action.ESCALATE:
             # No "held" notice: it could warn someone grooming a child that staff are looking.
@@ -356,6 +367,9 @@ class Intake:
         raise RefusedError(replies.STRANGER)
 
 
+_NOT_PASSED_ON = (MessageStatus.REJECTED, MessageStatus.DISCARDED)
+
+
 def _code(reply: Reply) -> str:
     return f"{reply.code} {reply.status}"
 
@@ -375,26 +389,3 @@ def _count_held_notices(session: Session, recipient: str, since: datetime) -> in
         )
         or 0
     )
-
-
-def parse(raw: bytes) -> EmailMessage:
-    try:
-        message = message_from_bytes(raw, policy=POLICY)
-    except Exception:  # the parser is lenient; anything it still rejects is the input's fault
-        log.warning("unparseable message", exc_info=True)
-        raise RefusedError(replies.MALFORMED) from None
-    assert isinstance(message, EmailMessage)
-    return message
-
-
-def single_from_address(message: EmailMessage) -> str:
-    """The one address in the one From header, or a refusal."""
-    try:
-        headers = message.get_all("From", [])
-        addresses = [normalise(each.addr_spec) for each in headers[0].addresses] if headers else []
-    except Exception:  # a From the header registry cannot read is the input's fault
-        log.warning("unreadable From header", exc_info=True)
-        raise RefusedError(replies.BAD_FROM) from None
-    if len(headers) != 1 or len(addresses) != 1 or not addresses[0]:
-        raise RefusedError(replies.BAD_FROM)
-    return addresses[0]

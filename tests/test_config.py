@@ -19,12 +19,12 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_shipped_relay_toml_is_valid():
+    """Only that it loads: an operator may edit its values (port, domain ...) before serving."""
     shipped = Path(__file__).parent.parent / "relay.toml"
     config = load_config(shipped)
-    assert config.relay.domain == "relay.localhost"
-    assert (config.smtp.host, config.smtp.port) == ("127.0.0.1", 2525)
-    assert config.delivery.transport == "maildir"
-    assert config.database.url == f"sqlite:///{shipped.parent / 'relay.db'}"
+    assert config.relay.domain
+    assert not config.matching_problem
+    assert describe(config).startswith("# effective settings from")
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,11 @@
-"""The pieces every `relay` command shares: the context, tables, the moderator's name.
+"""The pieces every `relay` command shares: the context, output, ids, the moderator's name.
 
 Context loads the configuration and opens the store lazily, so `relay --help`
-and a usage error never touch either. This module and every command module
+and a usage error never touch either. Output helpers keep every command
+alike: `table` for people, `emit_json` for scripts (`--json`), `fail` and
+`report_error` on stderr, `counted` for "1 pair" / "2 pairs". `MESSAGE_ID` and
+`OUTBOX_ID` read an id; an id no row can have is "not found", never an
+overflow deep in the database driver. This module and every command module
 import only click and light modules at the top; what a command needs beyond
 that (SQLAlchemy, jinja2, aiosmtpd, numpy) is imported inside the command, so
 starting `relay` costs only what the command run needs (bench/startup.py).
@@ -10,10 +14,12 @@ starting `relay` costs only what the command run needs (bench/startup.py).
 from __future__ import annotations
 
 import getpass
+import json
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -24,6 +30,9 @@ if TYPE_CHECKING:
     from relay.store.db import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Row ids are INTEGER columns: 32 bits on PostgreSQL, the smaller of the two backends.
+ROW_ID_MAX = 2**31 - 1
 
 
 @dataclass
@@ -42,10 +51,14 @@ class Context:
 
     @property
     def store(self) -> Store:
+        """The database, which must exist (only `serve` and `db upgrade` create one)."""
         if self._store is None:
+            from relay.commands import database_url
             from relay.store.db import open_store
 
-            self._store = open_store(self.config.database.url, self.config.database)
+            url = self.config.database.url
+            database_url.check(url, create=False)
+            self._store = open_store(url, self.config.database)
         return self._store
 
     @contextmanager
@@ -75,6 +88,37 @@ def moderator_option(function: F) -> F:
     )(function)
 
 
+def json_option(function: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON).")(
+        function
+    )
+
+
+class RowId(click.ParamType[int]):
+    """A message or outbox id: a whole number; one too large to exist is simply not found."""
+
+    name = "id"
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            number = value
+        else:
+            text = str(value).strip()
+            if not text.isdigit():
+                self.fail(f"{value!r} is not a {self.what} id (a whole number)", param, ctx)
+            number = int(text)
+        if not 1 <= number <= ROW_ID_MAX:
+            raise click.ClickException(f"no {self.what} {number}")
+        return number
+
+
+MESSAGE_ID = RowId("message")
+OUTBOX_ID = RowId("outbox entry")
+
+
 def table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     if not rows:
         click.echo("(none)")
@@ -83,6 +127,31 @@ def table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     for row in (headers, *rows):
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         click.echo("  ".join(cells).rstrip())
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """'1 pair', '2 pairs', '0 entries' (with plural='entries')."""
+    return f"{number} {noun if number == 1 else (plural or noun + 's')}"
+
+
+def report_error(text: str) -> None:
+    """One item of several failed: 'Error: text' on stderr; the command goes on."""
+    click.echo(f"Error: {text}", err=True)
+
+
+def fail(text: str) -> NoReturn:
+    """Stop the command: 'Error: text' on stderr, exit status 1."""
+    raise click.ClickException(text)
+
+
+def exit_failed(failed: bool) -> None:
+    """After items were reported with report_error(): exit status 1 if any failed."""
+    if failed:
+        sys.exit(1)
 
 
 def printable(raw: bytes) -> str:

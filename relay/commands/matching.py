@@ -7,7 +7,7 @@ import warnings
 
 import click
 
-from relay.commands.context import Context, pass_context
+from relay.commands.context import Context, counted, fail, pass_context
 
 PROGRESS_BAR_FROM = 2000  # mentees; smaller cohorts finish before a bar would help
 
@@ -35,6 +35,8 @@ def match(
     from relay.store import match_apply as matchmaking
 
     context: Context = ctx.obj
+    if context.config.matching_problem:
+        fail(context.config.matching_problem)
     settings = context.config.matching
     with context.session() as session:
         exclude = matchmaking.existing_pairs(session)
@@ -72,7 +74,7 @@ def match(
     summary = result.summary
     click.echo(
         f"{summary.matched} matched, {summary.unmatched} unmatched, "
-        f"mean score {summary.mean_score:.3f}, {summary.blocking_pairs} blocking pairs "
+        f"mean score {summary.mean_score:.3f}, {counted(summary.blocking_pairs, 'blocking pair')} "
         f"({summary.method})"
     )
     for unmatched in result.unmatched:
@@ -102,7 +104,11 @@ def match_apply(context: Context, proposals: str) -> None:
         lines = [
             f"{new.address}  {new.pair.mentor.email} -> {new.pair.mentee.email}" for new in created
         ]
-    click.echo("\n".join(lines))
+    if lines:
+        click.echo("\n".join(lines))
     for problem in refused:
         click.echo(f"not created: {problem}")
-    click.echo(f"{len(created)} pairs created" + (f", {len(refused)} refused" if refused else ""))
+    click.echo(
+        f"{counted(len(created), 'pair')} created"
+        + (f", {len(refused)} refused" if refused else "")
+    )

@@ -1,13 +1,23 @@
-"""`relay held`, `show`, `approve`, `reject`, `discard`, `review` and `audit`."""
+"""`relay held`, `show`, `approve`, `reject`, `discard`, `review`, `audit` and `watch`."""
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
-from relay.commands.context import Context, moderator_option, pass_context, table
+from relay.commands.context import (
+    MESSAGE_ID,
+    Context,
+    emit_json,
+    exit_failed,
+    fail,
+    json_option,
+    moderator_option,
+    pass_context,
+    report_error,
+    table,
+)
 from relay.durations import format_duration
 from relay.store.states import ModerationVerdict
 
@@ -24,16 +34,19 @@ def _pair_token(context: Context, address: str | None) -> str | None:
 @click.command("held")
 @click.option("--pair", "pair_filter", help="Only this pair's messages.")
 @click.option("--rule", help="Only messages this rule flagged (e.g. contact, links).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_context
 def held(context: Context, pair_filter: str | None, rule: str | None, as_json: bool) -> None:
-    """What waits for a moderator: overdue ones (marked "!") first, then oldest first."""
-    token = _pair_token(context, pair_filter)
+    """What waits for a moderator: overdue ones (marked \"!\") first, then oldest first."""
     from relay.mail.addresses import pair_address
     from relay.moderation import decisions as moderation
+    from relay.rules.settings import DEFAULT_ACTIONS
     from relay.safeguarding.overdue import overdue_ids
     from relay.store.states import utcnow
 
+    if rule is not None and rule not in DEFAULT_ACTIONS:
+        fail(f"no rule {rule!r}; the rules are: {', '.join(sorted(DEFAULT_ACTIONS))}")
+    token = _pair_token(context, pair_filter)
     with context.session() as session:
         now = utcnow()
         overdue = overdue_ids(session, context.config)
@@ -43,7 +56,7 @@ def held(context: Context, pair_filter: str | None, rule: str | None, as_json: b
             {
                 "id": m.id,
                 "overdue": m.id in overdue,
-                "received_at": m.received_at.isoformat(),
+                "received_at": m.received_at.isoformat(timespec="seconds"),
                 "age": format_duration(now - m.received_at),
                 "pair": pair_address(m.pair.token, context.domain),
                 "sender_role": m.sender.role.value,
@@ -54,7 +67,7 @@ def held(context: Context, pair_filter: str | None, rule: str | None, as_json: b
             for m in waiting
         ]
     if as_json:
-        click.echo(json.dumps(items, indent=2))
+        emit_json(items)
         return
     rows = [
         (
@@ -74,7 +87,7 @@ def held(context: Context, pair_filter: str | None, rule: str | None, as_json: b
 
 
 @click.command("show")
-@click.argument("message_id", type=int)
+@click.argument("message_id", type=MESSAGE_ID)
 @click.option("--color/--no-color", default=None, help="Mark flagged text in reverse video.")
 @click.option("--as", "reader", default=None, help="Your name, for the access log.")
 @pass_context
@@ -83,6 +96,7 @@ def show(context: Context, message_id: int, color: bool | None, reader: str | No
     from relay.moderation import decisions as moderation
     from relay.moderation import display
     from relay.safeguarding import access_log
+    from relay.store import transcript
 
     ansi = sys.stdout.isatty() if color is None else color
     with context.session() as session:
@@ -94,7 +108,8 @@ def show(context: Context, message_id: int, color: bool | None, reader: str | No
             pair_id=message.pair_id,
             message_id=message.id,
         )
-        click.echo(display.render(session, context.config, message, ansi=ansi))
+        state = transcript.state_of(session, message)
+        click.echo(display.render(session, context.config, message, ansi=ansi, state=state))
 
 
 def _decide(
@@ -115,14 +130,16 @@ def _decide(
             result = moderation.decide(
                 session, context.config, notices, message_id, verdict, moderator, reason, redact
             )
-        click.echo(result.text)
-        failed = failed or not result.done
-    if failed:
-        sys.exit(1)
+        if result.done:
+            click.echo(result.text)
+        else:
+            report_error(result.text)
+            failed = True
+    exit_failed(failed)
 
 
 @click.command("approve")
-@click.argument("message_ids", type=int, nargs=-1, required=True)
+@click.argument("message_ids", type=MESSAGE_ID, nargs=-1, required=True)
 @click.option("--redact", is_flag=True, help='Replace flagged text by "[removed by moderator]".')
 @click.option("--reason", default="", help="A note for the audit trail.")
 @moderator_option
@@ -135,7 +152,7 @@ def approve(
 
 
 @click.command("reject")
-@click.argument("message_ids", type=int, nargs=-1, required=True)
+@click.argument("message_ids", type=MESSAGE_ID, nargs=-1, required=True)
 @click.option("--reason", required=True, help="Told to the sender.")
 @moderator_option
 @pass_context
@@ -145,7 +162,7 @@ def reject(context: Context, message_ids: tuple[int, ...], reason: str, moderato
 
 
 @click.command("discard")
-@click.argument("message_ids", type=int, nargs=-1, required=True)
+@click.argument("message_ids", type=MESSAGE_ID, nargs=-1, required=True)
 @click.option("--reason", default="", help="A note for the audit trail (not sent).")
 @moderator_option
 @pass_context
@@ -205,14 +222,17 @@ def review(context: Context, pair_filter: str | None, moderator: str) -> None:
             result = moderation.decide(
                 session, context.config, notices, message_id, verdict, moderator, reason, redact
             )
-        click.echo(result.text)
+        if result.done:
+            click.echo(result.text)
+        else:
+            report_error(result.text)
 
 
 @click.command("audit")
-@click.option("--message", "message_id", type=int, help="Only actions on this message.")
+@click.option("--message", "message_id", type=MESSAGE_ID, help="Only actions on this message.")
 @click.option("--reads", is_flag=True, help="The access log instead: who read what, when.")
 @click.option("--pair", "pair_filter", help="With --reads: only readings of this pair.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_context
 def audit(
     context: Context, message_id: int | None, reads: bool, pair_filter: str | None, as_json: bool
@@ -237,7 +257,7 @@ def audit(
             for action in moderation.audit_trail(session, message_id)
         ]
     if as_json:
-        click.echo(json.dumps(items, indent=2))
+        emit_json(items)
         return
     rows = [
         (str(i["time"]), str(i["moderator"]), str(i["action"]), str(i["message"]), str(i["reason"]))
@@ -256,7 +276,7 @@ def _audit_reads(context: Context, pair_filter: str | None, as_json: bool) -> No
             pair_id = registry.find_pair(session, pair_filter, context.domain).id
         items = access_log.readings(session, context.domain, pair_id)
     if as_json:
-        click.echo(json.dumps(items, indent=2))
+        emit_json(items)
         return
     rows = [
         (
@@ -273,14 +293,20 @@ def _audit_reads(context: Context, pair_filter: str | None, as_json: bool) -> No
 
 
 @click.command("watch")
-@click.argument("who")
+@click.argument("who", required=False)
 @click.option("--off", is_flag=True, help="Stop watching.")
+@json_option
 @pass_context
-def watch(context: Context, who: str, off: bool) -> None:
-    """Hold all mail of a participant (EMAIL) or a pair (pair ADDRESS)."""
+def watch(context: Context, who: str | None, off: bool, as_json: bool) -> None:
+    """Hold all mail of a participant (EMAIL) or a pair (pair ADDRESS); alone, list them."""
     from relay.mail.addresses import pair_address, token_of
     from relay.store import registry
 
+    if who is None:
+        if off:
+            raise click.UsageError("--off needs the EMAIL or ADDRESS to stop watching")
+        _list_watched(context, as_json)
+        return
     with context.session() as session:
         if token_of(who, context.domain):
             target = registry.find_pair(session, who, context.domain)
@@ -290,4 +316,38 @@ def watch(context: Context, who: str, off: bool) -> None:
             person = registry.find_participant(session, who)
             name = person.email
             person.watched = not off
+    if as_json:
+        kind = "pair" if token_of(name, context.domain) else "participant"
+        emit_json({"who": name, "kind": kind, "watched": not off})
+        return
     click.echo(f"{'stopped watching' if off else 'watching'} {name}")
+
+
+def _list_watched(context: Context, as_json: bool) -> None:
+    from relay.mail.addresses import pair_address
+    from relay.store import registry
+
+    with context.session() as session:
+        people = [
+            {"email": p.email, "name": p.display_name, "role": p.role.value}
+            for p in registry.list_participants(session)
+            if p.watched
+        ]
+        pairs = [
+            {
+                "address": pair_address(p.token, context.domain),
+                "mentor": p.mentor.display_name,
+                "mentee": p.mentee.display_name,
+                "state": p.status.value,
+            }
+            for p in registry.list_pairs(session)
+            if p.watched
+        ]
+    if as_json:
+        emit_json({"participants": people, "pairs": pairs})
+        return
+    rows = [("participant", p["email"], f"{p['name']} ({p['role']})") for p in people]
+    rows += [
+        ("pair", p["address"], f"{p['mentor']} and {p['mentee']}, {p['state']}") for p in pairs
+    ]
+    table(("WATCHED", "WHO", "NAME"), rows)

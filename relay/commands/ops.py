@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
-from relay.commands.context import Context, pass_context
+from relay.commands.context import Context, counted, emit_json, json_option, pass_context
 from relay.durations import format_duration, parse_duration
 from relay.errors import ConfigError
 
 
 @click.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_context
 def status_command(context: Context, as_json: bool) -> None:
     """Is the daemon up and is mail moving? Exit status 0 if healthy, 1 if not."""
@@ -22,7 +21,7 @@ def status_command(context: Context, as_json: bool) -> None:
     with context.session() as session:
         report = status.collect(session, context.config)
     if as_json:
-        click.echo(json.dumps(report.as_json(), indent=2))
+        emit_json(report.as_json())
     else:
         state = f"running (pid {report.pid})" if report.running else "not running"
         click.echo(f"daemon:           {state}")
@@ -57,7 +56,8 @@ def purge_command(context: Context, older_than: str, dry_run: bool) -> None:
         report = retention.purge(session, period, dry_run=dry_run, domain=context.domain)
     verb = "would purge" if dry_run else "purged"
     click.echo(
-        f"{verb} {report.messages} messages ({report.bytes} bytes) of {report.pairs} pairs "
+        f"{verb} {counted(report.messages, 'message')} ({counted(report.bytes, 'byte')}) "
+        f"of {counted(report.pairs, 'pair')} "
         f"that ended before {report.cutoff.strftime('%Y-%m-%d')}"
     )
     for line in report.kept:

@@ -1,11 +1,21 @@
-"""`relay participant`, `relay pair`, `relay log` and `relay watch`: who writes to whom."""
+"""`relay participant` and `relay pair`: who writes to whom.
+
+The participant commands that change someone after they were added (edit,
+address, remove, show) are in relay.commands.participants; `pair show` is
+in relay.commands.pairs; `relay log` in relay.commands.transcripts.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import click
 
-from relay.commands.context import Context, pass_context, printable, table
+from relay.commands.context import Context, emit_json, json_option, pass_context, table
 from relay.store.states import Role
+
+if TYPE_CHECKING:
+    from relay.store.models import Pair, Participant
 
 
 @click.group("participant")
@@ -18,6 +28,7 @@ def participant_group() -> None:
 @click.option("--name", required=True, help="Display name shown to the partner.")
 @click.option("--role", type=click.Choice([role.value for role in Role]), required=True)
 @click.option("--also", multiple=True, help="Another address this person writes from.")
+@click.option("--time-zone", default="", help="IANA time zone, e.g. Europe/London.")
 @click.option("--minor", is_flag=True, help="A mentee under 18: pairs need recorded consent.")
 @click.option("--guardian", default=None, help="The minor's guardian's address.")
 @click.option("--checked-until", default=None, help="A mentor's background check expiry.")
@@ -28,6 +39,7 @@ def participant_add(
     name: str,
     role: str,
     also: tuple[str, ...],
+    time_zone: str,
     minor: bool,
     guardian: str | None,
     checked_until: str | None,
@@ -38,7 +50,9 @@ def participant_add(
 
     expiry = consent_checks.parse_date(checked_until, "--checked-until") if checked_until else None
     with context.session() as session:
-        participant = registry.add_participant(session, email, name, Role(role), also)
+        participant = registry.add_participant(
+            session, email, name, Role(role), also, relay_domain=context.domain, time_zone=time_zone
+        )
         consent_checks.set_profile(
             participant,
             minor=minor,
@@ -48,18 +62,36 @@ def participant_add(
         click.echo(f"added {participant.role} {participant.display_name} <{participant.email}>")
 
 
+def participant_json(participant: Participant, pairs: int) -> dict[str, Any]:
+    return {
+        "email": participant.email,
+        "name": participant.display_name,
+        "role": participant.role.value,
+        "addresses": [each.email for each in participant.addresses],
+        "time_zone": participant.time_zone or None,
+        "watched": participant.watched,
+        "pair_count": pairs,
+        "created_at": participant.created_at.isoformat(timespec="seconds"),
+    }
+
+
 @participant_group.command("list")
+@json_option
 @pass_context
-def participant_list(context: Context) -> None:
+def participant_list(context: Context, as_json: bool) -> None:
     """List participants."""
     from relay.store import registry
 
     with context.session() as session:
-        rows = [
-            (p.role.value, p.display_name, ", ".join(a.email for a in p.addresses))
-            for p in registry.list_participants(session)
+        counts = registry.pair_counts(session)
+        items = [
+            participant_json(p, counts.get(p.id, 0)) for p in registry.list_participants(session)
         ]
-    table(("ROLE", "NAME", "ADDRESSES"), rows)
+    if as_json:
+        emit_json(items)
+        return
+    rows = [(i["role"], i["name"], ", ".join(i["addresses"]), str(i["pair_count"])) for i in items]
+    table(("ROLE", "NAME", "ADDRESSES", "PAIRS"), rows)
 
 
 # -- pairs ------------------------------------------------------------------
@@ -85,26 +117,41 @@ def pair_create(context: Context, mentor_email: str, mentee_email: str) -> None:
     click.echo(created.address)
 
 
+def pair_json(pair: Pair, domain: str) -> dict[str, Any]:
+    from relay.mail.addresses import pair_address
+
+    return {
+        "address": pair_address(pair.token, domain),
+        "state": pair.status.value,
+        "mentor": {"name": pair.mentor.display_name, "email": pair.mentor.email},
+        "mentee": {"name": pair.mentee.display_name, "email": pair.mentee.email},
+        "watched": pair.watched,
+        "created_at": pair.created_at.isoformat(timespec="seconds"),
+        "ended_at": pair.ended_at.isoformat(timespec="seconds") if pair.ended_at else None,
+    }
+
+
 @pair_group.command("list")
 @click.option("--active", is_flag=True, help="Only pairs that are still active.")
+@json_option
 @pass_context
-def pair_list(context: Context, active: bool) -> None:
+def pair_list(context: Context, active: bool, as_json: bool) -> None:
     """List pairs."""
-    from relay.mail.addresses import pair_address
     from relay.store import registry
 
     with context.session() as session:
-        rows = [
-            (
-                pair_address(p.token, context.domain),
-                p.status.value,
-                p.mentor.display_name,
-                p.mentee.display_name,
-                p.created_at.strftime("%Y-%m-%d"),
-            )
+        items = [
+            pair_json(p, context.domain)
             for p in registry.list_pairs(session, include_ended=not active)
         ]
-    table(("ADDRESS", "STATUS", "MENTOR", "MENTEE", "CREATED"), rows)
+    if as_json:
+        emit_json(items)
+        return
+    rows = [
+        (i["address"], i["state"], i["mentor"]["name"], i["mentee"]["name"], i["created_at"][:10])
+        for i in items
+    ]
+    table(("ADDRESS", "STATE", "MENTOR", "MENTEE", "CREATED"), rows)
 
 
 @pair_group.command("end")
@@ -144,38 +191,3 @@ def pair_resume(context: Context, address: str) -> None:
     with context.session() as session:
         pair = registry.resume_pair(session, address, context.domain)
         click.echo(f"resumed {pair_address(pair.token, context.domain)}")
-
-
-# -- transcript -------------------------------------------------------------
-
-
-@click.command("log")
-@click.argument("address")
-@click.option("--show", "show_id", type=int, help="Print message ID as it was received.")
-@click.option("--as", "reader", default=None, help="Your name, for the access log.")
-@pass_context
-def log_command(context: Context, address: str, show_id: int | None, reader: str | None) -> None:
-    """A pair's transcript, oldest first (the reading is logged)."""
-    from relay.safeguarding import access_log
-    from relay.store import registry, transcript
-
-    who = access_log.reader_name(reader)
-    with context.session() as session:
-        pair = registry.find_pair(session, address, context.domain)
-        if show_id is not None:
-            raw = transcript.message_in_pair(session, pair, show_id).raw
-            access_log.record(session, who, "log --show", pair_id=pair.id, message_id=show_id)
-            click.echo(printable(raw))
-            return
-        access_log.record(session, who, "log", pair_id=pair.id, detail="transcript")
-        rows = [
-            (
-                str(line.message_id),
-                line.received_at.strftime("%Y-%m-%d %H:%M"),
-                line.sender_role,
-                line.subject,
-                line.status,
-            )
-            for line in transcript.transcript(session, pair)
-        ]
-    table(("ID", "TIME (UTC)", "FROM", "SUBJECT", "STATUS"), rows)

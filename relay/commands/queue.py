@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from relay.commands.context import Context, pass_context, table
+from relay.commands.context import (
+    OUTBOX_ID,
+    Context,
+    counted,
+    emit_json,
+    exit_failed,
+    json_option,
+    pass_context,
+    report_error,
+    table,
+)
 from relay.durations import format_duration
 from relay.store.states import DeliveryStatus, OutboxKind, utcnow
 
@@ -19,9 +28,10 @@ _ERROR_WIDTH = 60
 
 
 @click.group("queue", invoke_without_command=True)
+@json_option
 @pass_context
 @click.pass_context
-def queue_group(ctx: click.Context, context: Context) -> None:
+def queue_group(ctx: click.Context, context: Context, as_json: bool) -> None:
     """Outbound mail: counts by state and the oldest still waiting."""
     if ctx.invoked_subcommand is not None:
         return
@@ -29,6 +39,15 @@ def queue_group(ctx: click.Context, context: Context) -> None:
 
     with context.session() as session:
         found = queue.summary(session)
+        if as_json:
+            oldest_row = found.oldest_waiting
+            emit_json(
+                {
+                    "counts": {state.value: found.counts[state] for state in DeliveryStatus},
+                    "oldest_waiting": None if oldest_row is None else _row_json(oldest_row),
+                }
+            )
+            return
         rows = [(state.value, str(found.counts[state])) for state in DeliveryStatus]
         table(("STATE", "COUNT"), rows)
         oldest = found.oldest_waiting
@@ -50,9 +69,16 @@ def queue_group(ctx: click.Context, context: Context) -> None:
     multiple=True,
     help="Only rows in this state (repeatable; default: all but delivered).",
 )
-@click.option("--limit", default=100, show_default=True, help="Show at most this many rows.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Show at most this many rows.",
+)
+@json_option
 @pass_context
-def queue_list(context: Context, states: tuple[str, ...], limit: int) -> None:
+def queue_list(context: Context, states: tuple[str, ...], limit: int, as_json: bool) -> None:
     """Outbound mail, oldest first, with its last error and next attempt."""
     from relay.ops import queue
 
@@ -60,6 +86,9 @@ def queue_list(context: Context, states: tuple[str, ...], limit: int) -> None:
     with context.session() as session:
         now = utcnow()
         rows, total = queue.entries(session, wanted, limit)
+        if as_json:
+            emit_json({"total": total, "entries": [_row_json(row) for row in rows]})
+            return
         shown = [
             (
                 str(row.id),
@@ -79,7 +108,7 @@ def queue_list(context: Context, states: tuple[str, ...], limit: int) -> None:
 
 
 @queue_group.command("retry")
-@click.argument("outbox_ids", type=int, nargs=-1)
+@click.argument("outbox_ids", type=OUTBOX_ID, nargs=-1)
 @click.option("--all-failed", is_flag=True, help="Retry every failed row.")
 @pass_context
 def queue_retry(context: Context, outbox_ids: tuple[int, ...], all_failed: bool) -> None:
@@ -94,14 +123,33 @@ def queue_retry(context: Context, outbox_ids: tuple[int, ...], all_failed: bool)
     if all_failed:
         with context.session() as session:
             count = queue.retry_all_failed(session)
-        click.echo(f"{count} failed {'entry' if count == 1 else 'entries'} will be retried")
+        click.echo(f"{counted(count, 'failed entry', 'failed entries')} will be retried")
         return
     with context.session() as session:
         results = queue.retry(session, outbox_ids)
     for result in results:
-        click.echo(result.text)
-    if not all(result.done for result in results):
-        sys.exit(1)
+        if result.done:
+            click.echo(result.text)
+        else:
+            report_error(result.text)
+    exit_failed(not all(result.done for result in results))
+
+
+def _row_json(row: OutboxEntry) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "state": row.status.value,
+        "kind": row.kind.value,
+        "notice": row.notice,
+        "message": row.message_id,
+        "to": row.recipient,
+        "tries": row.attempts,
+        "created_at": row.created_at.isoformat(timespec="seconds"),
+        "next_attempt_at": row.next_attempt_at.isoformat(timespec="seconds")
+        if row.status in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
+        else None,
+        "last_error": row.last_error,
+    }
 
 
 def _kind(row: OutboxEntry) -> str:

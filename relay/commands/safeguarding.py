@@ -6,12 +6,18 @@ concern's mail is a reading of message content and lands in the access log.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from relay.commands.context import Context, moderator_option, pass_context, printable, table
+from relay.commands.context import (
+    Context,
+    emit_json,
+    moderator_option,
+    pass_context,
+    printable,
+    table,
+)
 from relay.store.states import ConcernStatus
 
 if TYPE_CHECKING:
@@ -97,7 +103,7 @@ def concern_list(context: Context, statuses: tuple[str, ...], as_json: bool) -> 
     with context.session() as session:
         items = [_summary(context, c) for c in concerns.list_concerns(session, wanted)]
     if as_json:
-        click.echo(json.dumps(items, indent=2))
+        emit_json(items)
         return
     rows = [
         (
@@ -221,7 +227,7 @@ def sample_group(ctx: click.Context, as_json: bool) -> None:
             for s in sampled
         ]
     if as_json:
-        click.echo(json.dumps(items, indent=2))
+        emit_json(items)
         return
     rows = [
         (
@@ -307,7 +313,7 @@ def participant_safeguarding(context: Context, as_json: bool) -> None:
             if p.minor or p.role.value == "mentor"
         ]
     if as_json:
-        click.echo(json.dumps(items, indent=2))
+        emit_json(items)
         return
     rows = [
         (

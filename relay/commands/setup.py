@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from relay.commands.context import Context, pass_context
+from relay.commands.context import Context, fail, pass_context
 from relay.durations import format_duration
 
 if TYPE_CHECKING:
@@ -19,8 +19,18 @@ if TYPE_CHECKING:
 @click.command("check-config")
 @pass_context
 def check_config(context: Context) -> None:
-    """Print the effective settings (secrets masked)."""
-    click.echo(describe(context.config))
+    """Print the effective settings (secrets masked); exit status 1 if any is unusable.
+
+    Checks what `relay serve` would only warn about: [matching], and whether
+    the database URL names a database this relay can open.
+    """
+    from relay.commands import database_url
+
+    config = context.config
+    click.echo(describe(config))
+    if config.matching_problem:
+        fail(config.matching_problem)
+    database_url.check(config.database.url, create=True)
 
 
 @click.group("db")
@@ -33,11 +43,21 @@ def db_group() -> None:
 @pass_context
 def db_upgrade(context: Context, revision: str) -> None:
     """Bring the database schema up to date (creating it if needed)."""
+    from alembic.util import CommandError
+
+    from relay.commands import database_url
     from relay.store import db
 
+    database_url.check(context.config.database.url, create=True)
     store = db.Store(context.config.database.url)
     try:
-        db.upgrade(store, revision)
+        try:
+            db.upgrade(store, revision)
+        except CommandError as error:
+            fail(
+                f"cannot upgrade to revision {revision!r}: {error} (the newest is "
+                f"{db.head_revision(store)})"
+            )
         click.echo(f"database at revision {db.current_revision(store)}")
     finally:
         store.dispose()
@@ -47,8 +67,10 @@ def db_upgrade(context: Context, revision: str) -> None:
 @pass_context
 def db_current(context: Context) -> None:
     """Show the schema revision of the database and of this relay."""
+    from relay.commands import database_url
     from relay.store import db
 
+    database_url.check(context.config.database.url, create=False)
     store = db.Store(context.config.database.url)
     try:
         click.echo(f"database: {db.current_revision(store) or 'empty'}")
@@ -70,7 +92,10 @@ def describe(config: Config) -> str:
         settings = getattr(config, section)
         for item in dataclasses.fields(settings):
             value = getattr(settings, item.name)
-            lines.append(f"{item.name} = {_show(item.name, value)}")
+            line = f"{item.name} = {_show(item.name, value)}"
+            if (section, item.name) == ("smtp", "hostname") and not value:
+                line += f"  # empty: the greeting names {config.relay.domain}"
+            lines.append(line)
     rules = config.rules
     lines.append("\n[rules]")
     lines.append("disable = [" + ", ".join(f'"{name}"' for name in sorted(rules.disabled)) + "]")

@@ -24,8 +24,8 @@ from relay.delivery.forwarding import queue_forward
 from relay.delivery.notices import Moderator, Notice, Notices
 from relay.durations import format_duration
 from relay.errors import NotFoundError
-from relay.intake import parse
 from relay.mail.addresses import pair_address
+from relay.mail.parsing import parse
 from relay.outbound.redact import redact
 from relay.rules.base import Hit
 from relay.store.models import Message, ModerationAction, OutboxEntry, Pair

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from relay.config import Config
 from relay.delivery.forwarding import hidden_addresses, outbound_message
 from relay.durations import format_duration
-from relay.intake import parse
 from relay.mail.addresses import pair_address
+from relay.mail.parsing import parse
 from relay.mail.text import MailView
 from relay.moderation.decisions import hits_of
 from relay.outbound.redact import mark_spans
@@ -24,7 +24,15 @@ from relay.store.states import utcnow
 _SHOWN_HEADERS = ("From", "To", "Subject", "Date")
 
 
-def render(session: Session, config: Config, message: Message, *, ansi: bool = False) -> str:
+def render(
+    session: Session,
+    config: Config,
+    message: Message,
+    *,
+    ansi: bool = False,
+    state: str | None = None,
+) -> str:
+    """state: the one word `relay log` uses for it (default: the moderation status)."""
     original = parse(message.raw)
     view = MailView.from_message(original)
     outbound = outbound_message(session, config, message, original)
@@ -35,7 +43,7 @@ def render(session: Session, config: Config, message: Message, *, ansi: bool = F
 
     waited = format_duration(utcnow() - message.received_at)
     lines = [
-        f"Message {message.id}: {message.status.value}, received {waited} ago",
+        f"Message {message.id}: {state or message.status.value}, received {waited} ago",
         f"Pair {address}: from the {message.sender.role.value} "
         f"({message.sender.display_name}) to the {message.recipient.role.value} "
         f"({message.recipient.display_name})",

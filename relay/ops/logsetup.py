@@ -2,7 +2,8 @@
 
 Owns the handler and formatter `relay serve` installs (``--log-format
 text|json``, ``[logging] level``, ``[logging] format``), and quiets the
-libraries that would log envelope addresses at INFO (aiosmtpd's mail.log).
+libraries that would log envelope addresses at INFO (aiosmtpd's mail.log)
+or chatter at every start (Alembic).
 Structured fields passed as ``extra={"fields": {...}}`` become JSON keys, or
 ``key=value`` pairs at the end of a text line.
 """
@@ -62,3 +63,5 @@ def configure(level: str, log_format: LogFormat) -> None:
     root.setLevel(level.upper())
     # aiosmtpd logs every envelope address at INFO; addresses stay out of our logs.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # Alembic says "Context impl SQLiteImpl" at INFO whenever the schema is checked.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

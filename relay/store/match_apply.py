@@ -46,8 +46,8 @@ def apply_proposals(
     created = []
     for row in rows:
         try:
-            _ensure(session, row.mentor_email, row.mentor_name, Role.MENTOR)
-            _ensure(session, row.mentee_email, row.mentee_name, Role.MENTEE)
+            _ensure(session, row.mentor_email, row.mentor_name, Role.MENTOR, domain)
+            _ensure(session, row.mentee_email, row.mentee_name, Role.MENTEE, domain)
             created.append(
                 registry.create_pair(session, notices, domain, row.mentor_email, row.mentee_email)
             )
@@ -60,8 +60,10 @@ def apply_proposals(
     return created
 
 
-def _ensure(session: Session, email: str, name: str, role: Role) -> None:
+def _ensure(session: Session, email: str, name: str, role: Role, domain: str) -> None:
     try:
         registry.find_participant(session, email)
     except NotFoundError:
-        registry.add_participant(session, email, name or email.partition("@")[0], role)
+        registry.add_participant(
+            session, email, name or email.partition("@")[0], role, relay_domain=domain
+        )

@@ -105,6 +105,7 @@ class Participant(Base):
     consent_date: Mapped[date | None] = mapped_column(Date)
     checked_until: Mapped[date | None] = mapped_column(Date)  # background check expiry
     check_warned_for: Mapped[date | None] = mapped_column(Date)  # expiry the leads were warned of
+    time_zone: Mapped[str] = mapped_column(String(64), default="", server_default="")  # IANA
 
     addresses: Mapped[list[ParticipantAddress]] = relationship(
         back_populates="participant", cascade="all, delete-orphan"

@@ -103,3 +103,12 @@ def test_html_visible_text_and_hrefs() -> None:
     start = part.visible.text.index("chips")
     s, e = part.visible.source_range(start - 1, start + 5)
     assert part.text[s:e] == "&nbsp;chips"
+
+
+def test_a_discord_name_is_flagged_with_its_discriminator() -> None:
+    msg = plain("Add me on discord: benny#1234 and we can talk there.")
+    hits = check(msg)
+    flagged_text = [span.text for hit in hits for span in hit.spans]
+    assert any(text.endswith("benny#1234") for text in flagged_text), flagged_text
+    text = _visible(parse(redact(msg, hits).as_bytes()))
+    assert "benny" not in text and "1234" not in text and REMOVED in text

@@ -102,7 +102,7 @@ def test_match_apply_reports_refused_rows_and_creates_the_rest(tmp_path: Path, d
     lines = applied.output.splitlines()
     assert f"{OTHER_MENTOR} -> {ADULT_MENTEE}" in lines[0]
     assert lines[1] == f"not created: {proposals} line 2: no recorded consent for {KID} (a minor)"
-    assert lines[2] == "1 pairs created, 1 refused"
+    assert lines[2] == "1 pair created, 1 refused"
 
 
 def test_expiring_and_expired_checks_warn_leads_once_and_pause_until_renewed(

@@ -53,7 +53,7 @@ def test_purge_keeps_pairs_under_live_concerns_and_every_concern_linked_message(
     dry = run(config, "purge", "--older-than", "365d", "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert dry.output.splitlines() == [
-        f"would purge 2 messages ({size} bytes) of 1 pairs that ended before "
+        f"would purge 2 messages ({size} bytes) of 1 pair that ended before "
         + (utcnow() - timedelta(days=365)).strftime("%Y-%m-%d"),
         f"kept pair {other.address}: it has a live concern (2)",
         f"kept message {escalated.id}: linked to concern 1",

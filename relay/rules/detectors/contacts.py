@@ -203,8 +203,10 @@ _WEAK_MESSENGER = (
     _Gated(re.compile(r"(?:snap|sc|ig|insta):"), anchors=(":",)),
 )
 _WEAK_TRIGGERS = ("chat", "time", "real", "imessage", "signal", "snap", "ig", "fb", "sc:", "insta:")
+# A Discord name may end in its "#1234" discriminator: part of the handle, redacted with it.
 _HANDLE_AFTER = re.compile(
-    r"[ \t]*(?:(?:user\s?name|handle|name|id)[ \t]*)?(:|=|-|\bis\b)[ \t]*(@?[\w.]{2,30})"
+    r"[ \t]*(?:(?:user\s?name|handle|name|id)[ \t]*)?(:|=|-|\bis\b)[ \t]*"
+    r"(@?[\w.]{2,30}(?:#\d{4,6})?)"
 )
 # The "@" comes first (its lookbehind after it) so sre can skip from "@" to "@".
 _AT_HANDLE = re.compile(r"@(?<![\w.@/&]@)[A-Za-z_][\w.]{1,29}(?<!\.)")
