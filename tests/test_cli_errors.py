@@ -197,7 +197,7 @@ def test_a_name_stored_before_the_checks_is_an_error_not_a_traceback(world):
     assert_error(created, "relay participant edit cy@x.example --name NAME")
 
 
-@pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="SQLite paths")
+@pytest.mark.sqlite
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
@@ -226,7 +226,7 @@ def test_database_urls_that_cannot_work(tmp_path: Path, url: str, expected: str,
     assert not (tmp_path / "typo.db").exists()
 
 
-@pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="SQLite paths")
+@pytest.mark.sqlite
 def test_only_serve_and_db_upgrade_create_a_database(tmp_path: Path):
     path = write_config(tmp_path, f"sqlite:///{tmp_path}/typo.db")
     assert_error(invoke(path, "held"), "does not exist")
@@ -259,7 +259,7 @@ def _relay(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="SQLite paths")
+@pytest.mark.sqlite
 def test_in_a_terminal_bad_input_shows_no_traceback(tmp_path: Path):
     bogus = write_config(tmp_path, "bogus://foo")
     done = _relay(bogus, "participant", "list")

@@ -252,7 +252,7 @@ def sqlite_write_lock(url: str) -> Iterator[sqlite3.Connection]:
         connection.close()
 
 
-@pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="a SQLite lock; PostgreSQL below")
+@pytest.mark.sqlite
 def test_a_locked_database_answers_451_and_stores_nothing_twice(configured, sink: Sink):
     relay, pair, store = configured(
         smtp=_smtp_section(_free_port(), intake_timeout='"1s"'),
@@ -373,7 +373,7 @@ def test_a_frozen_postgresql_answers_451(tmp_path: Path, database_url: str, sink
 # -- stop ------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="a SQLite lock keeps the intake stuck")
+@pytest.mark.sqlite
 def test_sigterm_stops_serve_with_an_intake_stuck_in_a_thread(tmp_path: Path, database_url: str):
     config_path = write_config(
         tmp_path,
