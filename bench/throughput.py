@@ -398,7 +398,8 @@ class Relay:
         port = free_port()
         config = folder / "relay.toml"
         config.write_text(
-            f'[relay]\ndomain = "{DOMAIN}"\nprogramme_name = "Bench"\n\n'
+            f'[relay]\ndomain = "{DOMAIN}"\nprogramme_name = "Bench"\n'
+            'postmaster = "op@ops.example"\n\n'
             f'[database]\nurl = "{url}"\n\n'
             f'[smtp]\nhost = "{HOST}"\nport = {port}\n\n'
             '[delivery]\ntransport = "smtp"\npoll_interval = "1s"\n'

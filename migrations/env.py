@@ -9,6 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine
 
+from relay.store import safeguarding_models  # noqa: F401  (its tables join Base.metadata)
 from relay.store.models import Base
 
 engine = context.config.attributes.get("engine")

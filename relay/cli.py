@@ -31,6 +31,7 @@ from relay.commands import (
     people,
     queue,
     safeguarding,
+    set_aside,
     setup,
     transcripts,
 )
@@ -108,6 +109,7 @@ for command in (
     moderation.discard,
     moderation.review,
     moderation.audit,
+    set_aside.set_aside,
     matching.match,
     queue.queue_group,
     imap.imap_group,

@@ -14,6 +14,7 @@ naming the key and the file.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -70,6 +71,43 @@ class Config:
     @property
     def notice_address(self) -> str:
         return f"{self.relay.notice_local_part}@{self.relay.domain}"
+
+    @property
+    def postmaster_address(self) -> str:
+        """Where mail to postmaster@ and abuse@ goes (a Maildir folder by that name at worst)."""
+        return self.relay.postmaster or f"postmaster@{self.relay.domain}"
+
+    @property
+    def authentication_mode(self) -> str:
+        """How a From is believed: "verify", "trust-front" or "off" (see docs/privacy.md).
+
+        Unset, it is "verify" when [smtp] speaks SMTP beyond loopback (the relay
+        faces the internet and no one else checks); on loopback or over LMTP, where
+        a front MTA hands mail over, "trust-front" if that MTA is named, else "off"
+        as before.
+        """
+        if "authentication" in self.rules.disabled:
+            return "off"
+        if self.rules.authentication_mode:
+            return self.rules.authentication_mode
+        facing_the_internet = (
+            self.smtp.enabled
+            and self.smtp.protocol == "smtp"  # LMTP is only ever spoken to an MTA in front
+            and not self.smtp.socket
+            and not is_loopback(self.smtp.host)
+        )
+        if facing_the_internet:
+            return "verify"
+        return "trust-front" if self.rules.trusted_authserv_id else "off"
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name, "" or 0.0.0.0-like wildcard: assume reachable from outside
 
 
 SECTIONS: dict[str, type[Any]] = {
@@ -137,6 +175,7 @@ def config_from_mapping(
     _check_tls(built["smtp"], source)
     _check_listener(built["smtp"], source)
     _check_safeguarding(built["safeguarding"], source)
+    _check_postmaster(built["relay"], built["delivery"], source)
     return Config(
         source=source, rules=rules, matching=matching, matching_problem=matching_problem, **built
     )
@@ -170,6 +209,22 @@ def _check_safeguarding(settings: SafeguardingSettings, source: Path) -> None:
     if not local or "@" in local or not local.replace("-", "").replace(".", "").isalnum():
         raise ConfigError(
             f"{source}: [safeguarding] concern_address must be a local part such as 'concern'"
+        )
+
+
+def _check_postmaster(relay: RelaySettings, delivery: DeliverySettings, source: Path) -> None:
+    address = relay.postmaster.strip()
+    if not address and delivery.transport == "smtp":
+        raise ConfigError(
+            f'{source}: [relay] postmaster is required with transport = "smtp" '
+            "(the operator's address for mail to postmaster@ and abuse@)"
+        )
+    local, at, domain = address.rpartition("@")
+    if address and (not at or not local or "." not in domain or " " in address):
+        raise ConfigError(f"{source}: [relay] postmaster: not an email address: {address!r}")
+    if address and domain.lower() == relay.domain.lower():
+        raise ConfigError(
+            f"{source}: [relay] postmaster must be outside the relay domain {relay.domain}"
         )
 
 

@@ -7,8 +7,15 @@ commit. The caller replies to the client only after accept() returns, so a
 250 always means the message is in the database. Nothing about a message is
 decided in a source.
 
-accept() is synchronous and touches the database: the daemon runs it in a
-worker thread, never on the event loop.
+A From naming a participant is believed only when authenticated
+(relay.mail.authentication); otherwise it is taken (250) and held for
+moderators, nobody else told, and a From naming no participant is taken the
+same way and set aside: no address oracle (relay.rules.senders). Mode "off"
+believes From as written. postmaster@, abuse@ and the notices' address:
+relay.delivery.mailboxes; bounce addresses: relay.delivery.bounces.
+
+accept() is synchronous and touches the database and DNS: the daemon runs it
+in a worker thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -18,32 +25,37 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from email.message import EmailMessage
 from secrets import token_hex
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from relay.config import Config
-from relay.delivery.bounces import load_bounce_addresses, record_bounce
-from relay.delivery.forwarding import hidden_addresses, queue_forward
+from relay.delivery import mailboxes
+from relay.delivery.bounces import load_bounce_addresses, take_bounces
+from relay.delivery.forwarding import queue_forward
 from relay.delivery.notices import Notice, Notices
 from relay.errors import RefusedError
 from relay.mail import limits, rawinput, replies
 from relay.mail.addresses import BounceAddresses, normalise, pair_address, token_of
-from relay.mail.parsing import parse, single_from_address
+from relay.mail.authentication import Authenticator, AuthResult
+from relay.mail.reading import parse, single_from_address
 from relay.mail.replies import Reply
 from relay.mail.text import MailView
 from relay.outbound.rewrite import first_message_id
 from relay.rules.automated import is_automated as is_automated_mail
-from relay.rules.base import Action, Hit, RuleContext, decide
+from relay.rules.base import Action, Hit, RuleContext, reasons_for
 from relay.rules.engine import build_rules, run_rules
 from relay.rules.identity import strip_forged_results
-from relay.safeguarding.concerns import take_concern
+from relay.rules.senders import PairFindings, decide_message, reply_for
+from relay.safeguarding.concerns import take_concern_from
 from relay.safeguarding.escalation import escalate
+from relay.store import counters, registry
 from relay.store.db import Store
-from relay.store.models import Message, OutboxEntry, Pair, Participant
+from relay.store.models import Message, Pair, Participant
+from relay.store.set_aside import set_aside
 from relay.store.states import OPEN_PAIR_STATES, MessageStatus, PairStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -58,13 +70,6 @@ _STATUS = {
     Action.DISCARD: MessageStatus.DISCARDED,
     Action.ESCALATE: MessageStatus.HELD,
 }
-_REPLY = {
-    Action.ACCEPT: replies.OK,
-    Action.HOLD: replies.OK,
-    Action.REJECT: replies.REJECTED,
-    Action.DISCARD: replies.DISCARDED,
-    Action.ESCALATE: replies.OK,
-}
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,8 @@ class Incoming:
     envelope_from: str
     recipients: Sequence[str]
     source: str  # "smtp", "lmtp" or "imap"
-    peer: str = ""
+    peer: str = ""  # the client's IP address (SPF), when the source knows it
+    helo: str = ""  # the name the client gave in HELO/EHLO
 
 
 # Called inside accept()'s unit of work with the reply and the stored message ids.
@@ -103,6 +109,7 @@ class _Candidate:
     pair: Pair
     sender: Participant
     hits: list[Hit]
+    unverified: bool = False  # the From names a participant but is not authenticated
 
 
 class Intake:
@@ -113,6 +120,7 @@ class Intake:
         self.rules = build_rules(config.rules)
         self.notices = Notices(config)
         self.concern_address = f"{config.safeguarding.concern_address}@{self.domain}".lower()
+        self.authenticator = Authenticator.configured(config.authentication_mode, config.rules)
         self._bounce_addresses: BounceAddresses | None = None
         self._active_tokens: dict[str, float] = {}  # token -> until when RCPT may skip the query
 
@@ -120,6 +128,7 @@ class Intake:
         """New rules, actions and templates for the next message (SIGHUP)."""
         self.rules = build_rules(config.rules)
         self.notices = notices
+        self.authenticator = Authenticator.configured(config.authentication_mode, config.rules)
         self.config = config
         self.concern_address = f"{config.safeguarding.concern_address}@{self.domain}".lower()
 
@@ -139,6 +148,8 @@ class Intake:
         if self.bounce_addresses.is_bounce_address(bare) or bare == self.concern_address:
             # Forged or not, from anyone: the same answer, so it tells a prober nothing.
             return replies.RECIPIENT_OK
+        if mailboxes.mailbox_of(bare, self.config):
+            return replies.RECIPIENT_OK
         token = token_of(bare, self.domain)
         if token is None:
             return replies.UNKNOWN_PAIR
@@ -147,10 +158,8 @@ class Intake:
             return replies.RECIPIENT_OK
         with self.store.read_session() as session:
             status = session.scalar(select(Pair.status).where(Pair.token == token))
-        if status is None:
+        if status not in OPEN_PAIR_STATES:  # ended or never was: one answer, no oracle
             return replies.UNKNOWN_PAIR
-        if status not in OPEN_PAIR_STATES:
-            return replies.ENDED_PAIR
         if len(self._active_tokens) >= ACTIVE_TOKEN_CACHE_SIZE:
             self._active_tokens.clear()
         # Safe to remember: accept() checks the pair again in its own transaction, so a
@@ -169,7 +178,10 @@ class Intake:
         recipients = list(dict.fromkeys(normalise(r) for r in incoming.recipients))
         bounces = [r for r in recipients if self.bounce_addresses.is_bounce_address(r)]
         to_concern = self.concern_address in recipients
-        pairs = [r for r in recipients if r not in bounces and r != self.concern_address]
+        own = [r for r in recipients if mailboxes.mailbox_of(r, self.config)]
+        pairs = [
+            r for r in recipients if r not in bounces and r not in own and r != self.concern_address
+        ]
         concern_noticed = False
         try:
             if len(incoming.raw) > self.config.relay.max_message_size:
@@ -178,9 +190,32 @@ class Intake:
             limits.check_headers(raw, self.config.relay)
             message = parse(raw)
             if bounces:
-                self._take_bounces(bounces, message)
+                take_bounces(
+                    self.store,
+                    self.notices,
+                    self.bounce_addresses,
+                    bounces,
+                    message,
+                    incoming.envelope_from,
+                )
             if to_concern:
-                concern_noticed = self._take_concern(incoming, message, raw)
+                concern_noticed = take_concern_from(
+                    self.store, self.config, self.notices, incoming.envelope_from, message, raw
+                )
+            if own:
+                with self.store.session() as session:
+                    taken = mailboxes.take(
+                        session,
+                        self.config,
+                        self.notices,
+                        own,
+                        message,
+                        incoming.envelope_from,
+                        incoming.peer,
+                    )
+                if not pairs:
+                    queued = Action.ACCEPT if taken.queued else None
+                    return Outcome(replies.OK, action=queued, notified=concern_noticed)
             if not pairs:
                 # A concern gets the answer a stranger's mail to concern@ gets: no oracle.
                 return Outcome(reply=replies.DISCARDED, notified=concern_noticed)
@@ -190,19 +225,43 @@ class Intake:
             trusted_id = self.config.rules.trusted_authserv_id
             if trusted_id and strip_forged_results(message, trusted_id):
                 log.info("removed Authentication-Results forged upstream as %s", trusted_id)
+            verdict = self.authenticator.check(
+                raw, message, from_address, incoming.envelope_from, incoming.helo, incoming.peer
+            )
             view = MailView.from_message(message)
             with self.store.session() as session:
-                candidates = [
-                    self._candidate(session, view, from_address, recipient) for recipient in pairs
-                ]
-                # One decision for the whole message: the strictest any pair calls for.
-                action = max(decide(c.hits, self.config.rules.actions) for c in candidates)
+                candidates: list[_Candidate] = []
+                aside: list[Pair] = []
+                for recipient in pairs:
+                    pair = self._active_pair(session, recipient)
+                    sender = registry.participant_in_pair(pair, from_address)
+                    if sender is None and verdict is None:
+                        raise RefusedError(replies.STRANGER)  # mode "off": From believed
+                    if sender is None:
+                        aside.append(pair)
+                    else:
+                        candidates.append(self._candidate(session, view, pair, sender, verdict))
+                findings = [PairFindings(c.hits, c.unverified) for c in candidates]
+                action = decide_message(findings, bool(aside), self.config.rules.actions)
                 ids = [
                     self._store(session, raw, incoming.source, message, candidate, action)
                     for candidate in candidates
                 ]
+                for pair in aside:
+                    set_aside(
+                        session,
+                        pair,
+                        raw,
+                        envelope_from=normalise(incoming.envelope_from),
+                        from_address=from_address,
+                        peer=incoming.peer,
+                        reason="the From names no participant of this pair"
+                        + (f"; {verdict.summary()}" if verdict else ""),
+                        outcome=_STATUS[action],
+                    )
+                reply = reply_for(action, findings, bool(aside))
                 if in_same_commit is not None:
-                    in_same_commit(session, _REPLY[action], tuple(ids))
+                    in_same_commit(session, reply, tuple(ids))
         except RefusedError as refusal:
             reply = refusal.reply
             fields: dict[str, object] = {
@@ -213,77 +272,47 @@ class Intake:
             log.info("refused: %s", reply.text, extra={"fields": fields})
             return Outcome(reply=reply)
         hits = tuple(hit for candidate in candidates for hit in candidate.hits)
-        reply = self._reply(action, hits)
+        if aside:
+            fields = {"pair": [p.token for p in aside], "decision": "set aside"}
+            log.info("From names no participant: set aside", extra={"fields": fields})
         for message_id, candidate in zip(ids, candidates, strict=True):
-            fields = {
-                "message": message_id,
-                "pair": candidate.pair.token,
-                "sender_role": "mentor"
-                if candidate.sender.id == candidate.pair.mentor_id
-                else "mentee",
-                "decision": str(action),
-                "rules": sorted({hit.rule for hit in candidate.hits}),
-                "smtp": _code(reply),
-                "source": incoming.source,
-            }
-            # The id, decision and rules are fields: the line's text does not repeat them.
-            log.info("decided", extra={"fields": fields})
+            _log_stored(message_id, candidate, action, reply, incoming.source)
         return Outcome(reply=reply, message_ids=tuple(ids), action=action, hits=hits)
 
-    def _reply(self, action: Action, hits: tuple[Hit, ...]) -> Reply:
-        if action is Action.REJECT and any(h.rule == "outside_recipients" for h in hits):
-            return replies.OUTSIDE_RECIPIENT
-        return _REPLY[action]
-
-    def _take_bounces(self, recipients: list[str], message: EmailMessage) -> None:
-        for address in recipients:
-            outbox_id = self.bounce_addresses.outbox_id(address)
-            if outbox_id is None:
-                log.info("dropped mail to a bounce address with a bad signature")
-                continue
-            with self.store.session() as session:
-                record_bounce(session, self.notices, outbox_id, message)
-
-    def _take_concern(self, incoming: Incoming, message: EmailMessage, raw: bytes) -> bool:
-        """Mail to concern@: a concern if a participant wrote it, else dropped quietly."""
-        try:
-            writer = single_from_address(message)
-        except RefusedError:
-            writer = ""
-        sender = "" if not incoming.envelope_from or incoming.envelope_from == "<>" else writer
-        return take_concern(self.store, self.config, self.notices, sender, message, raw)
-
     def _candidate(
-        self, session: Session, view: MailView, from_address: str, recipient: str
+        self,
+        session: Session,
+        view: MailView,
+        pair: Pair,
+        sender: Participant,
+        verdict: AuthResult | None,
     ) -> _Candidate:
-        pair = self._active_pair(session, recipient)
-        sender = self._sender_in_pair(pair, from_address)
         address = pair_address(pair.token, self.domain)
         context = RuleContext(
             pair_address=address,
             relay_domain=self.domain,
             sender_role="mentor" if sender.id == pair.mentor_id else "mentee",
-            # A message refused by a rule or a moderator was never passed on: it does
-            # not use up one of a new pair's first, watched-over messages.
-            messages_from_sender_in_pair=_count(
-                session,
-                Message.pair_id == pair.id,
-                Message.sender_id == sender.id,
-                Message.status.notin_(_NOT_PASSED_ON),
+            messages_from_sender_in_pair=counters.sender_messages_in_pair(
+                session, pair.id, sender.id
             ),
-            sender_messages_last_hour=_count(
-                session,
-                Message.sender_id == sender.id,
-                Message.received_at >= utcnow() - timedelta(hours=1),
+            sender_messages_last_hour=counters.sender_messages_since(
+                session, sender.id, utcnow() - timedelta(hours=1)
             ),
             watched=sender.watched or pair.watched,
             paused=pair.status is PairStatus.PAUSED,
-            # Their own addresses are replaced by the pair address on the way out.
-            # ... and a copy to concern@ is the writer's right (it is never forwarded).
-            allowed_addresses=frozenset({address, self.concern_address, *hidden_addresses(pair)}),
+            # The sender's own addresses and concern@ may be named; the partner's count
+            # like any other address (in To/Cc and in the text): no oracle for a guess.
+            allowed_addresses=frozenset(
+                {address, self.concern_address, *(a.email for a in sender.addresses)}
+            ),
             own_loop_id=self.domain,
         )
-        return _Candidate(pair, sender, run_rules(self.rules, view, context))
+        hits = run_rules(self.rules, view, context)
+        unverified = verdict is not None and not verdict.authenticated
+        if unverified:
+            assert verdict is not None
+            hits.append(Hit("authentication", verdict.summary()))
+        return _Candidate(pair, sender, hits, unverified)
 
     def _store(
         self,
@@ -311,32 +340,20 @@ class Intake:
         )
         session.add(stored)
         session.flush()
-        automated = is_automated_mail(message, self.domain)
+        # Nobody but moderators hears of mail whose From is not authenticated: a
+        # notice would go to the participant it claims to be from.
+        automated = candidate.unverified or is_automated_mail(message, self.domain)
         if action is Action.ACCEPT:
             queue_forward(session, self.config, stored, message)
         elif action is Action.HOLD and not automated:
-            self._tell_sender_it_is_held(session, stored)
+            self.notices.held(session, stored, self.config.moderation.held_notices_per_day)
         elif action is Action.REJECT and not automated:
-            # Only what refused it: a hold (a new pair, say) is no reason for a refusal.
-            actions = self.config.rules.actions
-            reasons = [
-                hit.reason
-                for hit in candidate.hits
-                if actions.get(hit.rule, Action.HOLD) >= Action.REJECT
-            ]
+            reasons = reasons_for(Action.REJECT, candidate.hits, self.config.rules.actions)
             self.notices.to_sender(session, Notice.REFUSED, stored, reasons=reasons)
         elif action is Action.ESCALATE:
             # No "held" notice: it could warn someone grooming a child that staff are looking.
             escalate(session, self.config, self.notices, stored, candidate.hits)
         return stored.id
-
-    def _tell_sender_it_is_held(self, session: Session, stored: Message) -> None:
-        sender = stored.sender
-        since = utcnow() - timedelta(days=1)
-        sent_today = _count_held_notices(session, sender.email, since)
-        if sent_today >= self.config.moderation.held_notices_per_day:
-            return
-        self.notices.to_sender(session, Notice.HELD, stored)
 
     def _active_pair(self, session: Session, recipient: str) -> Pair:
         token = token_of(recipient, self.domain)
@@ -354,38 +371,27 @@ class Intake:
             if token
             else None
         )
-        if pair is None:
+        if pair is None or pair.status not in OPEN_PAIR_STATES:
             raise RefusedError(replies.UNKNOWN_PAIR)
-        if pair.status not in OPEN_PAIR_STATES:
-            raise RefusedError(replies.ENDED_PAIR)
         return pair
 
-    def _sender_in_pair(self, pair: Pair, from_address: str) -> Participant:
-        for participant in (pair.mentor, pair.mentee):
-            if any(address.email == from_address for address in participant.addresses):
-                return participant
-        raise RefusedError(replies.STRANGER)
 
-
-_NOT_PASSED_ON = (MessageStatus.REJECTED, MessageStatus.DISCARDED)
+def _log_stored(
+    message_id: int, candidate: _Candidate, action: Action, reply: Reply, source: str
+) -> None:
+    pair = candidate.pair
+    fields = {
+        "message": message_id,
+        "pair": pair.token,
+        "sender_role": "mentor" if candidate.sender.id == pair.mentor_id else "mentee",
+        "decision": str(action),
+        "rules": sorted({hit.rule for hit in candidate.hits}),
+        "smtp": _code(reply),
+        "source": source,
+    }
+    # The id, decision and rules are fields: the line's text does not repeat them.
+    log.info("decided", extra={"fields": fields})
 
 
 def _code(reply: Reply) -> str:
     return f"{reply.code} {reply.status}"
-
-
-def _count(session: Session, *conditions: ColumnElement[bool]) -> int:
-    return int(session.scalar(select(func.count(Message.id)).where(*conditions)) or 0)
-
-
-def _count_held_notices(session: Session, recipient: str, since: datetime) -> int:
-    return int(
-        session.scalar(
-            select(func.count(OutboxEntry.id)).where(
-                OutboxEntry.notice == Notice.HELD,
-                OutboxEntry.recipient == recipient,
-                OutboxEntry.created_at >= since,
-            )
-        )
-        or 0
-    )

@@ -33,6 +33,7 @@ from relay.errors import RelayError
 from relay.intake import Intake
 from relay.moderation.decisions import queue_moderator_alert
 from relay.ops import sdnotify
+from relay.ops.health import HealthWatch
 from relay.ops.metrics import Metrics
 from relay.rules.engine import build_rules
 from relay.safeguarding import tick as safeguarding_tick
@@ -84,6 +85,8 @@ async def start(config: Config) -> Running:
     tasks["delivery"] = asyncio.create_task(worker.run(running.stopping), name="delivery")
     tasks["alerts"] = asyncio.create_task(alert_moderators(running), name="alerts")
     tasks["safeguarding"] = asyncio.create_task(safeguarding_checks(running), name="safeguarding")
+    health = HealthWatch(store, config)
+    tasks["health"] = asyncio.create_task(health.run(running.stopping), name="health")
     if config.imap.enabled:
         intake = Intake(store, config)
         running.intakes.append(intake)
@@ -173,7 +176,7 @@ async def stop(running: Running, grace_seconds: float | None = None) -> list[str
     running.stopping.set()
     if running.smtp is not None and not await running.smtp.stop(left()):
         left_behind.append("smtp")
-    for name in ("alerts", "safeguarding", "imap", "delivery"):
+    for name in ("alerts", "safeguarding", "health", "imap", "delivery"):
         task = running.tasks.get(name)
         if task is None:
             continue

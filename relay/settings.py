@@ -32,6 +32,9 @@ class RelaySettings:
     max_header_count: int = 1000
     max_header_size: int = 100 * 1024  # bytes of the top-level header section
     templates: str = ""  # a folder of the operator's own notice templates
+    # The operator's address: mail to postmaster@ and abuse@ goes there. Required with
+    # transport = "smtp"; with "maildir" it defaults to a postmaster@<domain> folder.
+    postmaster: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,9 @@ class DaemonSettings:
     pid_file: Path = Path("relay.pid")  # `relay status` reads it; systemd: /run/mentor-relay/
     stale_after: timedelta = timedelta(hours=1)  # `relay status` fails when mail waits longer
     stop_grace: timedelta = timedelta(seconds=30)  # for DATA and deliveries in flight on stop
+    # How often the daemon checks it can write the database and the Maildir and says
+    # so in the database; `relay status` is unhealthy after three missed beats.
+    health_interval: timedelta = timedelta(seconds=15)
 
 
 @dataclass(frozen=True)

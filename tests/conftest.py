@@ -32,9 +32,11 @@ from relay.config import Config, load_config
 from relay.delivery.notices import Notices
 from relay.store import db, registry
 from relay.store.models import Role
+from tests.dnsserver import LoopbackDns
 
 TEST_DATABASE_URL = os.environ.get("RELAY_TEST_DATABASE_URL", "")
 DOMAIN = "relay.test"
+POSTMASTER = "operator@ops.example"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -81,6 +83,16 @@ def database_url(tmp_path: Path) -> str:
         _empty_postgres(TEST_DATABASE_URL)
         return TEST_DATABASE_URL
     return f"sqlite:///{tmp_path / 'relay.db'}"
+
+
+# -- a DNS server on loopback (SPF, DKIM and DMARC records for test domains) ---------
+
+
+@pytest.fixture
+def dns() -> Iterator[LoopbackDns]:
+    server = LoopbackDns()
+    yield server
+    server.stop()
 
 
 # -- the smarthost sink -------------------------------------------------------
@@ -147,7 +159,7 @@ def sink() -> Iterator[Sink]:
 def write_config(folder: Path, database_url: str, extra: str = "", **sections: str) -> Path:
     """A relay.toml in folder; sections override whole [section] bodies."""
     defaults = {
-        "relay": f'domain = "{DOMAIN}"\nprogramme_name = "Test Programme"',
+        "relay": f'domain = "{DOMAIN}"\nprogramme_name = "Test Programme"\npostmaster = "{POSTMASTER}"',
         "database": f'url = "{database_url}"',
         "smtp": f'host = "127.0.0.1"\nport = {free_port()}',
         "delivery": 'transport = "maildir"\nmaildir = "outbox"\npoll_interval = "1s"',

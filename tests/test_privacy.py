@@ -65,8 +65,18 @@ def test_reply_all_naming_only_the_pair_passes(relay: RunningRelay, sink: Sink, 
 # -- bounces ----------------------------------------------------------------------
 
 
-def dsn(to: str, original_subject: str, action: str = "failed") -> bytes:
-    """A delivery status notification as Postfix writes one (RFC 3464)."""
+def dsn(to: str, original_subject: str, action: str = "failed", message_id: str = "") -> bytes:
+    """A delivery status notification as Postfix writes one (RFC 3464).
+
+    With message_id, it returns the headers of that message (text/rfc822-headers),
+    as real DSNs do; the relay believes only a DSN naming the message it sent.
+    """
+    returned = (
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: {message_id}\r\nSubject: {original_subject}\r\n\r\n"
+        if message_id
+        else ""
+    )
     return (
         "From: MAILER-DAEMON@mx.school.example.net\r\n"
         f"To: {to}\r\n"
@@ -79,7 +89,7 @@ def dsn(to: str, original_subject: str, action: str = "failed") -> bytes:
         "Reporting-MTA: dns; mx.school.example.net\r\n\r\n"
         "Final-Recipient: rfc822; ben.real@school.example.net\r\n"
         f"Action: {action}\r\nStatus: 5.1.1\r\n"
-        "\r\n--B--\r\n"
+        f"\r\n{returned}--B--\r\n"
     ).encode()
 
 
@@ -90,7 +100,10 @@ def test_bounce_marks_failed_and_tells_sender_without_details(
     forward = wait_for(lambda: forwards_to(sink, pair.mentee))[0]
     bounce_address = forward.envelope_from
     with relay.smtp() as client:
-        client.sendmail("", [bounce_address], dsn(bounce_address, "Weekend plans"))
+        sent_id = forward.message["Message-ID"]
+        client.sendmail(
+            "", [bounce_address], dsn(bounce_address, "Weekend plans", message_id=sent_id)
+        )
     notice = wait_for(lambda: notices_to(sink, pair.mentor, "Not delivered"))[0]
     text = notice.data.decode()
     assert "Weekend plans" in text and "Ben Mentee" in text
@@ -242,16 +255,22 @@ def test_trusted_authentication_results_decide(configured, sink: Sink):
     # Our edge MTA says DMARC failed: held.
     failing = authenticated(info, ["mx.relay.test; spf=fail smtp.mailfrom=x; dmarc=fail"], 1)
     running.send(failing, info.mentor, info.address)
-    # A header claiming our edge MTA's id, written upstream (below a second Received): ignored.
+    # A header claiming our edge MTA's id, written upstream (below a second Received), is
+    # removed; what our edge MTA itself said (dmarc=pass for the From) decides: queued.
     forged = mail(info.mentor, info.address, "forged")
     forged["Received"] = "from mx.relay.test by relay.test"
+    forged["Authentication-Results"] = "mx.relay.test; dmarc=pass header.from=mentors.example.org"
     forged["Received"] = "from upstream by upstream"
     forged["Authentication-Results"] = "mx.relay.test; dmarc=fail"
     running.send(forged, info.mentor, info.address)
-    assert statuses(store) == [MessageStatus.HELD, MessageStatus.QUEUED]
+    # The edge MTA said nothing about this one: not authenticated, held.
+    running.send(mail(info.mentor, info.address, "unchecked"), info.mentor, info.address)
+    assert statuses(store) == [MessageStatus.HELD, MessageStatus.QUEUED, MessageStatus.HELD]
     with store.session() as session:
         held = session.scalars(select(Message)).first()
-        assert held is not None and "sender authentication failed" in held.hits
+        assert (
+            held is not None and "is not authenticated (dmarc=fail per mx.relay.test)" in held.hits
+        )
 
 
 def test_outbound_mail_is_dkim_signed(configured, sink: Sink, tmp_path: Path):

@@ -28,6 +28,7 @@ from relay.store import db
 from relay.store.models import Message
 from tests.conftest import (
     DOMAIN,
+    POSTMASTER,
     TEST_DATABASE_URL,
     PairInfo,
     Sink,
@@ -112,7 +113,9 @@ def test_a_flood_of_headers_is_refused_with_552(configured, sink: Sink):
 
 
 def test_a_header_section_over_the_byte_limit_is_refused(configured, sink: Sink):
-    relay, pair, _ = configured(relay=f'domain = "{DOMAIN}"\nmax_header_size = 20000')
+    relay, pair, _ = configured(
+        relay=f'domain = "{DOMAIN}"\nmax_header_size = 20000\npostmaster = "{POSTMASTER}"'
+    )
     # Few fields, but one folded over 30 KB: the byte limit, not the count, refuses it.
     folded = b"X-Long: " + b"\r\n ".join([b"w" * 70] * 450) + b"\r\n"
     message = folded + wire(mail(pair.mentee, pair.address))

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from relay.config import Config
 from relay.delivery.forwarding import hidden_addresses
 from relay.mail.addresses import pair_address
-from relay.mail.parsing import parse
+from relay.mail.reading import parse
 from relay.mail.text import MailView
 from relay.moderation.decisions import hits_of
 from relay.outbound.redact import mark_spans

@@ -21,7 +21,7 @@ from relay.commands.context import (
 from relay.store.states import ConcernStatus
 
 if TYPE_CHECKING:
-    from relay.store.models import Concern
+    from relay.store.safeguarding_models import Concern
 
 # Named here, not imported: `relay --help` loads no database or mail library.
 STATUS_WORDS = tuple(status.value for status in ConcernStatus)

@@ -14,6 +14,7 @@ pair address.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
 from enum import StrEnum
@@ -58,6 +59,8 @@ class Notice(StrEnum):
     OVERDUE_ALERT = "overdue_alert"  # to the leads: held mail undecided past decide_within
     CHECK_EXPIRING = "check_expiring"  # to the leads: a mentor's background check runs out
     GUARDIAN_COPY = "guardian_copy"  # a minor's mail, copied to their guardian (no template)
+    POSTMASTER = "postmaster"  # to the operator: mail for postmaster@ or abuse@, attached
+    UNREAD = "unread"  # to whoever writes to the notices' address: it is not read
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,14 @@ class Notices:
             pair_address=pair_address(message.pair.token, self.config.relay.domain),
             **context,
         )
+
+    def held(self, session: Session, stored: Message, per_day: int) -> None:
+        """Tell a sender their message is held, at most per_day such notices a day."""
+        from relay.store import counters
+
+        since = stored.received_at - timedelta(days=1)
+        if counters.notices_since(session, Notice.HELD, stored.sender.email, since) < per_day:
+            self.to_sender(session, Notice.HELD, stored)
 
     def not_delivered(self, session: Session, row: OutboxEntry) -> None:
         """Tell the sender a forward failed for good."""

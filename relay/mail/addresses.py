@@ -5,9 +5,11 @@ bits, drawn from lowercase letters and digits that cannot be misread
 (no 0/o, 1/l/i), and matched case-insensitively.
 
 Every mail the relay sends has its own envelope sender
-``bounce-<outbox id>-<signature>@<relay domain>``; the signature is an HMAC so
+``bounce-<sealed id>-<signature>@<relay domain>``; the signature is an HMAC so
 that a bounce can be trusted to name the message it is about, and forged
-bounces can be dropped.
+bounces can be dropped. The sealed id is the outbox id through a keyed
+64-bit permutation (a four-round Feistel network with HMAC rounds), so two
+addresses say nothing about how much mail went out between them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ TOKEN_LENGTH = 13  # 31**13 is about 2**64
 BOUNCE_PREFIX = "bounce-"
 _SIGNATURE_LENGTH = 16
 _TOKEN = re.compile(rf"^[{TOKEN_ALPHABET}]{{{TOKEN_LENGTH}}}$")
-_BOUNCE = re.compile(rf"^{BOUNCE_PREFIX}(\d+)-([0-9a-f]{{{_SIGNATURE_LENGTH}}})$")
+_BOUNCE = re.compile(rf"^{BOUNCE_PREFIX}([0-9a-f]{{16}})-([0-9a-f]{{{_SIGNATURE_LENGTH}}})$")
+_HALF = 0xFFFFFFFF
+_ROUNDS = 4
 
 
 def new_token() -> str:
@@ -73,7 +77,8 @@ class BounceAddresses:
     key: bytes
 
     def for_outbox(self, outbox_id: int) -> str:
-        return f"{BOUNCE_PREFIX}{outbox_id}-{self._sign(outbox_id)}@{self.domain}"
+        sealed = self._permute(outbox_id, inverse=False)
+        return f"{BOUNCE_PREFIX}{sealed:016x}-{self._sign(outbox_id)}@{self.domain}"
 
     def outbox_id(self, address: str) -> int | None:
         """The outbox id a bounce address names; None if it is not ours or is forged."""
@@ -81,7 +86,7 @@ class BounceAddresses:
         match = _BOUNCE.match(local)
         if address_domain != self.domain.lower() or match is None:
             return None
-        outbox_id = int(match.group(1))
+        outbox_id = self._permute(int(match.group(1), 16), inverse=True)
         if not hmac.compare_digest(match.group(2), self._sign(outbox_id)):
             return None
         return outbox_id
@@ -89,6 +94,20 @@ class BounceAddresses:
     def is_bounce_address(self, address: str) -> bool:
         local, address_domain = split(address)
         return address_domain == self.domain.lower() and local.startswith(BOUNCE_PREFIX)
+
+    def _permute(self, value: int, inverse: bool) -> int:
+        left, right = (value >> 32) & _HALF, value & _HALF
+        if not inverse:
+            for step in range(_ROUNDS):
+                left, right = right, left ^ self._round(step, right)
+        else:
+            for step in reversed(range(_ROUNDS)):
+                left, right = right ^ self._round(step, left), left
+        return (left << 32) | right
+
+    def _round(self, step: int, half: int) -> int:
+        digest = hmac.new(self.key, f"verp-id:{step}:{half}".encode(), hashlib.sha256).digest()
+        return int.from_bytes(digest[:4], "big")
 
     def _sign(self, outbox_id: int) -> str:
         digest = hmac.new(self.key, str(outbox_id).encode(), hashlib.sha256).hexdigest()

@@ -21,7 +21,9 @@ import re
 from relay.errors import RefusedError
 from relay.mail import replies
 
-_SMUGGLED_END = re.compile(rb"(?:\r\n|\r|\n)\.(?:\r\n|\r|\n)")
+# The line ending after the dot is a lookahead, so overlapping sequences such as
+# "\r\n.\r\n.\n" are each seen: the ending of one lone dot begins the next.
+_SMUGGLED_END = re.compile(rb"(\r\n|\r|\n)\.(?=(\r\n|\r|\n))")
 _BARE_ENDING = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 
 
@@ -30,6 +32,6 @@ def normalise(raw: bytes) -> bytes:
     if b"\x00" in raw:
         raise RefusedError(replies.NUL_BYTES)
     for match in _SMUGGLED_END.finditer(raw):
-        if match.group() != b"\r\n.\r\n":
+        if match.group(1) != b"\r\n" or match.group(2) != b"\r\n":
             raise RefusedError(replies.SMUGGLING)
     return _BARE_ENDING.sub(b"\r\n", raw)

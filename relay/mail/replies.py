@@ -29,9 +29,12 @@ RECIPIENT_OK = Reply(250, "2.1.5", "OK")
 DISCARDED = Reply(250, "2.0.0", "OK")  # a discard looks like success on purpose
 
 NOT_OUR_DOMAIN = Reply(550, "5.7.1", "relaying denied: not a domain this relay serves")
+# An ended pair gets the same answer as one that never was: no oracle.
 UNKNOWN_PAIR = Reply(550, "5.1.1", "unknown pair address")
-ENDED_PAIR = Reply(550, "5.1.1", "this pair address is no longer in use")
+# Only with [rules.authentication] mode = "off"; otherwise such mail is set aside.
 STRANGER = Reply(550, "5.7.1", "sender is not a participant of this pair")
+# A From not authenticated, or naming no participant, when the table says reject.
+UNVERIFIED = Reply(550, "5.7.1", "sender could not be verified")
 BAD_FROM = Reply(550, "5.7.1", "message must have exactly one From address")
 NULL_SENDER = Reply(550, "5.7.1", "pair addresses do not accept bounces")
 OUTSIDE_RECIPIENT = Reply(550, "5.7.1", "message names a recipient outside the pair")

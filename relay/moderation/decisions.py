@@ -25,7 +25,7 @@ from relay.delivery.notices import Moderator, Notice, Notices
 from relay.durations import format_duration
 from relay.errors import NotFoundError
 from relay.mail.addresses import pair_address
-from relay.mail.parsing import parse
+from relay.mail.reading import parse
 from relay.outbound.redact import redact
 from relay.rules.base import Hit
 from relay.store.models import Message, ModerationAction, OutboxEntry, Pair
@@ -50,6 +50,11 @@ class Result:
     message_id: int
     done: bool  # False: someone (or something) had already decided
     text: str
+
+
+def unverified(message: Message) -> bool:
+    """Whether the message's From was not authenticated when it came in."""
+    return any(hit.rule == "authentication" for hit in hits_of(message))
 
 
 def hits_of(message: Message) -> list[Hit]:
@@ -107,7 +112,9 @@ def decide(
         if redact_spans:
             original = redact(original, hits_of(message))
         queue_forward(session, config, message, original)
-    elif verdict is ModerationVerdict.REJECT:
+    elif verdict is ModerationVerdict.REJECT and not unverified(message):
+        # A message whose From was never authenticated may not be the participant's:
+        # they are not told of its rejection (docs/security.md, no address oracle).
         notices.to_sender(session, Notice.REJECTED, message, reason=reason or "no reason was given")
     session.add(
         ModerationAction(

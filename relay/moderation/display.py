@@ -13,7 +13,7 @@ from relay.config import Config
 from relay.delivery.forwarding import hidden_addresses, outbound_message
 from relay.durations import format_duration
 from relay.mail.addresses import pair_address
-from relay.mail.parsing import parse
+from relay.mail.reading import parse
 from relay.mail.text import MailView
 from relay.moderation.decisions import hits_of
 from relay.outbound.redact import mark_spans

@@ -1,8 +1,8 @@
 """Data retention: forgetting the bodies of ended pairs' mail after a set time.
 
 Owns `relay purge --older-than 365d`: for pairs that ended longer ago than
-the retention period, every message's raw bytes and subject, and the
-rendered copies in the outbox, are emptied; each message row stays as a
+the retention period, every message's raw bytes and subject, the rendered
+copies in the outbox, and any mail set aside for the pair are emptied; each message row stays as a
 tombstone (who wrote to whom, when, and what was decided), and the
 moderation audit trail is kept whole. `--dry-run` counts without changing
 anything. Active pairs are never purged, however old their mail.
@@ -21,7 +21,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from relay.mail.addresses import pair_address
-from relay.store.models import Concern, ConcernMessage, ConcernPair, Message, OutboxEntry, Pair
+from relay.store.models import Message, OutboxEntry, Pair, SetAside
+from relay.store.safeguarding_models import Concern, ConcernMessage, ConcernPair
 from relay.store.states import LIVE_CONCERN_STATES, PairStatus, utcnow
 
 TOMBSTONE_SUBJECT = "[purged]"
@@ -70,6 +71,13 @@ def purge(
     messages, size = session.execute(
         select(func.count(Message.id), func.coalesce(func.sum(Message.size), 0)).where(*waiting)
     ).one()
+    if not dry_run:
+        session.execute(
+            update(SetAside)
+            .where(SetAside.pair_id.in_(pair_ids), SetAside.size > 0)
+            .values(raw=b"", size=0)
+            .execution_options(synchronize_session=False)
+        )
     if not dry_run and messages:
         message_ids = select(Message.id).where(*waiting).scalar_subquery()
         session.execute(

@@ -3,8 +3,10 @@
 Owns the health report monitoring scripts read: whether the process named
 in the pid file is alive, the outbox by state, the oldest mail waiting to
 be sent and the oldest held message, and the last successful delivery.
-Healthy means: the daemon is up and nothing due has waited longer than
-``[daemon] stale_after``. Held mail waits for people, not for the daemon,
+Healthy means: the daemon is up, it has written its heartbeat within
+three ``[daemon] health_interval``s (so it can write the database) with no
+problem on it (such as a Maildir it cannot write), and nothing due has
+waited longer than ``[daemon] stale_after``. Held mail waits for people, not for the daemon,
 so it is reported but does not make the relay unhealthy.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from relay.config import Config
 from relay.ops import outbox
-from relay.store.models import Message, OutboxEntry
+from relay.ops.health import MISSED_BEATS, health_name
+from relay.store.models import DaemonHealth, Message, OutboxEntry
 from relay.store.states import MessageStatus, utcnow
 
 
@@ -83,6 +86,8 @@ def collect(session: Session, config: Config) -> Status:
     problems = []
     if not running:
         problems.append("the daemon is not running" + (f" (stale pid {pid})" if pid else ""))
+    if running and pid is not None:
+        problems.extend(_daemon_health(session, config, pid))
     stale = config.daemon.stale_after.total_seconds()
     if waiting_seconds is not None and waiting_seconds > stale:
         problems.append(f"mail has waited {int(waiting_seconds)}s to be sent (limit {int(stale)}s)")
@@ -105,3 +110,28 @@ def _overdue_held(session: Session, config: Config, now: datetime) -> int:
         Message.status == MessageStatus.HELD, Message.received_at < cutoff
     )
     return int(session.scalar(query) or 0)
+
+
+def _daemon_health(session: Session, config: Config, pid: int) -> list[str]:
+    """What the daemon's heartbeat says: a stale beat means it cannot write the database."""
+    now = utcnow()
+    limit = config.daemon.health_interval.total_seconds() * MISSED_BEATS
+    row = session.get(DaemonHealth, health_name(pid))
+    if row is None:
+        try:
+            started = datetime.fromtimestamp(config.daemon.pid_file.stat().st_mtime, tz=UTC)
+        except OSError:
+            return []
+        age = (now - started).total_seconds()
+        if age <= limit:
+            return []  # just started: its first beat may not be written yet
+        return [f"the daemon has written no heartbeat in {int(age)}s: is the database writable?"]
+    problems = []
+    age = (now - row.beat_at).total_seconds()
+    if age > limit:
+        problems.append(
+            f"the daemon's last heartbeat was {int(age)}s ago: is the database writable?"
+        )
+    if row.problem:
+        problems.append(row.problem)
+    return problems

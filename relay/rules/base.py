@@ -124,3 +124,9 @@ class Rule(Protocol):
 def decide(hits: Iterable[Hit], actions: Mapping[str, Action]) -> Action:
     """The strongest action among the hits; a rule missing from the table holds."""
     return max((actions.get(hit.rule, Action.HOLD) for hit in hits), default=Action.ACCEPT)
+
+
+def reasons_for(action: Action, hits: Iterable[Hit], actions: Mapping[str, Action]) -> list[str]:
+    """The reasons of the hits that called for ``action`` or more: a hold (a new pair,
+    say) is no reason to give for a refusal."""
+    return [hit.reason for hit in hits if actions.get(hit.rule, Action.HOLD) >= action]

@@ -24,7 +24,7 @@ from relay.mail.text import MailView
 from relay.rules.automated import AutoreplyRule
 from relay.rules.base import Hit, Rule, RuleContext
 from relay.rules.content import AttachmentsRule, ContactRule, KeywordsRule, LinksRule
-from relay.rules.identity import AuthenticationRule, IdentityPartsRule, OutsideRecipientsRule
+from relay.rules.identity import IdentityPartsRule, OutsideRecipientsRule
 from relay.rules.pair_context import NewPairRule, PausedRule, RateRule, WatchRule
 from relay.rules.safeguarding import SafeguardingRule
 from relay.rules.settings import RULE_ERROR, RulesConfig
@@ -49,8 +49,6 @@ def build_rules(config: RulesConfig | None = None) -> list[Rule]:
         OutsideRecipientsRule(),
         IdentityPartsRule(),
     ]
-    if config.trusted_authserv_id:
-        every.append(AuthenticationRule(config.trusted_authserv_id))
     return [rule for rule in every if rule.name not in config.disabled]
 
 

@@ -1,23 +1,23 @@
 """Rules that guard identity rather than content: who else is named, what is attached, who sent it.
 
 - outside_recipients: To or Cc names an address that is neither the pair
-  address nor one of the two participants' own (a reply-all, a Cc to a
-  friend). Rejected by default: the relay never sends to it, and the sender
+  address nor one of the sender's own (a reply-all, a Cc to a friend, or the
+  partner's real address: answered the same way, so the answer never tells
+  whether a guess of it was right). Rejected by default: the relay never sends to it, and the sender
   is told why.
 - identity_parts: a contact card (text/vcard, text/x-vcard) or a calendar
   invitation (text/calendar, application/ics) carries names, addresses and
   phone numbers in fields no scrubbing of text can be sure of. Held by default;
   if an operator accepts them, rewrite scrubs them (relay.identity_parts).
-- authentication: when ``[rules.authentication] trusted_authserv_id`` names
-  the MTA in front of the relay, its Authentication-Results decide whether
-  the From is genuine; a DMARC or SPF failure holds the message. Headers
-  claiming that id which the trusted MTA did not add are removed by intake
-  before any rule reads them (strip_forged_results).
+- authentication is not a rule here: intake asks relay.mail.authentication
+  whether the From is genuine (verified by the relay, or per the trusted
+  MTA's Authentication-Results) and records an ``authentication`` hit when
+  it is not. Headers claiming the trusted MTA's id which it did not add are
+  removed by intake before anything reads them (strip_forged_results).
 """
 
 from __future__ import annotations
 
-import re
 from email.message import EmailMessage
 
 from relay.mail.addresses import normalise
@@ -37,8 +37,6 @@ IDENTITY_TYPES = {
     "application/ms-tnef": "a Windows TNEF file (winmail.dat)",
     "application/vnd.ms-tnef": "a Windows TNEF file (winmail.dat)",
 }
-_RESULT = re.compile(r"\b(dmarc|spf|dkim)\s*=\s*([a-z]+)", re.IGNORECASE)
-_FAILING = {"dmarc": {"fail"}, "spf": {"fail"}}
 
 
 class OutsideRecipientsRule:
@@ -75,25 +73,6 @@ class IdentityPartsRule:
                     Hit(self.name, f"{kind} is attached", (Span(index, 0, 0, "", "part"),))
                 )
         return found
-
-
-class AuthenticationRule:
-    name = "authentication"
-
-    def __init__(self, trusted_authserv_id: str) -> None:
-        self.authserv_id = trusted_authserv_id.lower()
-
-    def check(self, mail: MailView, context: RuleContext) -> list[Hit]:
-        for value in mail.message.get_all("Authentication-Results", []):
-            if authserv_id(str(value)) != self.authserv_id:
-                continue
-            results = {
-                method.lower(): result.lower() for method, result in _RESULT.findall(str(value))
-            }
-            failed = [f"{m}={results[m]}" for m in _FAILING if results.get(m) in _FAILING[m]]
-            if failed and results.get("dmarc") != "pass":
-                return [Hit(self.name, f"sender authentication failed ({', '.join(failed)})")]
-        return []
 
 
 def authserv_id(value: str) -> str:

@@ -41,6 +41,7 @@ RULE_NAMES = frozenset(DEFAULT_ACTIONS) - {RULE_ERROR}
 # Rules a programme may neither disable nor weaken below hold: a paused pair is
 # paused for someone's safety, and only a person may let its mail through.
 AT_LEAST_HOLD = frozenset({"paused"})
+AUTHENTICATION_MODES = ("verify", "trust-front", "off")
 
 
 RemoteContent = Literal["hold", "strip"]
@@ -65,6 +66,11 @@ class RulesConfig:
     new_pair_messages: int = 2
     rate_per_hour: int = 20
     trusted_authserv_id: str = ""  # the MTA in front whose Authentication-Results count
+    # "verify", "trust-front", "off", or "" (decided by relay.config from where [smtp] listens)
+    authentication_mode: str = ""
+    nameservers: tuple[str, ...] = ()  # DNS servers for "verify"; empty: /etc/resolv.conf
+    dns_port: int = 53
+    dns_timeout: int = 5  # seconds, per lookup
 
     @classmethod
     def from_mapping(
@@ -86,7 +92,7 @@ _SECTIONS: Mapping[str, frozenset[str]] = {
     "autoreply": frozenset(),
     "outside_recipients": frozenset(),
     "identity_parts": frozenset(),
-    "authentication": frozenset({"trusted_authserv_id"}),
+    "authentication": frozenset({"mode", "trusted_authserv_id", "nameservers", "port", "timeout"}),
     "safeguarding": frozenset(),
 }
 _CONTENT_TYPE = re.compile(r"[a-z0-9][\w.+-]*/(?:\*|[a-z0-9][\w.+-]*)")
@@ -177,6 +183,17 @@ class _Reader:
                     "attachments.allow_types",
                     f"{ctype!r} is not a content type like image/png or image/*",
                 )
+        authentication = sections["authentication"]
+        mode = self.text(authentication.get("mode", ""), "authentication.mode")
+        if mode and mode not in AUTHENTICATION_MODES:
+            raise self.fail(
+                "authentication.mode", f"expected one of {', '.join(AUTHENTICATION_MODES)}"
+            )
+        trusted = self.text(
+            authentication.get("trusted_authserv_id", ""), "authentication.trusted_authserv_id"
+        )
+        if mode == "trust-front" and not trusted:
+            raise self.fail("authentication.mode", '"trust-front" needs trusted_authserv_id')
         keywords = sections["keywords"]
         phrases = list(self.strings(keywords.get("phrases", []), "keywords.phrases"))
         for name in self.strings(keywords.get("files", []), "keywords.files"):
@@ -193,10 +210,13 @@ class _Reader:
                 sections["new_pair"].get("messages", 2), "new_pair.messages", 0
             ),
             rate_per_hour=self.count(sections["rate"].get("per_hour", 20), "rate.per_hour", 1),
-            trusted_authserv_id=self.text(
-                sections["authentication"].get("trusted_authserv_id", ""),
-                "authentication.trusted_authserv_id",
+            trusted_authserv_id=trusted,
+            authentication_mode=mode,
+            nameservers=self.strings(
+                authentication.get("nameservers", []), "authentication.nameservers"
             ),
+            dns_port=self.count(authentication.get("port", 53), "authentication.port", 1),
+            dns_timeout=self.count(authentication.get("timeout", 5), "authentication.timeout", 1),
         )
 
     def phrase_file(self, name: str) -> list[str]:

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from relay.mail.addresses import pair_address
-from relay.store.models import AccessLogEntry, Pair
+from relay.store.models import Pair
+from relay.store.safeguarding_models import AccessLogEntry
 
 
 def reader_name(given: str | None) -> str:

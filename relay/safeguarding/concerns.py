@@ -24,7 +24,8 @@ from relay.errors import ConflictError, NotFoundError
 from relay.mail.addresses import pair_address
 from relay.outbound.scrub_text import replace_addresses
 from relay.store.db import Store
-from relay.store.models import Concern, ConcernEvent, Message, Pair, Participant, ParticipantAddress
+from relay.store.models import Message, Pair, Participant, ParticipantAddress
+from relay.store.safeguarding_models import Concern, ConcernEvent
 from relay.store.states import OPEN_PAIR_STATES, ConcernStatus
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,26 @@ def writer_of(session: Session, from_address: str) -> Participant | None:
         .join(ParticipantAddress, ParticipantAddress.participant_id == Participant.id)
         .where(ParticipantAddress.email == from_address)
     )
+
+
+def take_concern_from(
+    store: Store,
+    config: Config,
+    notices: Notices,
+    envelope_from: str,
+    message: EmailMessage,
+    raw: bytes,
+) -> bool:
+    """Mail to concern@: a concern if a participant wrote it, else dropped quietly."""
+    from relay.errors import RefusedError
+    from relay.mail.reading import single_from_address
+
+    try:
+        writer = single_from_address(message)
+    except RefusedError:
+        writer = ""
+    sender = "" if not envelope_from or envelope_from == "<>" else writer
+    return take_concern(store, config, notices, sender, message, raw)
 
 
 def take_concern(

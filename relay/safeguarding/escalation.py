@@ -18,7 +18,8 @@ from relay.config import Config
 from relay.delivery.notices import Notices
 from relay.rules.base import Hit
 from relay.safeguarding.concerns import alert_leads, open_concern
-from relay.store.models import Concern, ConcernPair, Message
+from relay.store.models import Message
+from relay.store.safeguarding_models import Concern, ConcernPair
 from relay.store.states import LIVE_CONCERN_STATES, PairStatus
 
 ESCALATION = "escalation"

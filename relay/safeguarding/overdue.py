@@ -20,7 +20,8 @@ from relay.delivery.notices import Moderator, Notice, Notices
 from relay.durations import format_duration
 from relay.mail.addresses import pair_address
 from relay.moderation.decisions import held_messages, reasons_of
-from relay.store.models import Message, OverdueAlert
+from relay.store.models import Message
+from relay.store.safeguarding_models import OverdueAlert
 from relay.store.states import MessageStatus, utcnow
 
 

@@ -20,7 +20,8 @@ from relay.config import Config
 from relay.delivery.notices import Notices
 from relay.errors import ConflictError, NotFoundError
 from relay.safeguarding.concerns import alert_leads, open_concern
-from relay.store.models import Message, OutboxEntry, SpotCheck
+from relay.store.models import Message, OutboxEntry
+from relay.store.safeguarding_models import SpotCheck
 from relay.store.states import DeliveryStatus, MessageStatus, OutboxKind
 
 VERDICTS = ("ok", "concern")

@@ -109,6 +109,7 @@ class RelayHandler:
             recipients=recipients,
             source=self.source,
             peer=peer,
+            helo=str(session.host_name or ""),
         )
         self.data_in_progress += 1
         self.idle.clear()

@@ -2,7 +2,8 @@
 
 Owns the shape of the data: participants and their addresses, pairs, the
 messages received for a pair (the transcript), and the outbox of mail the
-relay sends (forwarded messages and notices alike). Migrations in
+relay sends (forwarded messages and notices alike). The safeguarding tables
+share this Base from relay.store.safeguarding_models. Migrations in
 migrations/versions must produce exactly these tables (a test runs
 alembic's check).
 """
@@ -34,7 +35,6 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from relay.store.states import (
-    ConcernStatus,
     DeliveryStatus,
     MessageStatus,
     ModerationVerdict,
@@ -77,7 +77,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def _enum(kind: type[enum.StrEnum], name: str) -> Enum:
+def state_enum(kind: type[enum.StrEnum], name: str) -> Enum:
     # Stored as plain strings with a CHECK: readable in psql, portable to SQLite.
     return Enum(
         kind,
@@ -95,7 +95,7 @@ class Participant(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    role: Mapped[Role] = mapped_column(state_enum(Role, "role"))
     watched: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     # Safeguarding (relay/safeguarding/consent_checks.py): minors, consent, checks.
@@ -132,7 +132,7 @@ class Pair(Base):
     mentor_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
     mentee_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
     status: Mapped[PairStatus] = mapped_column(
-        _enum(PairStatus, "pair_status"), default=PairStatus.ACTIVE
+        state_enum(PairStatus, "pair_status"), default=PairStatus.ACTIVE
     )
     watched: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -162,7 +162,7 @@ class Message(Base):
     pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"), index=True)
     sender_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
     recipient_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
-    status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus, "message_status"))
+    status: Mapped[MessageStatus] = mapped_column(state_enum(MessageStatus, "message_status"))
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(Integer)
     subject: Mapped[str] = mapped_column(Text, default="")
@@ -186,13 +186,13 @@ class OutboxEntry(Base):
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[OutboxKind] = mapped_column(_enum(OutboxKind, "outbox_kind"))
+    kind: Mapped[OutboxKind] = mapped_column(state_enum(OutboxKind, "outbox_kind"))
     notice: Mapped[str | None] = mapped_column(String(32))  # the template, for notices
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     recipient: Mapped[str] = mapped_column(String(320))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[DeliveryStatus] = mapped_column(
-        _enum(DeliveryStatus, "delivery_status"), default=DeliveryStatus.QUEUED
+        state_enum(DeliveryStatus, "delivery_status"), default=DeliveryStatus.QUEUED
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -204,6 +204,8 @@ class OutboxEntry(Base):
     # restarts it, or a retried row would fail again at its first temporary error.
     retry_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When a DSN naming this row's Message-ID was taken: each row takes one, once.
+    bounced_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     message: Mapped[Message | None] = relationship()
 
@@ -217,7 +219,7 @@ class ModerationAction(Base):
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
     moderator: Mapped[str] = mapped_column(String(200))
     verdict: Mapped[ModerationVerdict] = mapped_column(
-        _enum(ModerationVerdict, "moderation_verdict")
+        state_enum(ModerationVerdict, "moderation_verdict")
     )
     redacted: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str] = mapped_column(Text, default="")
@@ -261,99 +263,41 @@ class ImapTaken(Base):
 # -- safeguarding (relay/safeguarding) -------------------------------------------------
 
 
-class Concern(Base):
-    """A safeguarding record: who raised it, how, about which pairs and messages."""
+class SetAside(Base):
+    """Mail for a pair whose From names no participant of it: kept, never relayed.
 
-    __tablename__ = "concerns"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source: Mapped[str] = mapped_column(String(16))  # mail, coordinator, escalation, sample
-    raised_by: Mapped[str] = mapped_column(String(320))  # a participant's name or a staff name
-    raiser_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"))
-    summary: Mapped[str] = mapped_column(Text, default="")
-    raw: Mapped[bytes | None] = mapped_column(LargeBinary)  # the mail, for a concern by mail
-    status: Mapped[ConcernStatus] = mapped_column(
-        _enum(ConcernStatus, "concern_status"), default=ConcernStatus.OPEN
-    )
-    reference: Mapped[str] = mapped_column(String(200), default="")  # e.g. a referral number
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-
-    raiser: Mapped[Participant | None] = relationship()
-    pairs: Mapped[list[Pair]] = relationship(secondary="concern_pairs", order_by="Pair.id")
-    messages: Mapped[list[Message]] = relationship(
-        secondary="concern_messages", order_by="Message.id"
-    )
-    events: Mapped[list[ConcernEvent]] = relationship(
-        back_populates="concern", order_by="ConcernEvent.id"
-    )
-
-
-class ConcernPair(Base):
-    __tablename__ = "concern_pairs"
-
-    concern_id: Mapped[int] = mapped_column(ForeignKey("concerns.id"), primary_key=True)
-    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"), primary_key=True, index=True)
-
-
-class ConcernMessage(Base):
-    __tablename__ = "concern_messages"
-
-    concern_id: Mapped[int] = mapped_column(ForeignKey("concerns.id"), primary_key=True)
-    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True, index=True)
-
-
-class ConcernEvent(Base):
-    """One change to a concern: who, when, what (the status) and why (the note)."""
-
-    __tablename__ = "concern_events"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    concern_id: Mapped[int] = mapped_column(ForeignKey("concerns.id"), index=True)
-    actor: Mapped[str] = mapped_column(String(320))
-    status: Mapped[ConcernStatus] = mapped_column(_enum(ConcernStatus, "concern_event_status"))
-    note: Mapped[str] = mapped_column(Text, default="")
-    reference: Mapped[str] = mapped_column(String(200), default="")
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-
-    concern: Mapped[Concern] = relationship(back_populates="events")
-
-
-class AccessLogEntry(Base):
-    """One reading of message content: who, when, with which command, of what.
-
-    Append-only: no command updates or deletes a row, and the migration adds
-    triggers so that even SQL against the database cannot.
+    The sender got the same 250 as anyone (the answer must not tell whether a
+    guessed address is a participant's), so the message is kept for moderators
+    to read rather than dropped. ``outcome`` is what the authentication action
+    said: held (kept), rejected (the client was told 550) or discarded.
     """
 
-    __tablename__ = "access_log"
+    __tablename__ = "set_aside"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    reader: Mapped[str] = mapped_column(String(200))
-    command: Mapped[str] = mapped_column(String(64))
-    pair_id: Mapped[int | None] = mapped_column(ForeignKey("pairs.id"), index=True)
-    message_id: Mapped[int | None] = mapped_column(Integer)  # no FK: a reading outlives nothing
-    concern_id: Mapped[int | None] = mapped_column(Integer)
-    detail: Mapped[str] = mapped_column(Text, default="")
-    read_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"), index=True)
+    envelope_from: Mapped[str] = mapped_column(String(320))
+    from_address: Mapped[str] = mapped_column(String(320))
+    peer: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(16))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    pair: Mapped[Pair] = relationship()
 
 
-class SpotCheck(Base):
-    """A sampled message somebody has read: ok, or a concern."""
+class DaemonHealth(Base):
+    """Each running `relay serve` writes here every [daemon] health_interval.
 
-    __tablename__ = "spot_checks"
+    `relay status` reads it: a beat that is too old means the daemon cannot
+    write to the database (read-only, full, gone); ``problem`` is what the
+    daemon itself found wrong on its last check (an unwritable Maildir).
+    """
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
-    verdict: Mapped[str] = mapped_column(String(16))  # ok | concern
-    checked_by: Mapped[str] = mapped_column(String(200))
-    concern_id: Mapped[int | None] = mapped_column(ForeignKey("concerns.id"))
-    checked_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    __tablename__ = "daemon_health"
 
-
-class OverdueAlert(Base):
-    """A held message the leads were told is overdue: once per message, never twice."""
-
-    __tablename__ = "overdue_alerts"
-
-    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
-    alerted_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid
+    beat_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    problem: Mapped[str | None] = mapped_column(Text)

@@ -181,6 +181,14 @@ def find_participant(session: Session, email: str) -> Participant:
     return participant
 
 
+def participant_in_pair(pair: Pair, address: str) -> Participant | None:
+    """The participant of the pair who has this address registered, if either has."""
+    for participant in (pair.mentor, pair.mentee):
+        if any(each.email == address for each in participant.addresses):
+            return participant
+    return None
+
+
 def list_participants(session: Session) -> list[Participant]:
     return list(session.scalars(select(Participant).order_by(Participant.id)))
 

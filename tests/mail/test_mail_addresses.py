@@ -52,13 +52,17 @@ def test_signed_bounce_addresses_verify_and_reject_tampering() -> None:
     bounces = BounceAddresses(DOMAIN, b"k" * 32)
     address = bounces.for_outbox(42)
     local = address.split("@")[0]
-    assert re.fullmatch(r"bounce-42-[0-9a-f]{16}", local)
+    # The outbox id is sealed (a keyed permutation): the address does not show 42.
+    assert re.fullmatch(r"bounce-[0-9a-f]{16}-[0-9a-f]{16}", local)
+    assert int(local.split("-")[1], 16) != 42
     assert bounces.outbox_id(address) == 42
     assert bounces.outbox_id(address.upper()) == 42
-    signature = local.rsplit("-", 1)[1]
+    _, sealed, signature = local.split("-")
     flipped = signature[:-1] + ("0" if signature[-1] != "0" else "1")
-    assert bounces.outbox_id(f"bounce-42-{flipped}@{DOMAIN}") is None  # forged signature
-    assert bounces.outbox_id(f"bounce-43-{signature}@{DOMAIN}") is None  # another outbox row
+    assert bounces.outbox_id(f"bounce-{sealed}-{flipped}@{DOMAIN}") is None  # forged signature
+    other = bounces.for_outbox(43).split("@")[0].split("-")[1]
+    assert bounces.outbox_id(f"bounce-{other}-{signature}@{DOMAIN}") is None  # another row
+    assert bounces.outbox_id(f"bounce-42-{signature}@{DOMAIN}") is None  # the old, plain form
     assert bounces.outbox_id(f"{local}@other.test") is None  # another domain
     assert BounceAddresses(DOMAIN, b"j" * 32).outbox_id(address) is None  # another key
     assert bounces.is_bounce_address(f"bounce-anything@{DOMAIN}")

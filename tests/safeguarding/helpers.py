@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 
 from relay.cli import cli
 from relay.store import db
-from relay.store.models import Concern, Message, OutboxEntry
+from relay.store.models import Message, OutboxEntry
+from relay.store.safeguarding_models import Concern
 from tests.conftest import MENTEE, MENTOR, Sink
 
 LEAD = "lead@staff.example.org"

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from relay.store.models import AccessLogEntry
+from relay.store.safeguarding_models import AccessLogEntry
 from tests.conftest import MENTOR, Sink, mail
 from tests.safeguarding.helpers import LEADS, count, messages, run
 

@@ -1,9 +1,7 @@
-"""Bytes -> EmailMessage under the one parsing policy, and the one From it must have.
+"""Reading a message's bytes: the parsed message, and the one address in its one From.
 
-Every source and every reader of a stored message parses here, so the rules,
-the moderator's view and the outbound copy all see the same message; a
-message the parser (or the header registry) cannot read is refused with the
-same reply wherever it came from.
+Both refuse what cannot be read (550 5.6.0 / 5.7.1) rather than guessing;
+the parser itself is lenient, so a refusal means the input is broken.
 """
 
 from __future__ import annotations
