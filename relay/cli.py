@@ -29,6 +29,7 @@ from relay.commands import (
     pairs,
     participants,
     people,
+    programme,
     queue,
     safeguarding,
     set_aside,
@@ -118,6 +119,11 @@ for command in (
     ops.purge_command,
     safeguarding.concern_group,
     safeguarding.sample_group,
+    programme.cohort_group,
+    programme.tick_command,
+    programme.schedule_command,
+    programme.checkins_command,
+    programme.focus_command,
 ):
     cli.add_command(command)
 people.participant_group.add_command(safeguarding.participant_consent)
@@ -132,3 +138,5 @@ for participant_command in (
 ):
     people.participant_group.add_command(participant_command)
 people.pair_group.add_command(pairs.pair_show)
+people.pair_group.add_command(programme.pair_renew)
+people.participant_group.add_command(programme.participant_reminders)

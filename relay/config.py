@@ -19,6 +19,7 @@ import os
 import re
 import tomllib
 import typing
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -38,6 +39,7 @@ from relay.settings import (
     LoggingSettings,
     MetricsSettings,
     ModerationSettings,
+    ProgrammeSettings,
     RelaySettings,
     SafeguardingSettings,
     SmarthostSettings,
@@ -62,6 +64,7 @@ class Config:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     safeguarding: SafeguardingSettings = field(default_factory=SafeguardingSettings)
+    programme: ProgrammeSettings = field(default_factory=ProgrammeSettings)
     rules: RulesConfig = field(default_factory=RulesConfig)
     matching: MatchSettings = field(default_factory=MatchSettings)
     # Why [matching] could not be used ('' if it could): only `relay match` and
@@ -123,6 +126,7 @@ SECTIONS: dict[str, type[Any]] = {
     "metrics": MetricsSettings,
     "logging": LoggingSettings,
     "safeguarding": SafeguardingSettings,
+    "programme": ProgrammeSettings,
 }
 # Sections whose contents another module owns and checks.
 DELEGATED_SECTIONS = frozenset({"rules", "matching"})
@@ -176,6 +180,7 @@ def config_from_mapping(
     _check_listener(built["smtp"], source)
     _check_safeguarding(built["safeguarding"], source)
     _check_postmaster(built["relay"], built["delivery"], source)
+    _check_programme(built["programme"], source)
     return Config(
         source=source, rules=rules, matching=matching, matching_problem=matching_problem, **built
     )
@@ -226,6 +231,17 @@ def _check_postmaster(relay: RelaySettings, delivery: DeliverySettings, source: 
         raise ConfigError(
             f"{source}: [relay] postmaster must be outside the relay domain {relay.domain}"
         )
+
+
+def _check_programme(programme: ProgrammeSettings, source: Path) -> None:
+    try:
+        zoneinfo.ZoneInfo(programme.time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{source}: [programme] time_zone: unknown time zone {programme.time_zone!r}"
+        ) from None
+    if not 0 <= programme.send_hour <= 23:
+        raise ConfigError(f"{source}: [programme] send_hour must be 0 to 23")
 
 
 def _check_imap(document: Mapping[str, Any], imap: ImapSettings, source: Path) -> None:

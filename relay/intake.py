@@ -32,6 +32,7 @@ from secrets import token_hex
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
+from relay import decision_log
 from relay.config import Config
 from relay.delivery import mailboxes
 from relay.delivery.bounces import load_bounce_addresses, take_bounces
@@ -45,6 +46,7 @@ from relay.mail.reading import parse, single_from_address
 from relay.mail.replies import Reply
 from relay.mail.text import MailView
 from relay.outbound.rewrite import first_message_id
+from relay.programme import inbound
 from relay.rules.automated import is_automated as is_automated_mail
 from relay.rules.base import Action, Hit, RuleContext, reasons_for
 from relay.rules.engine import build_rules, run_rules
@@ -145,7 +147,12 @@ class Intake:
         bare = normalise(address)
         if not bare or bare.rpartition("@")[2] != self.domain:
             return replies.NOT_OUR_DOMAIN
-        if self.bounce_addresses.is_bounce_address(bare) or bare == self.concern_address:
+        signed = self.bounce_addresses
+        if (
+            signed.is_bounce_address(bare)
+            or bare == self.concern_address
+            or inbound.is_programme_address(signed, bare)
+        ):
             # Forged or not, from anyone: the same answer, so it tells a prober nothing.
             return replies.RECIPIENT_OK
         if mailboxes.mailbox_of(bare, self.config):
@@ -179,9 +186,8 @@ class Intake:
         bounces = [r for r in recipients if self.bounce_addresses.is_bounce_address(r)]
         to_concern = self.concern_address in recipients
         own = [r for r in recipients if mailboxes.mailbox_of(r, self.config)]
-        pairs = [
-            r for r in recipients if r not in bounces and r not in own and r != self.concern_address
-        ]
+        answers = [r for r in recipients if inbound.is_programme_address(self.bounce_addresses, r)]
+        pairs = [r for r in recipients if r not in {*bounces, *own, *answers, self.concern_address}]
         concern_noticed = False
         try:
             if len(incoming.raw) > self.config.relay.max_message_size:
@@ -202,6 +208,8 @@ class Intake:
                 concern_noticed = take_concern_from(
                     self.store, self.config, self.notices, incoming.envelope_from, message, raw
                 )
+            if answers:  # check-in answers, unsubscribes: never relayed
+                inbound.take(self.store, self.bounce_addresses, self.rules, answers, message)
             if own:
                 with self.store.session() as session:
                     taken = mailboxes.take(
@@ -263,20 +271,16 @@ class Intake:
                 if in_same_commit is not None:
                     in_same_commit(session, reply, tuple(ids))
         except RefusedError as refusal:
-            reply = refusal.reply
-            fields: dict[str, object] = {
-                "source": incoming.source,
-                "decision": "refused",
-                "smtp": _code(reply),
-            }
-            log.info("refused: %s", reply.text, extra={"fields": fields})
-            return Outcome(reply=reply)
+            decision_log.refused(refusal.reply, incoming.source)
+            return Outcome(reply=refusal.reply)
         hits = tuple(hit for candidate in candidates for hit in candidate.hits)
         if aside:
-            fields = {"pair": [p.token for p in aside], "decision": "set aside"}
-            log.info("From names no participant: set aside", extra={"fields": fields})
-        for message_id, candidate in zip(ids, candidates, strict=True):
-            _log_stored(message_id, candidate, action, reply, incoming.source)
+            decision_log.set_aside([p.token for p in aside])
+        for message_id, c in zip(ids, candidates, strict=True):
+            role = "mentor" if c.sender.id == c.pair.mentor_id else "mentee"
+            decision_log.stored(
+                message_id, c.pair.token, role, action, c.hits, reply, incoming.source
+            )
         return Outcome(reply=reply, message_ids=tuple(ids), action=action, hits=hits)
 
     def _candidate(
@@ -374,24 +378,3 @@ class Intake:
         if pair is None or pair.status not in OPEN_PAIR_STATES:
             raise RefusedError(replies.UNKNOWN_PAIR)
         return pair
-
-
-def _log_stored(
-    message_id: int, candidate: _Candidate, action: Action, reply: Reply, source: str
-) -> None:
-    pair = candidate.pair
-    fields = {
-        "message": message_id,
-        "pair": pair.token,
-        "sender_role": "mentor" if candidate.sender.id == pair.mentor_id else "mentee",
-        "decision": str(action),
-        "rules": sorted({hit.rule for hit in candidate.hits}),
-        "smtp": _code(reply),
-        "source": source,
-    }
-    # The id, decision and rules are fields: the line's text does not repeat them.
-    log.info("decided", extra={"fields": fields})
-
-
-def _code(reply: Reply) -> str:
-    return f"{reply.code} {reply.status}"

@@ -2,8 +2,9 @@
 
 Owns the daemon's life: open the store (refusing a schema that is behind),
 start the SMTP or LMTP server (unless [smtp] enabled = false), the IMAP source (when
-[imap] is set), the worker, the moderator alerts, the safeguarding checks and
-the metrics endpoint;
+[imap] is set), the worker, the moderator alerts, the safeguarding checks,
+the health heartbeat, the programme scheduler (every [programme] tick_interval)
+and the metrics endpoint;
 tell systemd READY=1 and write the pid file; on SIGHUP reload what can be
 reloaded; on SIGTERM or SIGINT stop in order: new sessions get 421, DATA in
 progress commits, the IMAP source finishes the message in hand, deliveries
@@ -35,6 +36,7 @@ from relay.moderation.decisions import queue_moderator_alert
 from relay.ops import sdnotify
 from relay.ops.health import HealthWatch
 from relay.ops.metrics import Metrics
+from relay.programme.scheduler import Scheduler, make_scheduler
 from relay.rules.engine import build_rules
 from relay.safeguarding import tick as safeguarding_tick
 from relay.sources import deadline
@@ -42,6 +44,7 @@ from relay.sources.imap import ImapSource
 from relay.sources.listener import inbound_server
 from relay.sources.smtp import SmtpServer
 from relay.store.db import Store, open_store
+from relay.store.states import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ class Running:
     stopping: asyncio.Event
     intakes: list[Intake] = field(default_factory=list)
     metrics: Metrics | None = None
+    scheduler: Scheduler | None = None
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
 
@@ -87,6 +91,10 @@ async def start(config: Config) -> Running:
     tasks["safeguarding"] = asyncio.create_task(safeguarding_checks(running), name="safeguarding")
     health = HealthWatch(store, config)
     tasks["health"] = asyncio.create_task(health.run(running.stopping), name="health")
+    running.scheduler = await asyncio.to_thread(
+        make_scheduler, store, config, worker.notices, False
+    )
+    tasks["scheduler"] = asyncio.create_task(run_scheduler(running), name="scheduler")
     if config.imap.enabled:
         intake = Intake(store, config)
         running.intakes.append(intake)
@@ -139,6 +147,23 @@ async def safeguarding_checks(running: Running) -> None:
             log.exception("the safeguarding checks failed")
 
 
+async def run_scheduler(running: Running) -> None:
+    """Every [programme] tick_interval, queue the programme's due items and nudges."""
+    scheduler = running.scheduler
+    assert scheduler is not None
+    while not running.stopping.is_set():
+        try:
+            report = await asyncio.to_thread(scheduler.tick, utcnow())
+            if report.sent or report.completed or report.nudged:
+                log.info("programme tick: %s", report)
+                running.worker.wake()
+        except Exception:
+            log.exception("the programme tick failed")
+        period = running.config.programme.tick_interval.total_seconds()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(running.stopping.wait(), timeout=period)
+
+
 def reload(running: Running) -> bool:
     """Re-read relay.toml and apply what can change while running; False keeps the old."""
     old = running.config
@@ -150,6 +175,8 @@ def reload(running: Running) -> bool:
     except RelayError as error:
         log.error("reload failed, keeping the old settings: %s", error)
         return False
+    if running.scheduler is not None and not running.scheduler.reload(new, notices):
+        log.error("reload: keeping the old curricula and [programme] settings")
     for intake in running.intakes:
         intake.reload(new, notices)
     running.worker.notices = notices
@@ -176,7 +203,7 @@ async def stop(running: Running, grace_seconds: float | None = None) -> list[str
     running.stopping.set()
     if running.smtp is not None and not await running.smtp.stop(left()):
         left_behind.append("smtp")
-    for name in ("alerts", "safeguarding", "health", "imap", "delivery"):
+    for name in ("alerts", "safeguarding", "scheduler", "health", "imap", "delivery"):
         task = running.tasks.get(name)
         if task is None:
             continue

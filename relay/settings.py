@@ -169,3 +169,20 @@ class SafeguardingSettings:
     guardian_copies: bool = False  # a minor's guardian gets a scrubbed copy of their mail
     footer: str = DEFAULT_FOOTER  # added to every forwarded message; empty: none
     check_interval: timedelta = timedelta(minutes=1)  # how often the daemon looks for overdue
+
+
+@dataclass(frozen=True)
+class ProgrammeSettings:
+    """[programme]: the scheduler's clock and the silences it acts on (relay/programme/)."""
+
+    time_zone: str = "UTC"  # for participants who have none of their own
+    send_hour: int = 9  # local hour at which a week's items go out
+    curriculum: str = ""  # the default curriculum folder; empty: the shipped one
+    tick_interval: timedelta = timedelta(minutes=1)
+    late_prompt_limit: timedelta = timedelta(days=3)  # later prompts are skipped, not sent
+    nudge_after: timedelta = timedelta(days=14)  # one side silent while the other wrote
+    quiet_pair: timedelta = timedelta(days=21)  # both silent
+    focus_after: timedelta = timedelta(days=30)  # silent this long: on the focus list
+    nudge_interval: timedelta = timedelta(days=7)  # at most one nudge a participant per this
+    nudge_check: timedelta = timedelta(hours=1)  # how often the daemon looks for silences
+    held_waiting: timedelta = timedelta(days=1)  # held mail older than this: on the focus list

@@ -64,7 +64,7 @@ def test_participants_and_pairs(run):
     pairs = run("pair", "list")
     assert address in pairs.output and "active" in pairs.output
 
-    ended = run("pair", "end", address.upper())
+    ended = run("pair", "end", address.upper(), "--reason", "completed")
     assert ended.exit_code == 0 and f"ended {address}" in ended.output
     assert "ended" in run("pair", "list").output
     assert run("pair", "list", "--active").output.strip() == "(none)"
@@ -111,7 +111,10 @@ def test_participants_and_pairs(run):
             ),
             "no participant",
         ),
-        (("pair", "end", "zzzzzzzzzzzzz@relay.test"), "no pair with the address"),
+        (
+            ("pair", "end", "zzzzzzzzzzzzz@relay.test", "--reason", "other"),
+            "no pair with the address",
+        ),
         (("log", "zzzzzzzzzzzzz@relay.test"), "no pair with the address"),
     ],
 )

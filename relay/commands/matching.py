@@ -84,23 +84,53 @@ def match(
 
 @match.command("apply")
 @click.argument("proposals", type=click.Path(exists=True, dir_okay=False))
+@click.option("--cohort", default=None, help="Put the new pairs in this cohort.")
+@click.option("--mentors", type=click.Path(exists=True, dir_okay=False), help="mentors.csv")
+@click.option("--mentees", type=click.Path(exists=True, dir_okay=False), help="mentees.csv")
 @pass_context
-def match_apply(context: Context, proposals: str) -> None:
-    """Create the participants and pairs in a proposals file and send introductions."""
+def match_apply(
+    context: Context,
+    proposals: str,
+    cohort: str | None,
+    mentors: str | None,
+    mentees: str | None,
+) -> None:
+    """Create the participants and pairs in a proposals file and send introductions.
+
+    With --mentors and --mentees (the profiles matched), every address must be in
+    them, empty names are filled in, and time zones are taken from them.
+    """
+    from matching.profiles import ProfileError, load_mentees, load_mentors
     from matching.proposals import ProposalError, read_proposals
     from relay.delivery.notices import Notices
+    from relay.programme import cohorts
     from relay.store import match_apply as matchmaking
+    from relay.store.states import utcnow
 
+    if bool(mentors) != bool(mentees):
+        raise click.UsageError("--mentors and --mentees go together")
+    zones: dict[str, str] = {}
     try:
-        rows = read_proposals(proposals)
-    except (ProposalError, OSError) as error:
+        if mentors and mentees:
+            mentor_list, mentee_list = load_mentors(mentors), load_mentees(mentees)
+            rows = read_proposals(proposals, mentor_list, mentee_list)
+            zones = matchmaking.profile_time_zones(
+                [(p.email, p.time_zone) for p in [*mentor_list, *mentee_list]]
+            )
+        else:
+            rows = read_proposals(proposals)
+    except (ProposalError, ProfileError, OSError) as error:
         raise click.ClickException(str(error)) from None
     notices = Notices(context.config)
     refused: list[str] = []
     with context.session() as session:
         created = matchmaking.apply_proposals(
-            session, notices, context.domain, rows, proposals, refused
+            session, notices, context.domain, rows, proposals, refused, zones
         )
+        if cohort is not None:
+            found = cohorts.find_cohort(session, cohort)
+            for new in created:
+                cohorts.join(new.pair, found, utcnow().date(), None, context.domain)
         lines = [
             f"{new.address}  {new.pair.mentor.email} -> {new.pair.mentee.email}" for new in created
         ]

@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from relay.commands.context import Context, emit_json, json_option, pass_context, table
+from relay.commands.context import (
+    Context,
+    emit_json,
+    json_option,
+    moderator_option,
+    pass_context,
+    table,
+)
+from relay.programme.limits import END_REASONS
 from relay.store.states import Role
 
 if TYPE_CHECKING:
@@ -105,15 +113,21 @@ def pair_group() -> None:
 @pair_group.command("create")
 @click.option("--mentor", "mentor_email", required=True)
 @click.option("--mentee", "mentee_email", required=True)
+@click.option("--cohort", default=None, help="Put the pair in this cohort.")
 @pass_context
-def pair_create(context: Context, mentor_email: str, mentee_email: str) -> None:
+def pair_create(context: Context, mentor_email: str, mentee_email: str, cohort: str | None) -> None:
     """Pair a mentor with a mentee, print the pair address, send introductions."""
     from relay.delivery.notices import Notices
+    from relay.programme import cohorts
     from relay.store import registry
+    from relay.store.states import utcnow
 
     notices = Notices(context.config)
     with context.session() as session:
         created = registry.create_pair(session, notices, context.domain, mentor_email, mentee_email)
+        if cohort is not None:
+            found = cohorts.find_cohort(session, cohort)
+            cohorts.join(created.pair, found, utcnow().date(), None, context.domain)
     click.echo(created.address)
 
 
@@ -156,15 +170,26 @@ def pair_list(context: Context, active: bool, as_json: bool) -> None:
 
 @pair_group.command("end")
 @click.argument("address")
+@click.option("--reason", type=click.Choice(END_REASONS), required=True)
+@moderator_option
 @pass_context
-def pair_end(context: Context, address: str) -> None:
-    """End a pair: its address refuses mail from now on."""
+def pair_end(context: Context, address: str, reason: str, moderator: str) -> None:
+    """End a pair: closing notice and exit check-in to both; the address refuses mail."""
+    from relay.delivery.bounces import load_bounce_addresses
+    from relay.delivery.notices import Notices
     from relay.mail.addresses import pair_address
+    from relay.programme import ending
     from relay.store import registry
+    from relay.store.states import utcnow
 
+    config = context.config
+    checkin_addresses = load_bounce_addresses(context.store, context.domain).checkin_addresses()
     with context.session() as session:
-        pair = registry.end_pair(session, address, context.domain)
-        click.echo(f"ended {pair_address(pair.token, context.domain)}")
+        pair = registry.find_pair(session, address, context.domain)
+        ending.end(
+            session, config, Notices(config), checkin_addresses, pair, reason, moderator, utcnow()
+        )
+        click.echo(f"ended {pair_address(pair.token, context.domain)} ({reason}, by {moderator})")
 
 
 @pair_group.command("pause")

@@ -25,9 +25,13 @@ def check_config(context: Context) -> None:
     the database URL names a database this relay can open.
     """
     from relay.commands import database_url
+    from relay.programme.curricula import default_folder
+    from relay.programme.curriculum import load_curriculum
 
     config = context.config
+    curriculum = load_curriculum(default_folder(config))
     click.echo(describe(config))
+    click.echo(f"\n# curriculum {curriculum.folder}: {len(curriculum.items)} items, ok")
     if config.matching_problem:
         fail(config.matching_problem)
     database_url.check(config.database.url, create=True)

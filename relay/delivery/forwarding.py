@@ -20,6 +20,7 @@ from relay.mail.addresses import pair_address
 from relay.outbound.footer import add_footer
 from relay.outbound.rewrite import RewritePlan, message_ids, rewrite
 from relay.outbound.signing import outbound_bytes
+from relay.programme.mail import is_programme_id
 from relay.safeguarding.guardian import guardian_copy, guardians_of
 from relay.store.models import Message, OutboxEntry, Pair
 from relay.store.states import OutboxKind
@@ -106,6 +107,11 @@ def map_thread(
                 translation[row.relay_message_id] = row.original_message_id
         elif row.sender_id == sender_id and row.original_message_id in wanted:
             translation[row.original_message_id] = row.relay_message_id
+
+    for wanted_id in wanted:
+        # Programme mail (prompts) went to both with the same id: it passes unchanged.
+        if is_programme_id(wanted_id, pair.token):
+            translation[wanted_id] = wanted_id
 
     def mapped(ids: list[str]) -> tuple[str, ...]:
         return tuple(dict.fromkeys(translation[i] for i in ids if i in translation))

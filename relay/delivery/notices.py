@@ -61,6 +61,15 @@ class Notice(StrEnum):
     GUARDIAN_COPY = "guardian_copy"  # a minor's mail, copied to their guardian (no template)
     POSTMASTER = "postmaster"  # to the operator: mail for postmaster@ or abuse@, attached
     UNREAD = "unread"  # to whoever writes to the notices' address: it is not read
+    # The programme (relay/programme/). Prompts, check-ins and closings are rendered
+    # from the cohort's curriculum folder; the others from templates/ like any notice.
+    PROMPT = "prompt"  # a week's suggested topic, from the pair address
+    CHECKIN = "checkin"  # "how is it going?", from its signed check-in address
+    CLOSING = "closing"  # the curriculum's last message
+    NUDGE = "nudge"  # to a silent participant (or both in a quiet pair)
+    PAIR_ENDED = "pair_ended"  # to both when a coordinator ends a pair
+    COMPLETED = "programme_completed"  # to both at the end of the weeks: thanks, renewal
+    EXIT_CHECKIN = "exit_checkin"  # to each when a pair ends, from a check-in address
 
 
 @dataclass(frozen=True)

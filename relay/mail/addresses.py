@@ -1,4 +1,4 @@
-"""Pair tokens, signed bounce (VERP) addresses and address normalising.
+"""Pair tokens, signed addresses (bounces, check-ins) and address normalising.
 
 A pair address is ``<token>@<relay domain>``. Tokens are random, at least 64
 bits, drawn from lowercase letters and digits that cannot be misread
@@ -9,7 +9,8 @@ Every mail the relay sends has its own envelope sender
 that a bounce can be trusted to name the message it is about, and forged
 bounces can be dropped. The sealed id is the outbox id through a keyed
 64-bit permutation (a four-round Feistel network with HMAC rounds), so two
-addresses say nothing about how much mail went out between them.
+addresses say nothing about how much mail went out between them. Check-in questions are sent from
+``checkin-<checkin id>-<signature>@<relay domain>`` with the same scheme and key.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ from email.utils import parseaddr
 TOKEN_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 TOKEN_LENGTH = 13  # 31**13 is about 2**64
 BOUNCE_PREFIX = "bounce-"
+CHECKIN_PREFIX = "checkin-"
+UNSUBSCRIBE_PREFIX = "unsubscribe-"
 _SIGNATURE_LENGTH = 16
 _TOKEN = re.compile(rf"^[{TOKEN_ALPHABET}]{{{TOKEN_LENGTH}}}$")
 _BOUNCE = re.compile(rf"^{BOUNCE_PREFIX}([0-9a-f]{{16}})-([0-9a-f]{{{_SIGNATURE_LENGTH}}})$")
 _HALF = 0xFFFFFFFF
 _ROUNDS = 4
+_SIGNED = re.compile(rf"^(\d{{1,20}})-([0-9a-f]{{{_SIGNATURE_LENGTH}}})$")
 
 
 def new_token() -> str:
@@ -70,11 +74,49 @@ def display_address(display_name: str, address: str) -> str:
 
 
 @dataclass(frozen=True)
-class BounceAddresses:
-    """Makes and checks the signed envelope senders of outbound mail."""
+class SignedAddresses:
+    """Makes and checks ``<prefix><id>-<hmac>@<domain>`` addresses (bounces, check-ins).
+
+    One HMAC scheme for every signed address; the prefix is part of what is
+    signed, so a bounce signature is never a valid check-in signature.
+    """
 
     domain: str
     key: bytes
+    prefix: str = BOUNCE_PREFIX
+
+    def address(self, item_id: int) -> str:
+        return f"{self.prefix}{item_id}-{self._sign(item_id)}@{self.domain}"
+
+    def item_id(self, address: str) -> int | None:
+        """The id an address names; None if it is not one of ours or is forged."""
+        local, address_domain = split(address)
+        if address_domain != self.domain.lower() or not local.startswith(self.prefix):
+            return None
+        match = _SIGNED.match(local[len(self.prefix) :])
+        if match is None:
+            return None
+        item_id = int(match.group(1))
+        if not hmac.compare_digest(match.group(2), self._sign(item_id)):
+            return None
+        return item_id
+
+    def is_ours(self, address: str) -> bool:
+        """Whether the address has this prefix on the relay domain (signed or not)."""
+        local, address_domain = split(address)
+        return address_domain == self.domain.lower() and local.startswith(self.prefix)
+
+    def _sign(self, item_id: int) -> str:
+        # Bounce signatures keep their original input (the bare id), so addresses
+        # already out in the world stay valid; other prefixes sign "prefix:id".
+        text = str(item_id) if self.prefix == BOUNCE_PREFIX else f"{self.prefix}{item_id}"
+        digest = hmac.new(self.key, text.encode(), hashlib.sha256).hexdigest()
+        return digest[:_SIGNATURE_LENGTH]
+
+
+@dataclass(frozen=True)
+class BounceAddresses(SignedAddresses):
+    """The signed envelope senders of outbound mail."""
 
     def for_outbox(self, outbox_id: int) -> str:
         sealed = self._permute(outbox_id, inverse=False)
@@ -92,8 +134,7 @@ class BounceAddresses:
         return outbox_id
 
     def is_bounce_address(self, address: str) -> bool:
-        local, address_domain = split(address)
-        return address_domain == self.domain.lower() and local.startswith(BOUNCE_PREFIX)
+        return self.is_ours(address)
 
     def _permute(self, value: int, inverse: bool) -> int:
         left, right = (value >> 32) & _HALF, value & _HALF
@@ -109,6 +150,10 @@ class BounceAddresses:
         digest = hmac.new(self.key, f"verp-id:{step}:{half}".encode(), hashlib.sha256).digest()
         return int.from_bytes(digest[:4], "big")
 
-    def _sign(self, outbox_id: int) -> str:
-        digest = hmac.new(self.key, str(outbox_id).encode(), hashlib.sha256).hexdigest()
-        return digest[:_SIGNATURE_LENGTH]
+    def checkin_addresses(self) -> SignedAddresses:
+        """The same key and scheme for check-in reply addresses."""
+        return SignedAddresses(self.domain, self.key, CHECKIN_PREFIX)
+
+    def unsubscribe_addresses(self) -> SignedAddresses:
+        """The same key and scheme for List-Unsubscribe (per participant) addresses."""
+        return SignedAddresses(self.domain, self.key, UNSUBSCRIBE_PREFIX)

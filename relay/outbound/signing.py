@@ -35,7 +35,11 @@ SIGNED_HEADERS = (
 
 
 def outbound_bytes(config: Config, message: EmailMessage) -> bytes:
-    content = as_outbound_bytes(message)
+    return sign(config, as_outbound_bytes(message))
+
+
+def sign(config: Config, content: bytes) -> bytes:
+    """Wire bytes with a DKIM-Signature prepended, when [dkim] is configured."""
     settings = config.dkim
     if not settings.selector:
         return content

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, aliased
 
 from matching.proposals import ProposalRow
 from relay.delivery.notices import Notices
-from relay.errors import ConflictError, NotFoundError, RelayError
+from relay.errors import ConflictError, InvalidInputError, NotFoundError, RelayError
 from relay.safeguarding.consent_checks import ConsentError
 from relay.store import registry
 from relay.store.models import Pair, Participant
@@ -41,13 +41,18 @@ def apply_proposals(
     rows: list[ProposalRow],
     source: str,
     refused: list[str] | None = None,
+    time_zones: dict[str, str] | None = None,
 ) -> list[registry.NewPair]:
-    """The pairs created; ``refused`` collects "FILE line N: why" for rows the gate stopped."""
+    """The pairs created; ``refused`` collects "FILE line N: why" for rows the gate stopped.
+
+    time_zones: email -> IANA zone from the profiles, for participants without one.
+    """
     created = []
+    zones = time_zones or {}
     for row in rows:
         try:
-            _ensure(session, row.mentor_email, row.mentor_name, Role.MENTOR, domain)
-            _ensure(session, row.mentee_email, row.mentee_name, Role.MENTEE, domain)
+            _ensure(session, row.mentor_email, row.mentor_name, Role.MENTOR, domain, zones)
+            _ensure(session, row.mentee_email, row.mentee_name, Role.MENTEE, domain, zones)
             created.append(
                 registry.create_pair(session, notices, domain, row.mentor_email, row.mentee_email)
             )
@@ -60,10 +65,32 @@ def apply_proposals(
     return created
 
 
-def _ensure(session: Session, email: str, name: str, role: Role, domain: str) -> None:
+def _ensure(
+    session: Session, email: str, name: str, role: Role, domain: str, zones: dict[str, str]
+) -> None:
+    zone = zones.get(email, "")
     try:
-        registry.find_participant(session, email)
+        participant = registry.find_participant(session, email)
     except NotFoundError:
         registry.add_participant(
-            session, email, name or email.partition("@")[0], role, relay_domain=domain
+            session,
+            email,
+            name or email.partition("@")[0],
+            role,
+            relay_domain=domain,
+            time_zone=zone,
         )
+        return
+    if not participant.time_zone and zone:
+        participant.time_zone = zone
+
+
+def profile_time_zones(profiles: list[tuple[str, str]]) -> dict[str, str]:
+    """(email, time zone text) -> email: zone, for the texts that name an IANA zone."""
+    zones = {}
+    for email, text in profiles:
+        try:
+            zones[email] = registry.valid_time_zone(text)
+        except InvalidInputError:
+            continue  # an offset such as "+05:30" matches people but names no zone
+    return zones

@@ -10,30 +10,24 @@ alembic's check).
 
 from __future__ import annotations
 
-import enum
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
-    DateTime,
-    Enum,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     false,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from relay.store.base import NAMING_CONVENTION, Base, UtcDateTime, state_enum
 from relay.store.states import (
     DeliveryStatus,
     MessageStatus,
@@ -43,50 +37,6 @@ from relay.store.states import (
     Role,
     utcnow,
 )
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on every backend (SQLite would hand back naive ones)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-def state_enum(kind: type[enum.StrEnum], name: str) -> Enum:
-    # Stored as plain strings with a CHECK: readable in psql, portable to SQLite.
-    return Enum(
-        kind,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=16,
-        values_callable=lambda members: [member.value for member in members],
-    )
 
 
 class Participant(Base):
@@ -106,6 +56,8 @@ class Participant(Base):
     checked_until: Mapped[date | None] = mapped_column(Date)  # background check expiry
     check_warned_for: Mapped[date | None] = mapped_column(Date)  # expiry the leads were warned of
     time_zone: Mapped[str] = mapped_column(String(64), default="", server_default="")  # IANA
+    # Opted out of the programme's reminders (prompts and nudges) via List-Unsubscribe.
+    reminders_off: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     addresses: Mapped[list[ParticipantAddress]] = relationship(
         back_populates="participant", cascade="all, delete-orphan"
@@ -139,9 +91,19 @@ class Pair(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Why a paused pair is paused when the relay paused it ("escalation", "check_expired").
     pause_reason: Mapped[str | None] = mapped_column(String(32))
+    ended_reason: Mapped[str | None] = mapped_column(String(32))  # see relay.programme.ending
+    ended_by: Mapped[str | None] = mapped_column(String(200))  # a login name, or "programme"
+    # The programme (relay/programme/): a pair in a cohort runs its curriculum from its
+    # own week 1 (started_on) for `weeks` weeks; next_item_at is when the scheduler
+    # next has something to send it (None: nothing more), so an idle tick reads no pair.
+    cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id"), index=True)
+    started_on: Mapped[date | None] = mapped_column(Date)
+    weeks: Mapped[int | None] = mapped_column(Integer)
+    next_item_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
 
     mentor: Mapped[Participant] = relationship(foreign_keys=[mentor_id])
     mentee: Mapped[Participant] = relationship(foreign_keys=[mentee_id])
+    cohort: Mapped[Cohort | None] = relationship()
 
     def partner_of(self, participant_id: int) -> Participant:
         return self.mentee if participant_id == self.mentor_id else self.mentor
@@ -301,3 +263,25 @@ class DaemonHealth(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid
     beat_at: Mapped[datetime] = mapped_column(UtcDateTime)
     problem: Mapped[str | None] = mapped_column(Text)
+
+
+# The programme's tables live in their own module; importing it here registers them
+# with Base.metadata, so every user of the models (and Alembic) sees them. (The
+# safeguarding tables import this module, so migrations/env.py imports them.)
+from relay.store.programme_tables import (  # noqa: E402
+    Checkin,
+    Cohort,
+    Nudge,
+    ScheduledSend,
+)
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "Base",
+    "Checkin",
+    "Cohort",
+    "Nudge",
+    "ScheduledSend",
+    "UtcDateTime",
+    "state_enum",
+]

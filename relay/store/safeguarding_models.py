@@ -2,7 +2,8 @@
 
 Kept apart from relay.store.models because they are a concern of their own
 (relay/safeguarding owns the logic) and change with it; they share its Base,
-so one metadata holds every table and the migrations check covers them.
+so one metadata holds every table; migrations/env.py imports this module so the
+migrations check covers them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from relay.store.models import Base, Message, Pair, Participant, UtcDateTime, state_enum
+from relay.store.base import Base, UtcDateTime, state_enum
+from relay.store.models import Message, Pair, Participant
 from relay.store.states import ConcernStatus, utcnow
 
 

@@ -1,7 +1,8 @@
 """The states a stored row can be in, and the store's clock.
 
 Owns the enums the tables use (roles, pair and message states, outbox kinds
-and delivery states, moderators' verdicts) and ``utcnow``. It imports no
+and delivery states, moderators' verdicts, the programme's item kinds and
+send states) and ``utcnow``. It imports no
 SQLAlchemy, so the command line can name states (``--role``, ``--state``)
 without loading the ORM; relay.store.models maps them to columns.
 """
@@ -70,3 +71,15 @@ class ConcernStatus(enum.StrEnum):
 LIVE_CONCERN_STATES = frozenset(
     {ConcernStatus.OPEN, ConcernStatus.INVESTIGATING, ConcernStatus.REFERRED}
 )
+
+
+class ItemKind(enum.StrEnum):
+    PROMPT = "prompt"
+    CHECKIN = "checkin"
+    CLOSING = "closing"
+    COMPLETED = "completed"  # the end of the pair's weeks: it ends, with a renewal offer
+
+
+class SendStatus(enum.StrEnum):
+    SENT = "sent"  # queued in the outbox in the same commit as this row
+    SKIPPED = "skipped"  # a prompt found too late (after downtime), or the pair was not active
