@@ -10,6 +10,12 @@ filters as a large cost) and prints our total score as a fraction of it.
     python3 bench/match_scale.py                 # both sizes, optimal method
     python3 bench/match_scale.py --method stable
     python3 bench/match_scale.py --sizes 3000x1000
+    python3 bench/match_scale.py --cohort tight      # issue 18's cohort (see tight_cohort)
+    python3 bench/match_scale.py --db-pairs 30000    # + what a round over a full database adds
+
+Every size also prints how many unmatched mentees have a suitable mentor with a free
+place (must be 0: coverage.augment makes the match maximum), checked on the whole
+feasibility graph, not the candidate lists.
 """
 
 from __future__ import annotations
@@ -104,6 +110,96 @@ def write_cohort(folder: Path, n_mentees: int, n_mentors: int, seed: int = 7) ->
                 )
 
 
+def write_tight_cohort(folder: Path, n_mentees: int, n_mentors: int, seed: int = 18) -> None:
+    """Issue 18's cohort: places for exactly every mentee (capacity 3), six languages,
+    five time zones, fifty organisations; the shape that left 178 mentees out."""
+    rng = random.Random(seed)
+    languages = LANGUAGES[:6]
+    zones = ["America/New_York", "UTC", "Europe/Berlin", "Asia/Dubai", "Asia/Tokyo"]
+    for kind, count in (("mentors", n_mentors), ("mentees", n_mentees)):
+        with (folder / f"{kind}.csv").open("w", newline="") as handle:
+            out = csv.writer(handle)
+            out.writerow(HEADER if kind == "mentors" else HEADER[:-1])
+            for i in range(count):
+                out.writerow(
+                    [
+                        f"{kind[:-1]}{i}@example.org",
+                        f"{kind[:-1].title()} {i}",
+                        rng.choice(FIELDS),
+                        ";".join(rng.sample(INTERESTS, rng.randint(2, 6))),
+                        ";".join(rng.sample(GOALS, rng.randint(1, 3))),
+                        ";".join(rng.sample(languages, rng.choice([1, 1, 2]))),
+                        rng.choice(zones),
+                        f"org {rng.randrange(50)}",
+                        "",
+                        "no",
+                        *([3] if kind == "mentors" else []),
+                    ]
+                )
+
+
+def left_out_with_room(mentors: list, mentees: list, result, settings: MatchSettings) -> int:  # type: ignore[no-untyped-def]
+    """Unmatched mentees that have a suitable mentor with a free place, on the full graph."""
+    model = ScoreModel(mentors, mentees, settings)
+    index = {m.email: i for i, m in enumerate(mentors)}
+    load = np.bincount([index[p.mentor_email] for p in result.proposals], minlength=len(mentors))
+    free = np.flatnonzero(load < np.array([m.capacity for m in mentors]))
+    rows = np.array(
+        [i for i, e in enumerate(mentees) if e.email in {u.mentee_email for u in result.unmatched}],
+        np.intp,
+    )
+    if not rows.size or not free.size:
+        return 0
+    return int(model.admissible(rows, free).any(axis=1).sum())
+
+
+def db_round_seconds(n_pairs: int) -> tuple[float, float]:
+    """(seconds to read a round's state from a SQLite database holding n_pairs pairs,
+    seconds of a plain SELECT count(*) over its pairs), measured in the same process."""
+    from sqlalchemy import func, insert, select
+
+    from relay.store import db
+    from relay.store.match_round import exclusions, round_state
+    from relay.store.models import Pair, Participant, ParticipantAddress
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = db.Store(f"sqlite:///{tmp}/round.db")
+        db.upgrade(store)
+        with store.session() as session:
+            people = [
+                {"id": i + 1, "email": f"p{i}@example.org", "display_name": f"P {i}",
+                 "role": "mentor" if i < n_pairs // 3 else "mentee", "watched": False}
+                for i in range(n_pairs // 3 + n_pairs)
+            ]  # fmt: skip
+            session.execute(insert(Participant), people)
+            session.execute(
+                insert(ParticipantAddress),
+                [{"participant_id": p["id"], "email": p["email"]} for p in people],
+            )
+            session.execute(
+                insert(Pair),
+                [
+                    {"token": f"t{i:012d}", "mentor_id": 1 + i % (n_pairs // 3),
+                     "mentee_id": n_pairs // 3 + 1 + i, "status": "active", "watched": False}
+                    for i in range(n_pairs)
+                ],
+            )  # fmt: skip
+        emails = [p["email"] for p in people]
+        start = time.perf_counter()
+        with store.read_session() as session:
+            state = round_state(session, "relay.bench")
+        exclusions(state, emails)
+        for email in emails:  # what `relay match` asks of each profile
+            state.open_pair_of_mentee(email)
+        round_s = time.perf_counter() - start
+        start = time.perf_counter()
+        with store.read_session() as session:
+            session.scalar(select(func.count()).select_from(Pair))
+        count_s = time.perf_counter() - start
+        store.dispose()
+    return round_s, count_s
+
+
 def exact_optimum(mentors: list, mentees: list, settings: MatchSettings) -> tuple[float, int]:
     model = ScoreModel(mentors, mentees, settings)
     points = model.block(np.arange(len(mentees)))
@@ -118,11 +214,11 @@ def exact_optimum(mentors: list, mentees: list, settings: MatchSettings) -> tupl
     return float(dense[rows, cols][real].sum() / max_points), int(real.sum())
 
 
-def child(n_mentees: int, n_mentors: int, method: str) -> None:
+def child(n_mentees: int, n_mentors: int, method: str, cohort: str) -> None:
     report: dict[str, float | int | str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        write_cohort(folder, n_mentees, n_mentors)
+        (write_tight_cohort if cohort == "tight" else write_cohort)(folder, n_mentees, n_mentors)
         start = time.perf_counter()
         mentors = load_mentors(folder / "mentors.csv")
         mentees = load_mentees(folder / "mentees.csv")
@@ -138,6 +234,7 @@ def child(n_mentees: int, n_mentors: int, method: str) -> None:
     report["mean_score"] = result.summary.mean_score
     report["total_score"] = result.summary.total_score
     report["blocking_pairs"] = result.summary.blocking_pairs
+    report["left_out_with_room"] = left_out_with_room(mentors, mentees, result, settings)
     if n_mentees <= 3000:
         start = time.perf_counter()
         optimum, opt_matched = exact_optimum(mentors, mentees, settings)
@@ -148,9 +245,18 @@ def child(n_mentees: int, n_mentors: int, method: str) -> None:
     print(json.dumps(report))
 
 
-def run_size(n_mentees: int, n_mentors: int, method: str) -> dict[str, float]:
+def run_size(n_mentees: int, n_mentors: int, method: str, cohort: str) -> dict[str, float]:
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", f"{n_mentees}x{n_mentors}", "--method", method],
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            f"{n_mentees}x{n_mentors}",
+            "--method",
+            method,
+            "--cohort",
+            cohort,
+        ],
         stdout=subprocess.PIPE,
     )
     assert proc.stdout is not None
@@ -167,15 +273,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="3000x1000,30000x10000")
     parser.add_argument("--method", choices=["optimal", "stable"], default="optimal")
+    parser.add_argument("--cohort", choices=["varied", "tight"], default="varied")
+    parser.add_argument("--db-pairs", type=int, default=0)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         a, b = args.child.split("x")
-        child(int(a), int(b), args.method)
+        child(int(a), int(b), args.method, args.cohort)
         return
     for size in args.sizes.split(","):
         a, b = (int(x) for x in size.split("x"))
-        r = run_size(a, b, args.method)
+        r = run_size(a, b, args.method, args.cohort)
         print(f"{a} mentees x {b} mentors, capacity 3, method {args.method}")
         print(f"  load CSVs   {r['load_s']:7.2f} s")
         print(f"  scoring     {r['scoring_s']:7.2f} s")
@@ -188,6 +296,11 @@ def main() -> None:
             f"  matched     {r['matched']:7d}   unmatched {r['unmatched']}"
             f"   mean score {r['mean_score']:.4f}"
         )
+        print(f"  unmatched with a suitable mentor who has room: {r['left_out_with_room']}")
+        print(
+            f"  match() / loading the CSVs: {r['match_s'] / r['load_s']:.1f}x"
+            f"   (load + match {r['load_s'] + r['match_s']:.2f} s)"
+        )
         if "fraction_of_optimum" in r:
             print(
                 f"  exact optimum (linear_sum_assignment, {r['exact_s']:.1f} s):"
@@ -195,6 +308,12 @@ def main() -> None:
                 f" ours {r['total_score']:.3f} = {100 * r['fraction_of_optimum']:.3f}%"
             )
         sys.stdout.flush()
+    if args.db_pairs:
+        round_s, count_s = db_round_seconds(args.db_pairs)
+        print(
+            f"database round over {args.db_pairs} pairs: {round_s:.2f} s"
+            f" (a plain SELECT count(*) over pairs: {count_s * 1000:.1f} ms)"
+        )
 
 
 if __name__ == "__main__":

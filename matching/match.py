@@ -16,7 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .blocks import ScoreModel
-from .candidates import BLOCK_CELLS, Candidates, Progress, collect_candidates, preference_order
+from .candidates import Candidates, Progress, collect_candidates
+from .coverage import augment, has_room_for
 from .profiles import Mentee, Mentor
 from .score import RESOLUTION, explain, total_weight
 from .settings import MatchSettings
@@ -73,44 +74,34 @@ def _check_unique(people: Sequence[Mentor] | Sequence[Mentee], what: str) -> Non
         seen.add(p.email)
 
 
-def _repair_edges(
-    model: ScoreModel,
-    cand: Candidates,
-    assignment: NDArray[np.int64],
-    capacities: NDArray[np.int64],
-) -> tuple[NDArray[np.int64], NDArray[np.float32]] | None:
-    """Edges from unmatched mentees to admissible mentors that still have room.
-
-    The candidate graph is sparse, so a mentee whose listed mentors all filled up can be
-    left out although a mentor further down its list has a place; one more solve with
-    these edges gives it that place.
-    """
-    load = np.bincount(assignment[assignment >= 0], minlength=model.n_mentors)
-    room = load < capacities
-    stuck = np.flatnonzero((assignment < 0) & (cand.admissible > 0) & ~cand.complete)
-    if not stuck.size or not room.any():
-        return None
-    k = model.settings.candidates_per_mentee
-    new_u: list[NDArray[np.int64]] = []
-    new_m: list[NDArray[np.int64]] = []
-    new_s: list[NDArray[np.float32]] = []
-    step = max(16, BLOCK_CELLS // max(1, model.n_mentors))
-    for start in range(0, stuck.size, step):
-        chunk = stuck[start : start + step]
-        block = model.block(chunk)
-        block[:, ~room] = -1.0
-        for i, u in enumerate(chunk):
-            best = preference_order(block[i])[:k]
-            new_u.append(np.full(best.size, u, np.int64))
-            new_m.append(best.astype(np.int64))
-            new_s.append(block[i, best])
-    us, ms = np.concatenate(new_u), np.concatenate(new_m)
-    if not us.size:
-        return None
-    edges = np.concatenate([cand.edges, np.stack([us, ms], axis=1)])
-    edge_scores = np.concatenate([cand.edge_scores, np.concatenate(new_s)])
-    _, first = np.unique(edges[:, 0] * model.n_mentors + edges[:, 1], return_index=True)
+def _with_edges(
+    cand: Candidates, extra: tuple[NDArray[np.int64], NDArray[np.float32]], n_mentors: int
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    edges = np.concatenate([cand.edges, extra[0]])
+    edge_scores = np.concatenate([cand.edge_scores, extra[1]])
+    _, first = np.unique(edges[:, 0] * max(n_mentors, 1) + edges[:, 1], return_index=True)
     return edges[first], edge_scores[first]
+
+
+def _no_places(count: int) -> str:
+    """Every suitable mentor has no place at all this round (current pairs fill them)."""
+    if count == 1:
+        return "the only suitable mentor has no free place"
+    return f"the {count} suitable mentors have no free places"
+
+
+def _all_full(count: int, method: Method) -> str:
+    """Why a mentee with suitable mentors is unmatched; true by construction of each method.
+
+    optimal: the assignment is of maximum size (coverage.augment found no augmenting
+    path), so no reshuffle frees a place without leaving another mentee out. stable:
+    deferred acceptance offered the mentee to each suitable mentor, and each kept
+    mentees it ranks higher.
+    """
+    mentors = "the only suitable mentor is" if count == 1 else f"the {count} suitable mentors are"
+    if method == "optimal":
+        return f"{mentors} full and every way of freeing a place leaves another mentee out"
+    return f"{mentors} full, each with mentees it ranks higher"
 
 
 def match(
@@ -150,9 +141,14 @@ def match(
         assignment, points = solve_optimal(
             cand.edges, cand.edge_scores, capacities, len(mentees), max_points
         )
-        repaired = _repair_edges(model, cand, assignment, capacities)
-        if repaired is not None:
-            assignment, points = solve_optimal(*repaired, capacities, len(mentees), max_points)
+        # The candidates are a sparse sample of the pairs: cover every mentee the full
+        # graph can, then let the solver pick the best-scoring assignment of that size.
+        extra = augment(model, assignment, points, capacities, cand.admissible)
+        if extra is not None:
+            edges, edge_scores = _with_edges(cand, extra, model.n_mentors)
+            assignment, points = solve_optimal(
+                edges, edge_scores, capacities, len(mentees), max_points
+            )
     else:
         assignment, points = solve_stable(model, cand, capacities)
     lap("solving")
@@ -178,15 +174,18 @@ def match(
     none_admissible = lost[cand.admissible[lost] == 0]
     why = dict(zip(none_admissible.tolist(), model.diagnose(none_admissible), strict=True))
     unmatched = []
+    full_for = lost[cand.admissible[lost] > 0]
+    if has_room_for(model, full_for, assignment, capacities).any():
+        raise AssertionError("a mentee was left out although a suitable mentor has room")
+    with_places = np.flatnonzero(capacities > 0)
+    no_places = set(
+        full_for[~model.admissible(full_for, with_places).any(axis=1)].tolist()
+        if full_for.size
+        else ()
+    )
     for u in lost.tolist():
-        reason = why.get(u)
-        if reason is None:
-            count = int(cand.admissible[u])
-            reason = (
-                "the only suitable mentor is full"
-                if count == 1
-                else f"all {count} suitable mentors are full"
-            )
+        count = int(cand.admissible[u])
+        reason = why.get(u) or (_no_places(count) if u in no_places else _all_full(count, method))
         unmatched.append(Unmatched(mentees[u].email, mentees[u].name, reason))
     total = sum(p.score for p in proposals)
     summary = MatchSummary(

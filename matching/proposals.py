@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,16 @@ from .profiles import Mentee, Mentor
 
 __all__ = ["COLUMNS", "ProposalError", "ProposalRow", "read_proposals", "write_proposals"]
 
-COLUMNS = ("mentee_email", "mentee_name", "mentor_email", "mentor_name", "score", "rank", "reasons")
+COLUMNS = (
+    "mentee_email",
+    "mentee_name",
+    "mentor_email",
+    "mentor_name",
+    "score",
+    "rank",
+    "reasons",
+    "mentor_capacity",
+)
 REQUIRED = ("mentee_email", "mentor_email")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -39,15 +48,20 @@ class ProposalRow:
     mentor_email: str
     mentor_name: str
     line: int
+    mentor_capacity: int | None = None  # the mentor's places, when the file says
 
 
 def write_proposals(
     path: str | Path,
     result: MatchResult | Sequence[Proposal],
     unmatched: Iterable[Unmatched] = (),
+    capacities: Mapping[str, int] | None = None,
 ) -> None:
     """Write proposals (best score first within the file order of mentees), then the
-    unmatched mentees with an empty mentor and the reason in the reasons column."""
+    unmatched mentees with an empty mentor and the reason in the reasons column.
+
+    ``capacities`` (mentor email -> places) fills the mentor_capacity column, which
+    `relay match apply` checks against the pairs the database already holds."""
     if isinstance(result, MatchResult):
         proposals: Sequence[Proposal] = result.proposals
         unmatched = result.unmatched
@@ -66,11 +80,12 @@ def write_proposals(
                     f"{p.score:.3f}",
                     p.rank,
                     "; ".join(p.reasons),
+                    (capacities or {}).get(p.mentor_email, ""),
                 ]
             )
         for u in unmatched:
             reason = f"unmatched: {u.reason}"
-            writer.writerow([u.mentee_email, u.mentee_name, "", "", "", "", reason])
+            writer.writerow([u.mentee_email, u.mentee_name, "", "", "", "", reason, ""])
 
 
 def read_proposals(
@@ -134,7 +149,21 @@ def read_proposals(
                 seen[(mentor, mentee)] = line
                 mentee_name = row.get("mentee_name", "") or (mentee_names or {}).get(mentee, "")
                 mentor_name = row.get("mentor_name", "") or (mentor_names or {}).get(mentor, "")
-                rows.append(ProposalRow(mentee, mentee_name, mentor, mentor_name, line))
+                capacity = row.get("mentor_capacity", "")
+                if capacity and not capacity.isdigit():
+                    raise ProposalError(
+                        file, line, "mentor_capacity", f"not a whole number '{capacity}'"
+                    )
+                rows.append(
+                    ProposalRow(
+                        mentee,
+                        mentee_name,
+                        mentor,
+                        mentor_name,
+                        line,
+                        int(capacity) if capacity else None,
+                    )
+                )
         except csv.Error as e:
             raise ProposalError(file, reader.line_num, None, f"not valid CSV ({e})") from None
         except UnicodeDecodeError:

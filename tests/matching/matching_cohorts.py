@@ -118,3 +118,28 @@ def brute_blocking(
             if (score[(m.email, e.email)], -j) > worst:
                 count += 1
     return count
+
+
+def crowded_cohort(
+    seed: int, n_mentees: int, n_mentors: int, capacity: int = 3
+) -> tuple[list[Mentor], list[Mentee]]:
+    """A cohort as tight as the one in issue 18: places for exactly every mentee, six
+    languages, five time zones, fifty organisations."""
+    rng = random.Random(seed)
+    languages = ["English", "Spanish", "French", "Hindi", "Arabic", "Swahili"]
+    zones = ["America/New_York", "UTC", "Europe/Berlin", "Asia/Dubai", "Asia/Tokyo"]
+    tags = [f"t{i}" for i in range(30)]
+
+    def attrs() -> dict[str, object]:
+        return {
+            "field": rng.choice(["civil", "software", "biology", "law", "art"]),
+            "interests": tuple(rng.sample(tags, 3)),
+            "goals": tuple(rng.sample(tags, 2)),
+            "languages": tuple(rng.sample(languages, rng.choice([1, 1, 2]))),
+            "time_zone": rng.choice(zones),
+            "organisation": f"org {rng.randrange(50)}",
+        }
+
+    mentors = [mentor(f"m{i}@x.org", capacity=capacity, **attrs()) for i in range(n_mentors)]
+    mentees = [mentee(f"e{i}@x.org", **attrs()) for i in range(n_mentees)]
+    return mentors, mentees

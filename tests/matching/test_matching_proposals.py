@@ -18,9 +18,11 @@ def test_written_file_reads_back_and_survives_edits(tmp_path: Path) -> None:
     path = tmp_path / "proposals.csv"
     write_proposals(path, result)
     lines = path.read_text().splitlines()
-    assert lines[0] == "mentee_email,mentee_name,mentor_email,mentor_name,score,rank,reasons"
+    assert lines[0] == (
+        "mentee_email,mentee_name,mentor_email,mentor_name,score,rank,reasons,mentor_capacity"
+    )
     assert lines[1].startswith("xi@x.org,Xi,ana@x.org,Ana,")
-    assert lines[2] == "zo@x.org,Zo,,,,,unmatched: no mentor shares a language"
+    assert lines[2] == "zo@x.org,Zo,,,,,unmatched: no mentor shares a language,"
     rows = read_proposals(path, mentors, mentees)
     assert [(r.mentee_email, r.mentor_email, r.line) for r in rows] == [
         ("xi@x.org", "ana@x.org", 2)
