@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from relay.config import Config, load_config
@@ -111,17 +112,12 @@ async def alert_moderators(running: Running) -> None:
         with running.store.session() as session:
             return queue_moderator_alert(session, config, running.worker.notices)
 
-    while True:
-        period = min(running.config.moderation.alert_interval.total_seconds(), ALERT_CHECK_SECONDS)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(running.stopping.wait(), timeout=period)
-        if running.stopping.is_set():
-            return
-        try:
-            if await asyncio.to_thread(check):
-                running.worker.wake()
-        except Exception:
-            log.exception("checking for moderator alerts failed")
+    await every(
+        running,
+        lambda: min(running.config.moderation.alert_interval.total_seconds(), ALERT_CHECK_SECONDS),
+        check,
+        "checking for moderator alerts failed",
+    )
 
 
 async def safeguarding_checks(running: Running) -> None:
@@ -134,17 +130,29 @@ async def safeguarding_checks(running: Running) -> None:
         with running.store.session() as session:
             return safeguarding_tick.run(session, running.config, running.worker.notices)
 
+    await every(
+        running,
+        lambda: running.config.safeguarding.check_interval.total_seconds(),
+        check,
+        "the safeguarding checks failed",
+    )
+
+
+async def every(
+    running: Running, seconds: Callable[[], float], check: Callable[[], bool], failed: str
+) -> None:
+    """Run ``check`` in a thread every ``seconds()`` (read anew: a reload may change it)
+    until the daemon stops; wake the delivery worker when it queued mail."""
     while True:
-        period = running.config.safeguarding.check_interval.total_seconds()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(running.stopping.wait(), timeout=period)
+            await asyncio.wait_for(running.stopping.wait(), timeout=seconds())
         if running.stopping.is_set():
             return
         try:
             if await asyncio.to_thread(check):
                 running.worker.wake()
         except Exception:
-            log.exception("the safeguarding checks failed")
+            log.exception(failed)
 
 
 async def run_scheduler(running: Running) -> None:
