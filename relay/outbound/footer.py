@@ -4,7 +4,7 @@ Owns adding [safeguarding] footer (by default: messages are read by the
 programme's coordinators to keep everyone safe) to the first plain-text and
 the first HTML body part of an outbound message, so that participants are
 told, on every message, that their mail is monitored. Attachments are never
-touched; a part whose text cannot be decoded is left as it is.
+touched. Parts are read and rewritten with relay.mail.parts, like scrubbing.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import html
 import re
 from email.message import EmailMessage
+
+from relay.mail.parts import decode_text, replace_text
 
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
@@ -27,21 +29,14 @@ def add_footer(message: EmailMessage, footer: str) -> None:
             continue
         if content_type in done or part.get_content_disposition() == "attachment":
             continue
-        try:
-            text = part.get_content()
-        except (LookupError, UnicodeError, ValueError):
-            continue  # an unknown charset: leave the part alone rather than garble it
-        if not isinstance(text, str):
-            continue
+        text = decode_text(part)
         if content_type == "text/plain":
             new = text.rstrip("\r\n") + "\n\n-- \n" + footer + "\n"
         else:
             note = f'<p style="color:#666;font-size:small">{html.escape(footer)}</p>'
             found = _BODY_END.search(text)
             new = text[: found.start()] + note + text[found.start() :] if found else text + note
-        had_version = "MIME-Version" in part
-        assert isinstance(part, EmailMessage)
-        part.set_content(new, subtype=content_type.split("/")[1], charset="utf-8")
-        if part is not message and not had_version:
-            del part["MIME-Version"]  # set_content adds it; it belongs on the top level only
+        # The one way a part's text is rewritten (as scrubbing and redaction do): its
+        # Content-* headers stay, its charset stays when the text fits.
+        replace_text(part, new)
         done.add(content_type)
