@@ -66,9 +66,15 @@ class RelayGroup(click.Group):
 
 
 def _is_database_error(error: Exception) -> bool:
-    # SQLAlchemy is loaded only by commands that use the database, so it is not imported here.
-    exc = sys.modules.get("sqlalchemy.exc")
-    return exc is not None and isinstance(error, exc.SQLAlchemyError)
+    # The drivers are loaded only by commands that use the database, so they are not
+    # imported here: SQLAlchemy's errors, and the DB-API drivers' own where a command
+    # reads without SQLAlchemy (relay.store.plain).
+    kinds = (("sqlalchemy.exc", "SQLAlchemyError"), ("sqlite3", "Error"), ("psycopg", "Error"))
+    for module_name, class_name in kinds:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(error, getattr(module, class_name)):
+            return True
+    return False
 
 
 def _first_line(error: BaseException) -> str:

@@ -1,14 +1,16 @@
 """The pieces every `relay` command shares: the context, output, ids, the moderator's name.
 
 Context loads the configuration and opens the store lazily, so `relay --help`
-and a usage error never touch either. Output helpers keep every command
-alike: `table` for people, `emit_json` for scripts (`--json`), `fail` and
-`report_error` on stderr, `counted` for "1 pair" / "2 pairs". `MESSAGE_ID` and
-`OUTBOX_ID` read an id; an id no row can have is "not found", never an
-overflow deep in the database driver. This module and every command module
-import only click and light modules at the top; what a command needs beyond
-that (SQLAlchemy, jinja2, aiosmtpd, numpy) is imported inside the command, so
-starting `relay` costs only what the command run needs (bench/startup.py).
+and a usage error never touch either; `reader()` reads without SQLAlchemy
+where it can (relay.store.plain), for the commands that must start fast.
+Output helpers keep every command alike: `table` for people, `emit_json`
+for scripts (`--json`), `fail` and `report_error` on stderr, `counted` for
+"1 pair" / "2 pairs". `MESSAGE_ID` and `OUTBOX_ID` read an id; an id no row
+can have is "not found", never an overflow deep in the database driver.
+This module and every command module import only click and light modules at
+the top; what a command needs beyond that (SQLAlchemy, jinja2, aiosmtpd,
+numpy) is imported inside the command, so starting `relay` costs only what
+the command run needs (bench/startup.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
     from relay.config import Config
     from relay.store.db import Store
+    from relay.store.plain import Reader
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,6 +68,18 @@ class Context:
     def session(self) -> Iterator[Session]:
         with self.store.session() as session:
             yield session
+
+    @contextmanager
+    def reader(self) -> Iterator[Reader]:
+        """Reads by SQL text (relay.store.plain): without SQLAlchemy when it can, else the store."""
+        from relay.store.plain import SqlAlchemyReader, plain_reader
+
+        with plain_reader(self.config.database) as plain:
+            if plain is not None:
+                yield plain
+                return
+        with self.store.read_session() as session:
+            yield SqlAlchemyReader(session)
 
     @property
     def domain(self) -> str:

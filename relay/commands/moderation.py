@@ -41,7 +41,8 @@ def held(context: Context, pair_filter: str | None, rule: str | None, as_json: b
     from relay.mail.addresses import pair_address
     from relay.moderation import decisions as moderation
     from relay.rules.settings import DEFAULT_ACTIONS
-    from relay.safeguarding.overdue import overdue_ids
+    from relay.safeguarding.overdue_held import overdue_ids
+    from relay.store.plain import SqlAlchemyReader
     from relay.store.states import utcnow
 
     if rule is not None and rule not in DEFAULT_ACTIONS:
@@ -49,7 +50,7 @@ def held(context: Context, pair_filter: str | None, rule: str | None, as_json: b
     token = _pair_token(context, pair_filter)
     with context.session() as session:
         now = utcnow()
-        overdue = overdue_ids(session, context.config)
+        overdue = overdue_ids(SqlAlchemyReader(session), context.config.safeguarding)
         waiting = moderation.held_messages(session, token, rule)
         waiting.sort(key=lambda m: m.id not in overdue)  # stable: oldest first within each
         items = [

@@ -18,8 +18,8 @@ def status_command(context: Context, as_json: bool) -> None:
     """Is the daemon up and is mail moving? Exit status 0 if healthy, 1 if not."""
     from relay.ops import status
 
-    with context.session() as session:
-        report = status.collect(session, context.config)
+    with context.reader() as reader:
+        report = status.collect(reader, context.config)
     if as_json:
         emit_json(report.as_json())
     else:

@@ -5,8 +5,9 @@ Maildir outbox is writable (with transport = "maildir") and writes a row to
 daemon_health with the time and whatever it found wrong. A check that fails,
 and a heartbeat that cannot be written (a read-only or full database), are
 logged at ERROR once when they start and at WARNING when they clear.
-`relay status` (relay.ops.status) reads the row: a beat older than three
-intervals, or a problem on it, makes the relay unhealthy.
+`relay status` (relay.ops.status, which names the rows) reads the row: a
+beat older than three intervals, or a problem on it, makes the relay
+unhealthy.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -23,17 +23,12 @@ from pathlib import Path
 from sqlalchemy import delete
 
 from relay.config import Config
+from relay.ops.status import health_name
 from relay.store.db import Store
 from relay.store.models import DaemonHealth
 from relay.store.states import utcnow
 
 log = logging.getLogger(__name__)
-
-MISSED_BEATS = 3
-
-
-def health_name(pid: int | None = None) -> str:
-    return f"{socket.gethostname()}:{pid or os.getpid()}"
 
 
 def maildir_problem(config: Config) -> str | None:

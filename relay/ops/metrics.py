@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from relay.intake import Outcome
 from relay.ops import outbox
 from relay.store.db import Store
+from relay.store.plain import SqlAlchemyReader
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -31,7 +32,7 @@ class _QueueDepth(Collector):
             "relay_outbox_messages", "Mail in the outbox, by delivery state", labels=["state"]
         )
         with self.store.session() as session:
-            counted = outbox.counts(session)
+            counted = outbox.counts(SqlAlchemyReader(session))
         for state, count in counted.items():
             family.add_metric([state.value], count)
         yield family

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from relay.delivery.worker import RETRYABLE, requeue
 from relay.ops import outbox
 from relay.store.models import OutboxEntry
+from relay.store.plain import SqlAlchemyReader
 from relay.store.states import DeliveryStatus
 
 # What `relay queue list` shows when no --state is given: everything not delivered.
@@ -38,7 +39,10 @@ class RetryResult:
 
 def summary(session: Session) -> Summary:
     """How many outbox rows are in each state, and the oldest one still waiting."""
-    return Summary(outbox.counts(session), outbox.oldest_waiting(session))
+    reader = SqlAlchemyReader(session)
+    oldest = outbox.oldest_waiting(reader)
+    row = None if oldest is None else session.get(OutboxEntry, oldest.outbox_id)
+    return Summary(outbox.counts(reader), row)
 
 
 def entries(

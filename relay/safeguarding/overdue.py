@@ -1,15 +1,14 @@
 """Held mail that waits too long: overdue holds.
 
 Held mail never releases itself. Owns what happens instead: a message held
-longer than [safeguarding] decide_within is overdue; the leads are told once
-per message (an OverdueAlert row per message keeps "once" true across
-restarts and several processes), `relay held` lists overdue messages first
-and `relay status` counts them. The message stays held until a person decides.
+longer than [safeguarding] decide_within is overdue
+(relay.safeguarding.overdue_held, which `relay held` and `relay status` read
+too); the leads are told once per message (an OverdueAlert row per message
+keeps "once" true across restarts and several processes). The message stays
+held until a person decides.
 """
 
 from __future__ import annotations
-
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -20,28 +19,16 @@ from relay.delivery.notices import Moderator, Notice, Notices
 from relay.durations import format_duration
 from relay.mail.addresses import pair_address
 from relay.moderation.decisions import held_messages, reasons_of
-from relay.store.models import Message
+from relay.safeguarding.overdue_held import overdue_ids
+from relay.store.plain import SqlAlchemyReader
 from relay.store.safeguarding_models import OverdueAlert
-from relay.store.states import MessageStatus, utcnow
-
-
-def overdue_ids(session: Session, config: Config, now: datetime | None = None) -> set[int]:
-    """Held messages undecided for longer than decide_within."""
-    cutoff = (now or utcnow()) - config.safeguarding.decide_within
-    return set(
-        session.scalars(
-            select(Message.id).where(
-                Message.status == MessageStatus.HELD,
-                Message.received_at < cutoff,
-            )
-        )
-    )
+from relay.store.states import utcnow
 
 
 def alert_overdue(session: Session, config: Config, notices: Notices) -> int:
     """Tell the leads about held messages newly past decide_within; how many."""
     now = utcnow()
-    overdue = overdue_ids(session, config, now)
+    overdue = overdue_ids(SqlAlchemyReader(session), config.safeguarding, now)
     if not overdue:
         return 0
     told = set(

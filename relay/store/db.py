@@ -12,29 +12,28 @@ caller turns into 451 soon, not a client left without a reply.
 
 Alembic is imported only to migrate, or when the quick check cannot tell:
 the quick check reads the database's revision with one SELECT and the head
-revision from the migration files' ``revision``/``down_revision`` lines,
-because importing Alembic and loading every migration would cost each
-command more time than all its own work (bench/startup.py).
+revision from the migration files (relay.store.migration_files), because
+importing Alembic and loading every migration would cost each command more
+time than all its own work (bench/startup.py).
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from relay.errors import DatabaseError, SchemaBehindError
 from relay.settings import DatabaseSettings
+from relay.store.migration_files import head_from_files, migrations_folder
+from relay.store.plain import SqlAlchemyReader, postgres_connect_args, quick_revision
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -49,14 +48,7 @@ def make_engine(url: str, settings: DatabaseSettings | None = None) -> Engine:
         engine = create_engine(url, connect_args={"timeout": busy})
         _tune_sqlite(engine, int(busy * 1000))
         return engine
-    connect_args: dict[str, Any] = {}
-    if url.startswith("postgresql"):
-        statement_ms = int(limits.statement_timeout.total_seconds() * 1000)
-        connect_args = {
-            # libpq counts whole seconds; 0 would mean "wait forever".
-            "connect_timeout": max(1, round(limits.connect_timeout.total_seconds())),
-            "options": f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
-        }
+    connect_args = postgres_connect_args(limits) if url.startswith("postgresql") else {}
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
@@ -117,13 +109,9 @@ def alembic_config(store: Store) -> AlembicConfig:
     from alembic.config import Config as AlembicConfig
 
     config = AlembicConfig()
-    config.set_main_option("script_location", str(_migrations_folder()))
+    config.set_main_option("script_location", str(migrations_folder()))
     config.attributes["engine"] = store.engine
     return config
-
-
-def _migrations_folder() -> Path:
-    return Path(str(resources.files("relay.migrations")))
 
 
 def head_revision(store: Store) -> str | None:
@@ -158,7 +146,7 @@ def open_store(url: str, settings: DatabaseSettings | None = None) -> Store:
     """Open the database for a command: create a new SQLite one, refuse one that is behind."""
     store = Store(url, settings)
     quick = _quick_revision(store)
-    if quick is not None and quick == _head_from_files():
+    if quick is not None and quick == head_from_files():
         return store
     current = current_revision(store)
     head = head_revision(store)
@@ -188,50 +176,6 @@ def _quick_revision(store: Store) -> str | None:
         with store.engine.connect() as connection:
             if not inspect(connection).has_table("alembic_version"):
                 return None
-            rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+            return quick_revision(SqlAlchemyReader(connection))
     except OperationalError:
         return None  # current_revision() says what is wrong
-    return str(rows[0][0]) if len(rows) == 1 else None
-
-
-def _head_from_files() -> str | None:
-    """The head revision of migrations/versions, from each file's assignments; None if unsure.
-
-    A revision no other file names as its down_revision is a head; anything
-    this cannot read (no single head, a computed value) returns None, and
-    Alembic decides.
-    """
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in Path(str(resources.files("relay.migrations") / "versions")).glob("*.py"):
-        values = _constants(path)
-        if "revision" not in values:
-            continue  # not a migration (__init__.py)
-        revision, down = values["revision"], values.get("down_revision")
-        if not isinstance(revision, str):
-            return None
-        revisions.add(revision)
-        if isinstance(down, str):
-            parents.add(down)
-        elif isinstance(down, tuple):  # a merge revision
-            parents.update(str(each) for each in down)
-        elif down is not None:
-            return None
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
-
-
-def _constants(path: Path) -> dict[str, object]:
-    """The module-level ``name = <literal>`` assignments of a Python file."""
-    found: dict[str, object] = {}
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            target, value = node.target, node.value
-        else:
-            continue
-        if isinstance(target, ast.Name):
-            with contextlib.suppress(ValueError, TypeError, SyntaxError):
-                found[target.id] = ast.literal_eval(value)
-    return found
