@@ -1,8 +1,8 @@
 """What a command loads before it works: the import discipline behind bench/startup.py.
 
 `relay --help` must not load the database, mail, templates or matching
-libraries; `relay status` reads over a plain DB-API connection and loads
-none of them either, SQLAlchemy included. Checked in a fresh interpreter, by
+libraries; `relay status`, `relay queue` and `queue list` read over a plain
+DB-API connection and load none of them either, SQLAlchemy included. Checked in a fresh interpreter, by
 the modules it ended with (the timings themselves live in bench/startup.py,
 not in tests).
 """
@@ -13,6 +13,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from relay.store import db, migration_files
 
@@ -48,16 +50,26 @@ def test_help_loads_none_of_the_heavy_libraries(tmp_path: Path) -> None:
     assert _loaded("queue", "--help", cwd=tmp_path) & set(HEAVY) == set()
 
 
-def test_status_loads_no_sqlalchemy(tmp_path: Path, database_url: str) -> None:
+@pytest.mark.parametrize(
+    ("command", "printed"),
+    [
+        (("status",), "outbox:           queued 0"),
+        (("queue",), "nothing waiting"),
+        (("queue", "list"), "(none)"),
+    ],
+)
+def test_reading_commands_load_no_sqlalchemy(
+    tmp_path: Path, database_url: str, command: tuple[str, ...], printed: str
+) -> None:
     config = tmp_path / "relay.toml"
     config.write_text(f'[relay]\ndomain = "relay.test"\n\n[database]\nurl = "{database_url}"\n')
     store = db.Store(database_url)
     db.upgrade(store)
     store.dispose()
 
-    loaded, printed = _run("-c", str(config), "status", cwd=tmp_path)
+    loaded, output = _run("-c", str(config), *command, cwd=tmp_path)
 
-    assert "outbox:           queued 0" in printed  # it read the database
+    assert printed in output  # it read the database
     assert loaded & set(HEAVY) == set()
 
 

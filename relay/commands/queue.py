@@ -1,4 +1,8 @@
-"""`relay queue`, `relay queue list` and `relay queue retry`: the outbox for operators."""
+"""`relay queue`, `relay queue list` and `relay queue retry`: the outbox for operators.
+
+The two that read run relay.ops.outbox's SQL text on `Context.reader()`, so
+they start without SQLAlchemy where the database allows (relay.store.plain).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from relay.durations import format_duration
 from relay.store.states import DeliveryStatus, OutboxKind, utcnow
 
 if TYPE_CHECKING:
-    from relay.store.models import OutboxEntry
+    from relay.ops.outbox import OutboxRow
 
 _STATES = [state.value for state in DeliveryStatus]
 _ERROR_WIDTH = 60
@@ -35,30 +39,28 @@ def queue_group(ctx: click.Context, context: Context, as_json: bool) -> None:
     """Outbound mail: counts by state and the oldest still waiting."""
     if ctx.invoked_subcommand is not None:
         return
-    from relay.ops import queue
+    from relay.ops import outbox
 
-    with context.session() as session:
-        found = queue.summary(session)
-        if as_json:
-            oldest_row = found.oldest_waiting
-            emit_json(
-                {
-                    "counts": {state.value: found.counts[state] for state in DeliveryStatus},
-                    "oldest_waiting": None if oldest_row is None else _row_json(oldest_row),
-                }
-            )
-            return
-        rows = [(state.value, str(found.counts[state])) for state in DeliveryStatus]
-        table(("STATE", "COUNT"), rows)
-        oldest = found.oldest_waiting
-        if oldest is None:
-            click.echo("nothing waiting")
-        else:
-            waited = format_duration(utcnow() - oldest.created_at)
-            click.echo(
-                f"oldest waiting: outbox {oldest.id}, {waited} old, "
-                f"{oldest.status.value}, next attempt {_next_attempt(oldest)}"
-            )
+    with context.reader() as reader:
+        counts = outbox.counts(reader)
+        oldest = outbox.oldest_waiting(reader)
+    if as_json:
+        emit_json(
+            {
+                "counts": {state.value: counts[state] for state in DeliveryStatus},
+                "oldest_waiting": None if oldest is None else _row_json(oldest),
+            }
+        )
+        return
+    table(("STATE", "COUNT"), [(state.value, str(counts[state])) for state in DeliveryStatus])
+    if oldest is None:
+        click.echo("nothing waiting")
+    else:
+        waited = format_duration(utcnow() - oldest.created_at)
+        click.echo(
+            f"oldest waiting: outbox {oldest.id}, {waited} old, "
+            f"{oldest.status.value}, next attempt {_next_attempt(oldest)}"
+        )
 
 
 @queue_group.command("list")
@@ -80,28 +82,28 @@ def queue_group(ctx: click.Context, context: Context, as_json: bool) -> None:
 @pass_context
 def queue_list(context: Context, states: tuple[str, ...], limit: int, as_json: bool) -> None:
     """Outbound mail, oldest first, with its last error and next attempt."""
-    from relay.ops import queue
+    from relay.ops import outbox
 
-    wanted = [DeliveryStatus(state) for state in states] or list(queue.NOT_DELIVERED)
-    with context.session() as session:
-        now = utcnow()
-        rows, total = queue.entries(session, wanted, limit)
-        if as_json:
-            emit_json({"total": total, "entries": [_row_json(row) for row in rows]})
-            return
-        shown = [
-            (
-                str(row.id),
-                row.status.value,
-                _kind(row),
-                row.recipient,
-                str(row.attempts),
-                format_duration(now - row.created_at),
-                _next_attempt(row),
-                _short(row.last_error or ""),
-            )
-            for row in rows
-        ]
+    wanted = [DeliveryStatus(state) for state in states] or list(outbox.NOT_DELIVERED)
+    with context.reader() as reader:
+        rows, total = outbox.rows_in(reader, wanted, limit)
+    if as_json:
+        emit_json({"total": total, "entries": [_row_json(row) for row in rows]})
+        return
+    now = utcnow()
+    shown = [
+        (
+            str(row.id),
+            row.status.value,
+            _kind(row),
+            row.recipient,
+            str(row.attempts),
+            format_duration(now - row.created_at),
+            _next_attempt(row),
+            _short(row.last_error or ""),
+        )
+        for row in rows
+    ]
     table(("ID", "STATE", "KIND", "TO", "TRIES", "AGE", "NEXT", "LAST ERROR"), shown)
     if total > len(shown):
         click.echo(f"... {total - len(shown)} more (use --limit)")
@@ -135,7 +137,7 @@ def queue_retry(context: Context, outbox_ids: tuple[int, ...], all_failed: bool)
     exit_failed(not all(result.done for result in results))
 
 
-def _row_json(row: OutboxEntry) -> dict[str, Any]:
+def _row_json(row: OutboxRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "state": row.status.value,
@@ -152,13 +154,13 @@ def _row_json(row: OutboxEntry) -> dict[str, Any]:
     }
 
 
-def _kind(row: OutboxEntry) -> str:
+def _kind(row: OutboxRow) -> str:
     if row.kind is OutboxKind.FORWARD:
         return f"message {row.message_id}"
     return f"notice {row.notice or ''}".rstrip()
 
 
-def _next_attempt(row: OutboxEntry) -> str:
+def _next_attempt(row: OutboxRow) -> str:
     if row.status is DeliveryStatus.SENDING:
         return "sending now"
     if row.status not in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED):

@@ -92,7 +92,7 @@ def collect(reader: Reader, config: Config) -> Status:
     counts = {state.value: count for state, count in outbox.counts(reader).items()}
     oldest = outbox.oldest_waiting(reader)
     oldest_held = timestamp(scalar(reader, OLDEST_HELD))
-    waiting_seconds = (now - oldest.since).total_seconds() if oldest else None
+    waiting_seconds = (now - oldest.created_at).total_seconds() if oldest else None
     problems = []
     if not running:
         problems.append("the daemon is not running" + (f" (stale pid {pid})" if pid else ""))
