@@ -177,19 +177,11 @@ class _Walker:
         if kind != "nested":
             return
         for name in _ADDRESS_HEADERS:
-            values = _readable_values(part, name)
-            if values is None:  # a header nobody can read cannot be checked: it goes
-                del part[name]
-                continue
-            scrubbed = [self.scrubber.text(value) for value in values]
-            if scrubbed != values:
-                del part[name]
-                for value in scrubbed:
-                    part[name] = value
+            self._header_text(part, name)
 
     def _header_text(self, part: EmailMessage, name: str) -> None:
         values = _readable_values(part, name)
-        if values is None:
+        if values is None:  # a header nobody can read cannot be checked: it goes
             del part[name]
             return
         scrubbed = [self.scrubber.text(value) for value in values]
