@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,6 +21,9 @@ from relay.commands.context import (
 )
 from relay.durations import format_duration
 from relay.store.states import ModerationVerdict
+
+if TYPE_CHECKING:
+    from relay.delivery.notices import Notices
 
 
 def _pair_token(context: Context, address: str | None) -> str | None:
@@ -122,21 +126,36 @@ def _decide(
     redact: bool = False,
 ) -> None:
     from relay.delivery.notices import Notices
-    from relay.moderation import decisions as moderation
 
     notices = Notices(context.config)
-    failed = False
-    for message_id in message_ids:
-        with context.session() as session:
-            result = moderation.decide(
-                session, context.config, notices, message_id, verdict, moderator, reason, redact
-            )
-        if result.done:
-            click.echo(result.text)
-        else:
-            report_error(result.text)
-            failed = True
-    exit_failed(failed)
+    done = [
+        _decide_one(context, notices, message_id, verdict, moderator, reason, redact)
+        for message_id in message_ids
+    ]
+    exit_failed(not all(done))
+
+
+def _decide_one(
+    context: Context,
+    notices: Notices,
+    message_id: int,
+    verdict: ModerationVerdict,
+    moderator: str,
+    reason: str,
+    redact: bool,
+) -> bool:
+    """Decide one message in its own transaction and say what happened; whether it was done."""
+    from relay.moderation import decisions as moderation
+
+    with context.session() as session:
+        result = moderation.decide(
+            session, context.config, notices, message_id, verdict, moderator, reason, redact
+        )
+    if result.done:
+        click.echo(result.text)
+    else:
+        report_error(result.text)
+    return result.done
 
 
 @click.command("approve")
@@ -219,14 +238,7 @@ def review(context: Context, pair_filter: str | None, moderator: str) -> None:
         reason = ""
         if verdict is ModerationVerdict.REJECT:
             reason = click.prompt("Reason (told to the sender)")
-        with context.session() as session:
-            result = moderation.decide(
-                session, context.config, notices, message_id, verdict, moderator, reason, redact
-            )
-        if result.done:
-            click.echo(result.text)
-        else:
-            report_error(result.text)
+        _decide_one(context, notices, message_id, verdict, moderator, reason, redact)
 
 
 @click.command("audit")
