@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 
 from sqlalchemy import func, select, update
@@ -63,6 +64,18 @@ def hits_of(message: Message) -> list[Hit]:
 
 def reasons_of(message: Message) -> str:
     return "; ".join(hit.reason for hit in hits_of(message)) or "-"
+
+
+def alert_item(message: Message, domain: str, now: datetime) -> dict[str, object]:
+    """A held message as the moderators' and the leads' alerts list it."""
+    return {
+        "id": message.id,
+        "age": format_duration(now - message.received_at),
+        "sender_role": message.sender.role.value,
+        "pair": pair_address(message.pair.token, domain),
+        "subject": message.subject or "(no subject)",
+        "reasons": reasons_of(message),
+    }
 
 
 def held_messages(
@@ -165,17 +178,7 @@ def queue_moderator_alert(session: Session, config: Config, notices: Notices) ->
     news = [m for m in waiting if last_alert is None or m.received_at > last_alert]
     if not news:
         return False
-    listed = [
-        {
-            "id": message.id,
-            "age": format_duration(now - message.received_at),
-            "sender_role": message.sender.role.value,
-            "pair": pair_address(message.pair.token, config.relay.domain),
-            "subject": message.subject or "(no subject)",
-            "reasons": reasons_of(message),
-        }
-        for message in waiting
-    ]
+    listed = [alert_item(message, config.relay.domain, now) for message in waiting]
     for address in settings.moderators:
         notices.queue(
             session, Notice.MODERATOR_ALERT, Moderator("Moderator", address), waiting=listed

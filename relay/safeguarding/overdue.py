@@ -17,8 +17,7 @@ from sqlalchemy.orm import Session
 from relay.config import Config
 from relay.delivery.notices import Moderator, Notice, Notices
 from relay.durations import format_duration
-from relay.mail.addresses import pair_address
-from relay.moderation.decisions import held_messages, reasons_of
+from relay.moderation.decisions import alert_item, held_messages
 from relay.safeguarding.overdue_held import overdue_ids
 from relay.store.plain import SqlAlchemyReader
 from relay.store.safeguarding_models import OverdueAlert
@@ -44,16 +43,7 @@ def alert_overdue(session: Session, config: Config, notices: Notices) -> int:
     except IntegrityError:
         session.rollback()
         return 0
-    listed = [
-        {
-            "id": message.id,
-            "age": format_duration(now - message.received_at),
-            "sender_role": message.sender.role.value,
-            "pair": pair_address(message.pair.token, config.relay.domain),
-            "reasons": reasons_of(message),
-        }
-        for message in new
-    ]
+    listed = [alert_item(message, config.relay.domain, now) for message in new]
     within = format_duration(config.safeguarding.decide_within, exact=True)
     for lead in config.safeguarding.leads:
         notices.queue(
