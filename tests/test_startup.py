@@ -1,8 +1,9 @@
 """What a command loads before it works: the import discipline behind bench/startup.py.
 
 `relay --help` must not load the database, mail, templates or matching
-libraries; `relay status`, `relay queue` and `queue list` read over a plain
-DB-API connection and load none of them either, SQLAlchemy included. Checked in a fresh interpreter, by
+libraries; `relay status`, `relay queue`, `queue list` and `relay held` read
+over a plain DB-API connection and load none of them either, SQLAlchemy
+included. Checked in a fresh interpreter, by
 the modules it ended with (the timings themselves live in bench/startup.py,
 not in tests).
 """
@@ -56,6 +57,7 @@ def test_help_loads_none_of_the_heavy_libraries(tmp_path: Path) -> None:
         (("status",), "outbox:           queued 0"),
         (("queue",), "nothing waiting"),
         (("queue", "list"), "(none)"),
+        (("held",), "(none)"),
     ],
 )
 def test_reading_commands_load_no_sqlalchemy(

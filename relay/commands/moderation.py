@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 
 
 def _pair_token(context: Context, address: str | None) -> str | None:
-    from relay.store import registry
-
     if address is None:
         return None
+    from relay.store import registry
+
     with context.session() as session:
         return registry.find_pair(session, address, context.domain).token
 
@@ -43,34 +43,33 @@ def _pair_token(context: Context, address: str | None) -> str | None:
 def held(context: Context, pair_filter: str | None, rule: str | None, as_json: bool) -> None:
     """What waits for a moderator: overdue ones (marked \"!\") first, then oldest first."""
     from relay.mail.addresses import pair_address
-    from relay.moderation import decisions as moderation
+    from relay.moderation.held import held_messages
     from relay.rules.settings import DEFAULT_ACTIONS
     from relay.safeguarding.overdue_held import overdue_ids
-    from relay.store.plain import SqlAlchemyReader
     from relay.store.states import utcnow
 
     if rule is not None and rule not in DEFAULT_ACTIONS:
         fail(f"no rule {rule!r}; the rules are: {', '.join(sorted(DEFAULT_ACTIONS))}")
     token = _pair_token(context, pair_filter)
-    with context.session() as session:
+    with context.reader() as reader:
         now = utcnow()
-        overdue = overdue_ids(SqlAlchemyReader(session), context.config.safeguarding)
-        waiting = moderation.held_messages(session, token, rule)
-        waiting.sort(key=lambda m: m.id not in overdue)  # stable: oldest first within each
-        items = [
-            {
-                "id": m.id,
-                "overdue": m.id in overdue,
-                "received_at": m.received_at.isoformat(timespec="seconds"),
-                "age": format_duration(now - m.received_at),
-                "pair": pair_address(m.pair.token, context.domain),
-                "sender_role": m.sender.role.value,
-                "subject": m.subject,
-                "rules": sorted({hit.rule for hit in moderation.hits_of(m)}),
-                "reasons": moderation.reasons_of(m),
-            }
-            for m in waiting
-        ]
+        overdue = overdue_ids(reader, context.config.safeguarding, now)
+        waiting = held_messages(reader, token, rule)
+    waiting.sort(key=lambda m: m.id not in overdue)  # stable: oldest first within each
+    items = [
+        {
+            "id": m.id,
+            "overdue": m.id in overdue,
+            "received_at": m.received_at.isoformat(timespec="seconds"),
+            "age": format_duration(now - m.received_at),
+            "pair": pair_address(m.pair_token, context.domain),
+            "sender_role": m.sender_role.value,
+            "subject": m.subject,
+            "rules": m.rules,
+            "reasons": m.reasons,
+        }
+        for m in waiting
+    ]
     if as_json:
         emit_json(items)
         return
@@ -208,11 +207,12 @@ def review(context: Context, pair_filter: str | None, moderator: str) -> None:
     from relay.delivery.notices import Notices
     from relay.moderation import decisions as moderation
     from relay.moderation import display
+    from relay.moderation.held import held_messages
     from relay.safeguarding import access_log
 
     token = _pair_token(context, pair_filter)
-    with context.session() as session:
-        waiting = [m.id for m in moderation.held_messages(session, token)]
+    with context.reader() as reader:
+        waiting = [m.id for m in held_messages(reader, token)]
     if not waiting:
         click.echo("nothing is held")
         return

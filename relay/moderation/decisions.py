@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from email.message import EmailMessage
 
 from sqlalchemy import func, select, update
@@ -23,13 +22,13 @@ from sqlalchemy.orm import Session
 from relay.config import Config
 from relay.delivery.forwarding import queue_forward
 from relay.delivery.notices import Moderator, Notice, Notices
-from relay.durations import format_duration
 from relay.errors import NotFoundError
-from relay.mail.addresses import pair_address
 from relay.mail.reading import parse
+from relay.moderation.held import alert_item, held_messages
 from relay.outbound.redact import redact
 from relay.rules.base import Hit
-from relay.store.models import Message, ModerationAction, OutboxEntry, Pair
+from relay.store.models import Message, ModerationAction, OutboxEntry
+from relay.store.plain import SqlAlchemyReader
 from relay.store.states import MessageStatus, ModerationVerdict, utcnow
 
 _OUTCOME = {
@@ -60,35 +59,6 @@ def unverified(message: Message) -> bool:
 
 def hits_of(message: Message) -> list[Hit]:
     return [Hit.from_json(each) for each in json.loads(message.hits or "[]")]
-
-
-def reasons_of(message: Message) -> str:
-    return "; ".join(hit.reason for hit in hits_of(message)) or "-"
-
-
-def alert_item(message: Message, domain: str, now: datetime) -> dict[str, object]:
-    """A held message as the moderators' and the leads' alerts list it."""
-    return {
-        "id": message.id,
-        "age": format_duration(now - message.received_at),
-        "sender_role": message.sender.role.value,
-        "pair": pair_address(message.pair.token, domain),
-        "subject": message.subject or "(no subject)",
-        "reasons": reasons_of(message),
-    }
-
-
-def held_messages(
-    session: Session, pair_token: str | None = None, rule: str | None = None
-) -> list[Message]:
-    """What waits, oldest first."""
-    query = select(Message).where(Message.status == MessageStatus.HELD)
-    if pair_token:
-        query = query.join(Pair, Pair.id == Message.pair_id).where(Pair.token == pair_token)
-    held = session.scalars(query.order_by(Message.received_at, Message.id)).all()
-    if rule:
-        held = [message for message in held if any(hit.rule == rule for hit in hits_of(message))]
-    return list(held)
 
 
 def get_message(session: Session, message_id: int) -> Message:
@@ -174,7 +144,7 @@ def queue_moderator_alert(session: Session, config: Config, notices: Notices) ->
     )
     if last_alert is not None and now - last_alert < settings.alert_interval:
         return False
-    waiting = held_messages(session)
+    waiting = held_messages(SqlAlchemyReader(session))
     news = [m for m in waiting if last_alert is None or m.received_at > last_alert]
     if not news:
         return False

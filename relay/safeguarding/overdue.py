@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from relay.config import Config
 from relay.delivery.notices import Moderator, Notice, Notices
 from relay.durations import format_duration
-from relay.moderation.decisions import alert_item, held_messages
+from relay.moderation.held import alert_item, held_messages
 from relay.safeguarding.overdue_held import overdue_ids
 from relay.store.plain import SqlAlchemyReader
 from relay.store.safeguarding_models import OverdueAlert
@@ -27,13 +27,14 @@ from relay.store.states import utcnow
 def alert_overdue(session: Session, config: Config, notices: Notices) -> int:
     """Tell the leads about held messages newly past decide_within; how many."""
     now = utcnow()
-    overdue = overdue_ids(SqlAlchemyReader(session), config.safeguarding, now)
+    reader = SqlAlchemyReader(session)
+    overdue = overdue_ids(reader, config.safeguarding, now)
     if not overdue:
         return 0
     told = set(
         session.scalars(select(OverdueAlert.message_id).where(OverdueAlert.message_id.in_(overdue)))
     )
-    new = [m for m in held_messages(session) if m.id in overdue and m.id not in told]
+    new = [m for m in held_messages(reader) if m.id in overdue and m.id not in told]
     if not new:
         return 0
     for message in new:
