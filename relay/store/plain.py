@@ -178,14 +178,17 @@ def _open_sqlite(settings: DatabaseSettings) -> PlainReader | None:
                 return None  # empty (relay.store.db creates it) or not SQLite (it says so)
     except OSError:
         return None  # missing or unreadable: relay.commands.database_url says so
-    # mode=rw: never create a file; a transaction so that every read sees one moment.
-    connection = sqlite3.connect(
-        f"file:{quote(str(path.absolute()))}?mode=rw",
-        uri=True,
-        timeout=settings.busy_timeout.total_seconds(),
-        isolation_level=None,
-    )
-    connection.execute("BEGIN")
+    try:
+        # mode=rw: never create a file; a transaction so that every read sees one moment.
+        connection = sqlite3.connect(
+            f"file:{quote(str(path.absolute()))}?mode=rw",
+            uri=True,
+            timeout=settings.busy_timeout.total_seconds(),
+            isolation_level=None,
+        )
+        connection.execute("BEGIN")
+    except sqlite3.Error:
+        return None  # relay.store.db says what is wrong, as for every command
     return PlainReader(connection, sqlite=True)
 
 
