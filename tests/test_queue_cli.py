@@ -6,6 +6,7 @@ states are set the way a worker would leave them after failed attempts.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -104,6 +105,54 @@ def test_list_shows_last_error_and_next_attempt_and_filters_by_state(
 
     assert run("queue", "list", "--state", "delivered").output.strip() == "(none)"
     assert run("queue", "list", "--state", "bogus").exit_code == 2
+
+
+def test_json_rows_are_the_stored_rows(run, store: db.Store, pair: PairInfo):
+    """The commands read the outbox as SQL text (relay.ops.outbox); JSON shows each field
+    as the ORM reads it: state, kind, template, recipient, tries, times, last error."""
+    first, second = intro_ids(store)
+    set_state(
+        store,
+        first,
+        DeliveryStatus.DEFERRED,
+        attempts=2,
+        last_error="451 4.3.0 try later",
+        created_at=utcnow() - timedelta(hours=1),
+        next_attempt_at=utcnow() + timedelta(minutes=5),
+    )
+    set_state(store, second, DeliveryStatus.FAILED, attempts=1, last_error="550 5.1.1 no")
+    with store.session() as session:
+        expected = [
+            {
+                "id": row.id,
+                "state": row.status.value,
+                "kind": row.kind.value,
+                "notice": row.notice,
+                "message": row.message_id,
+                "to": row.recipient,
+                "tries": row.attempts,
+                "created_at": row.created_at.isoformat(timespec="seconds"),
+                "next_attempt_at": row.next_attempt_at.isoformat(timespec="seconds")
+                if row.status is DeliveryStatus.DEFERRED
+                else None,
+                "last_error": row.last_error,
+            }
+            for row in session.scalars(select(OutboxEntry).order_by(OutboxEntry.id))
+        ]
+
+    listed = json.loads(run("queue", "list", "--json").output)
+    summary = json.loads(run("queue", "--json").output)
+
+    assert listed == {"total": 2, "entries": expected}
+    assert expected[0]["notice"] == "intro" and expected[0]["next_attempt_at"] is not None
+    assert summary["oldest_waiting"] == expected[0]
+    assert summary["counts"] == {
+        "queued": 0,
+        "sending": 0,
+        "deferred": 1,
+        "delivered": 0,
+        "failed": 1,
+    }
 
 
 def test_list_limit_says_how_many_more(run, store: db.Store, pair: PairInfo):
