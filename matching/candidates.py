@@ -9,7 +9,7 @@ exist so that a popular mentor's slots cannot crowd other mentors out of the gra
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +29,8 @@ __all__ = [
 Progress = Callable[[int, int], None]
 # About 8M pairs per block keeps each float32 block near 32 MB.
 BLOCK_CELLS = 8_000_000
+# Pairs below which scoring a block costs about as much as the call itself.
+SMALL_BLOCK = 250_000
 
 
 @dataclass
@@ -48,23 +50,40 @@ def preference_order(scores: NDArray[np.float32]) -> NDArray[np.intp]:
     return admissible[order]
 
 
+def _floor_of_top(block: NDArray[np.float32], k: int) -> NDArray[np.float32]:
+    """Per row, a score at or below its k-th best admissible score (0 when it has fewer).
+
+    The columns are cut into a few times k stretches; k stretches whose best score is at
+    least t hold k pairs scoring at least t, so the k-th largest stretch maximum is such
+    a floor. It costs one reduction over the block, where a selection over whole rows
+    (np.partition) is several times slower and degrades on rows where most entries are
+    the same value (most pairs are inadmissible, -1).
+    """
+    m = block.shape[1]
+    stretches = min(m, 8 * k)
+    starts = (np.arange(stretches) * m) // stretches
+    maxima: NDArray[np.float32] = np.maximum.reduceat(block, starts, axis=1)
+    if stretches > k:
+        maxima = np.partition(maxima, stretches - k, axis=1)[:, stretches - k :]
+    floor: NDArray[np.float32] = np.maximum(maxima.min(axis=1), np.float32(0.0))
+    return floor
+
+
 def top_rows(block: NDArray[np.float32], k: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """(row, col) of each row's first k entries in (score desc, col asc) order."""
+    """(row, col) of each row's first k admissible entries in (score desc, col asc) order.
+
+    Rows come in order and, within a row, the entries in that preference order; a row
+    with fewer than k admissible mentors gives all of them.
+    """
     b, m = block.shape
-    # Rows with fewer than k admissible mentors take all of them (threshold -0.5).
-    kth = np.full(b, -0.5, np.float32)
-    if m > k:
-        kth = np.maximum(np.partition(block, m - k, axis=1)[:, m - k], kth)
-    r1, c1 = np.nonzero(block > kth[:, None])
-    need = k - np.bincount(r1, minlength=b)
-    tied = np.flatnonzero((kth >= 0) & (need > 0))
-    if tied.size:
-        r2, c2 = np.nonzero(block[tied] == kth[tied][:, None])
-        starts = np.searchsorted(r2, np.arange(tied.size))
-        keep = np.arange(r2.size) - starts[r2] < need[tied][r2]
-        r1 = np.concatenate([r1, tied[r2[keep]]])
-        c1 = np.concatenate([c1, c2[keep]])
-    return r1, c1
+    if b == 0 or m == 0 or k <= 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    r, c = np.nonzero(block >= _floor_of_top(block, k)[:, None])
+    # Few entries per row pass the floor (ties included): sort just those.
+    order = np.lexsort((c, -block[r, c], r))
+    r, c = r[order], c[order]
+    keep = np.arange(r.size) - np.searchsorted(r, r) < k
+    return r[keep], c[keep]
 
 
 def _best_per_mentor(
@@ -107,6 +126,51 @@ def _mentor_lists(
     return keep_u, keep_m, keep_s
 
 
+def _scan(model: ScoreModel) -> Iterator[tuple[NDArray[np.intp], NDArray[np.intp] | None]]:
+    """Every mentee once, in blocks of (mentee rows, the mentors worth scoring for them).
+
+    Mentees are taken class by class (ScoreModel.rule_classes) and each block is scored
+    only against the mentors the language, time-zone and gender rules allow some mentee
+    of the block (None: all mentors). The other pairs are inadmissible anyway, so the
+    lists are the same as over all mentors; with six languages and five time zones this
+    scores about a fifth of the pairs. Small classes are put together so that each
+    block still has about BLOCK_CELLS / 2 pairs or more.
+    """
+    m = model.n_mentors
+    labels, firsts = model.rule_classes()
+    members = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[members], np.arange(firsts.size + 1))
+    pending: list[NDArray[np.intp]] = []
+    union = np.zeros(m, bool)
+    size = 0
+    chunk = max(1, BLOCK_CELLS // max(m, 1))
+
+    def flush() -> Iterator[tuple[NDArray[np.intp], NDArray[np.intp] | None]]:
+        rows = np.sort(np.concatenate(pending))
+        cols = np.flatnonzero(union)
+        wide = cols.size > m // 2
+        step = max(16, BLOCK_CELLS // max(1, m if wide else cols.size))
+        for start in range(0, rows.size, step):
+            yield rows[start : start + step], None if wide else cols
+
+    for first in range(0, firsts.size, chunk):
+        allowed = model.allowed_by_rules(firsts[first : first + chunk])
+        for i, mask in enumerate(allowed):
+            rows = members[bounds[first + i] : bounds[first + i + 1]]
+            width, own = int(np.count_nonzero(union)), int(np.count_nonzero(mask))
+            merged = (size + rows.size) * int(np.count_nonzero(union | mask))
+            # Join the pending block only while that scores few pairs no rule allows.
+            if pending and merged > SMALL_BLOCK + 1.25 * (size * width + rows.size * own):
+                yield from flush()
+                pending, size = [], 0
+                union[:] = False
+            pending.append(rows)
+            union |= mask
+            size += rows.size
+    if pending:
+        yield from flush()
+
+
 def collect_candidates(model: ScoreModel, progress: Progress | None = None) -> Candidates:
     n, m = model.n_mentees, model.n_mentors
     k = min(model.settings.candidates_per_mentee, max(m, 1))
@@ -114,21 +178,21 @@ def collect_candidates(model: ScoreModel, progress: Progress | None = None) -> C
     top_mentors = np.full((n, k), -1, np.int32)
     top_scores = np.full((n, k), -1.0, np.float32)
     admissible = np.zeros(n, np.int32)
-    step = max(16, BLOCK_CELLS // max(m, 1))
-    for start in range(0, n, step):
-        rows = np.arange(start, min(n, start + step))
-        if m:
-            block = model.block(rows)
+    done = 0
+    for rows, cols in _scan(model) if m else ():
+        if cols is None or cols.size:
+            block = model.block(rows, cols)
             admissible[rows] = np.count_nonzero(block >= 0, axis=1)
             r, c = top_rows(block, k)
             s = block[r, c]
-            order = np.lexsort((c, -s, r))
-            r, c, s = r[order], c[order], s[order]
             pos = np.arange(r.size) - np.searchsorted(r, r)
-            top_mentors[rows[r], pos] = c
+            top_mentors[rows[r], pos] = c if cols is None else cols[c]
             top_scores[rows[r], pos] = s
+        done += rows.size
         if progress is not None:
-            progress(int(rows[-1]) + 1, n)
+            progress(done, n)
+    if progress is not None and not m:
+        progress(n, n)
 
     listed = top_mentors >= 0
     mentee_u = np.repeat(np.arange(n, dtype=np.int64), k)[listed.ravel()]

@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from .blocks import ScoreModel
 from .candidates import Candidates, Progress, collect_candidates
@@ -118,6 +119,20 @@ def match(
     that exist or ended). progress(done, total) is called after each block of mentees
     is scored, with total = number of mentees.
     """
+    # One BLAS thread: the products here are many and mid-sized, and OpenBLAS's threads
+    # spin for each one; on a busy 2-core machine that made scoring 3-5x slower.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _match(mentors, mentees, settings, method, exclude, progress)
+
+
+def _match(
+    mentors: Sequence[Mentor],
+    mentees: Sequence[Mentee],
+    settings: MatchSettings | None,
+    method: Method,
+    exclude: Iterable[tuple[str, str]],
+    progress: Progress | None,
+) -> MatchResult:
     if method not in ("optimal", "stable"):
         raise ValueError(f"unknown method '{method}' (expected optimal or stable)")
     settings = settings or MatchSettings()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -120,8 +121,10 @@ REFERENCE_DAY = dt.datetime(2025, 1, 15, 12, 0)
 P = TypeVar("P", Mentor, Mentee)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def normalise_tag(text: str) -> str:
     """The comparison form of a field, interest, goal, language or organisation."""
+    # Cached: a cohort repeats a few hundred tags millions of times (features, reasons).
     return " ".join(text.casefold().split())
 
 

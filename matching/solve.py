@@ -220,8 +220,6 @@ def _continue_orders(
         block[(block > ls) | ((block == ls) & (cols <= lm))] = INADMISSIBLE
         r, c = top_rows(block, min(count, m))
         s = block[r, c]
-        order = np.lexsort((c, -s, r))
-        r, c, s = r[order], c[order], s[order]
         bounds = np.searchsorted(r, np.arange(chunk.size + 1)).tolist()
         c_list, s_list = c.tolist(), s.tolist()
         for i, u in enumerate(chunk.tolist()):
