@@ -12,6 +12,14 @@ filters as a large cost) and prints our total score as a fraction of it.
     python3 bench/match_scale.py --sizes 3000x1000
     python3 bench/match_scale.py --cohort tight      # issue 18's cohort (see tight_cohort)
     python3 bench/match_scale.py --db-pairs 30000    # + what a round over a full database adds
+    python3 bench/match_scale.py --cohort tight --sizes 30000x10000 --end-to-end 3 --db-pairs 30000
+
+--end-to-end RUNS times `relay match` as a coordinator runs it (a fresh process: the
+relay.toml, both CSVs in, proposals.csv out, on a SQLite database), interleaved with a
+process that only loads the two CSVs (the baseline) and, with --db-pairs, with the same
+`relay match` over a database that already holds that many pairs of other people (so
+the matching work is the same and the difference is what the database adds). It prints
+the medians, the ratio to the baseline and the peak RSS of `relay match`.
 
 Every size also prints how many unmatched mentees have a suitable mentor with a free
 place (must be 0: coverage.augment makes the match maximum), checked on the whole
@@ -42,6 +50,7 @@ from matching.profiles import load_mentees, load_mentors
 from matching.score import RESOLUTION, total_weight
 from matching.settings import MatchSettings
 
+ROOT = Path(__file__).resolve().parent.parent
 FIELDS = [f"field {i}" for i in range(25)]
 INTERESTS = [f"interest {i}" for i in range(80)]
 GOALS = [f"goal {i}" for i in range(15)]
@@ -153,23 +162,23 @@ def left_out_with_room(mentors: list, mentees: list, result, settings: MatchSett
     return int(model.admissible(rows, free).any(axis=1).sum())
 
 
-def db_round_seconds(n_pairs: int) -> tuple[float, float]:
-    """(seconds to read a round's state from a SQLite database holding n_pairs pairs,
-    seconds of a plain SELECT count(*) over its pairs), measured in the same process."""
-    from sqlalchemy import func, insert, select
+def fill_database(url: str, n_pairs: int) -> None:
+    """Create the schema at url and bulk-insert n_pairs active pairs of other people
+    (n_pairs // 3 mentors with three mentees each, none of them in the cohort's CSVs)."""
+    from sqlalchemy import insert
 
     from relay.store import db
-    from relay.store.match_round import exclusions, round_state
     from relay.store.models import Pair, Participant, ParticipantAddress
 
-    with tempfile.TemporaryDirectory() as tmp:
-        store = db.Store(f"sqlite:///{tmp}/round.db")
-        db.upgrade(store)
+    store = db.Store(url)
+    db.upgrade(store)
+    if n_pairs:
+        n_mentors = max(1, n_pairs // 3)
         with store.session() as session:
             people = [
-                {"id": i + 1, "email": f"p{i}@example.org", "display_name": f"P {i}",
-                 "role": "mentor" if i < n_pairs // 3 else "mentee", "watched": False}
-                for i in range(n_pairs // 3 + n_pairs)
+                {"id": i + 1, "email": f"p{i}@earlier.example.org", "display_name": f"P {i}",
+                 "role": "mentor" if i < n_mentors else "mentee", "watched": False}
+                for i in range(n_mentors + n_pairs)
             ]  # fmt: skip
             session.execute(insert(Participant), people)
             session.execute(
@@ -179,12 +188,28 @@ def db_round_seconds(n_pairs: int) -> tuple[float, float]:
             session.execute(
                 insert(Pair),
                 [
-                    {"token": f"t{i:012d}", "mentor_id": 1 + i % (n_pairs // 3),
-                     "mentee_id": n_pairs // 3 + 1 + i, "status": "active", "watched": False}
+                    {"token": f"t{i:012d}", "mentor_id": 1 + i % n_mentors,
+                     "mentee_id": n_mentors + 1 + i, "status": "active", "watched": False}
                     for i in range(n_pairs)
                 ],
             )  # fmt: skip
-        emails = [p["email"] for p in people]
+    store.dispose()
+
+
+def db_round_seconds(n_pairs: int) -> tuple[float, float]:
+    """(seconds to read a round's state from a SQLite database holding n_pairs pairs,
+    seconds of a plain SELECT count(*) over its pairs), measured in the same process."""
+    from sqlalchemy import func, select
+
+    from relay.store import db
+    from relay.store.match_round import exclusions, round_state
+    from relay.store.models import Pair
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/round.db"
+        fill_database(url, n_pairs)
+        store = db.Store(url)
+        emails = [f"p{i}@earlier.example.org" for i in range(n_pairs // 3 + n_pairs)]
         start = time.perf_counter()
         with store.read_session() as session:
             state = round_state(session, "relay.bench")
@@ -198,6 +223,75 @@ def db_round_seconds(n_pairs: int) -> tuple[float, float]:
         count_s = time.perf_counter() - start
         store.dispose()
     return round_s, count_s
+
+
+def timed_process(argv: list[str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one child process, which must succeed."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's relay/ and matching/
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        if status != 0:
+            errors.seek(0)
+            sys.stderr.write(errors.read().decode(errors="replace"))
+            raise SystemExit(f"{' '.join(argv)} failed ({status})")
+    return wall, usage.ru_maxrss / 1024
+
+
+LOAD_ONLY = (
+    "import sys; from matching.profiles import load_mentees, load_mentors;"
+    " load_mentors(sys.argv[1]); load_mentees(sys.argv[2])"
+)
+
+
+def end_to_end(n_mentees: int, n_mentors: int, cohort: str, runs: int, db_pairs: int) -> None:
+    """`relay match` in its own process, interleaved with a process that only loads the
+    CSVs and, with db_pairs, with `relay match` over a database holding that many pairs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (write_tight_cohort if cohort == "tight" else write_cohort)(folder, n_mentees, n_mentors)
+        kinds = {
+            "load the CSVs only": [sys.executable, "-c", LOAD_ONLY, "mentors.csv", "mentees.csv"]
+        }
+        for name, pairs in (("empty", 0), ("full", db_pairs)) if db_pairs else (("empty", 0),):
+            (folder / f"{name}.toml").write_text(
+                f'[relay]\ndomain = "relay.bench"\n[database]\nurl = "sqlite:///{name}.db"\n'
+            )
+            fill_database(f"sqlite:///{folder}/{name}.db", pairs)
+            label = "relay match" + (f", database with {pairs} pairs" if pairs else "")
+            kinds[label] = [
+                sys.executable, "-m", "relay", "-c", f"{name}.toml", "match",
+                "--mentors", "mentors.csv", "--mentees", "mentees.csv",
+                "--out", f"{name}-proposals.csv", "--force",
+            ]  # fmt: skip
+        walls: dict[str, list[float]] = {k: [] for k in kinds}
+        rss: dict[str, float] = dict.fromkeys(kinds, 0.0)
+        for _ in range(runs):
+            for kind, argv in kinds.items():
+                wall, peak = timed_process(argv, folder)
+                walls[kind].append(wall)
+                rss[kind] = max(rss[kind], peak)
+        proposals = (folder / "empty-proposals.csv").read_text().count("\n") - 1
+    median = {k: sorted(v)[len(v) // 2] for k, v in walls.items()}
+    base = median["load the CSVs only"]
+    print(
+        f"{n_mentees} mentees x {n_mentors} mentors ({cohort} cohort), end to end,"
+        f" {runs} interleaved runs, medians; {proposals} rows in proposals.csv"
+    )
+    for kind in kinds:
+        runs_text = ", ".join(f"{w:.2f}" for w in walls[kind])
+        print(
+            f"  {kind:45s} {median[kind]:6.2f} s  {median[kind] / base:5.1f}x the CSV load"
+            f"   peak RSS {rss[kind]:5.0f} MB   (runs: {runs_text})"
+        )
+    if db_pairs:
+        full = f"relay match, database with {db_pairs} pairs"
+        print(
+            f"  a database with {db_pairs} pairs adds {median[full] - median['relay match']:+.2f} s"
+        )
+    sys.stdout.flush()
 
 
 def exact_optimum(mentors: list, mentees: list, settings: MatchSettings) -> tuple[float, int]:
@@ -275,6 +369,7 @@ def main() -> None:
     parser.add_argument("--method", choices=["optimal", "stable"], default="optimal")
     parser.add_argument("--cohort", choices=["varied", "tight"], default="varied")
     parser.add_argument("--db-pairs", type=int, default=0)
+    parser.add_argument("--end-to-end", type=int, default=0, metavar="RUNS")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -283,6 +378,8 @@ def main() -> None:
         return
     for size in args.sizes.split(","):
         a, b = (int(x) for x in size.split("x"))
+        if args.end_to_end:
+            end_to_end(a, b, args.cohort, args.end_to_end, args.db_pairs)
         r = run_size(a, b, args.method, args.cohort)
         print(f"{a} mentees x {b} mentors, capacity 3, method {args.method}")
         print(f"  load CSVs   {r['load_s']:7.2f} s")

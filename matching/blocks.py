@@ -313,6 +313,13 @@ class ScoreModel:
         (organisations, mandatory criteria and exclusions are not applied)."""
         return self._product(self._filter_left[rows], self._filter_right) >= 1.0
 
+    def pair_points(self, rows: NDArray[np.intp], cols: NDArray[np.intp]) -> NDArray[np.float32]:
+        """Score points of the pairs (rows[i], cols[i]) alone, without their blocks."""
+        left = self._score_left[rows].toarray()
+        right = np.take(self._score_right, cols, axis=1).T
+        # Whole numbers below 2**24: the sum is exact in float32, as in block().
+        return np.asarray((left * right).sum(axis=1), np.float32)
+
     def diagnose(self, rows: NDArray[np.intp]) -> list[str]:
         """For mentees with no admissible mentor: the first rule that left none, in words."""
         if len(rows) == 0:

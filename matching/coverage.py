@@ -38,8 +38,56 @@ def _members(
     return order, starts
 
 
+class _Classes:
+    """The rule classes of the mentees (ScoreModel.rule_classes) and, once asked for,
+    the mentors the language, time-zone and gender rules allow each class."""
+
+    def __init__(self, model: ScoreModel) -> None:
+        self.model = model
+        self.labels, self.firsts = model.rule_classes()
+        self.allowed: dict[int, NDArray[np.bool_]] = {}
+
+    def mentors_of(self, label: int) -> NDArray[np.bool_]:
+        if label not in self.allowed:
+            first = self.firsts[label : label + 1]
+            self.allowed[label] = self.model.allowed_by_rules(first)[0]
+        return self.allowed[label]
+
+
+def _reach(
+    model: ScoreModel, classes: _Classes, frontier: NDArray[np.intp], parent: NDArray[np.int64]
+) -> NDArray[np.intp]:
+    """Mentors not yet in the forest that some frontier mentee may have; each joins
+    through the first such mentee (parent). Returns them.
+
+    A class's mentees are checked only against its rule-allowed mentors that are not
+    reached yet, so a layer costs about the mentors it reaches, not frontier x mentors.
+    """
+    reached: list[NDArray[np.intp]] = []
+    labels = classes.labels[frontier]
+    order = np.argsort(labels, kind="stable")
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    for group in np.split(frontier[order], bounds):
+        open_mentors = classes.mentors_of(int(classes.labels[group[0]])) & (parent < 0)
+        cols = np.flatnonzero(open_mentors)
+        start = 0
+        while cols.size and start < group.size:
+            step = max(16, BLOCK_CELLS // cols.size)
+            rows = group[start : start + step]
+            start += step
+            r, c = np.nonzero(model.admissible(rows, cols))
+            if not c.size:
+                continue
+            found, first = np.unique(c, return_index=True)
+            parent[cols[found]] = rows[r[first]]
+            reached.append(cols[found])
+            cols = cols[parent[cols] < 0]
+    return np.concatenate(reached) if reached else np.zeros(0, np.intp)
+
+
 def _search(
     model: ScoreModel,
+    classes: _Classes,
     assignment: NDArray[np.int64],
     room: NDArray[np.bool_],
     suitable: NDArray[np.int32],
@@ -57,26 +105,14 @@ def _search(
     seen_mentee = np.zeros(model.n_mentees, bool)
     frontier = np.flatnonzero((assignment < 0) & (suitable > 0))
     seen_mentee[frontier] = True
-    step = max(16, BLOCK_CELLS // n_mentors)
     while frontier.size:
-        reached: list[NDArray[np.intp]] = []
-        for start in range(0, frontier.size, step):
-            rows = frontier[start : start + step]
-            block = model.block(rows)
-            block[:, parent >= 0] = INADMISSIBLE
-            r, c = np.nonzero(block >= 0)
-            if not c.size:
-                continue
-            # Each mentor joins the forest once, through the first mentee that reaches it.
-            mentors, first = np.unique(c, return_index=True)
-            parent[mentors] = rows[r[first]]
-            points[mentors] = block[r[first], mentors]
-            reached.append(mentors)
-        if not reached:
+        new_mentors = _reach(model, classes, frontier, parent)
+        if not new_mentors.size:
             break
-        new_mentors = np.concatenate(reached)
         with_room = new_mentors[room[new_mentors]]
         if with_room.size:
+            reached = np.flatnonzero(parent >= 0)
+            points[reached] = model.pair_points(parent[reached], reached)
             return parent, points, with_room
         # Every mentor reached is full: its mentees might move elsewhere to free a place.
         nxt = np.concatenate([order[starts[m] : starts[m + 1]] for m in new_mentors.tolist()])
@@ -107,9 +143,10 @@ def augment(
     used_u: list[int] = []
     used_m: list[int] = []
     used_s: list[float] = []
+    classes = _Classes(model)
     while True:
         load = np.bincount(assignment[assignment >= 0], minlength=n_mentors)
-        parent, points, ends = _search(model, assignment, load < capacities, suitable)
+        parent, points, ends = _search(model, classes, assignment, load < capacities, suitable)
         if not ends.size:
             break
         before = assignment.copy()  # paths are read off the forest as it was searched

@@ -128,6 +128,7 @@ def normalise_tag(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
+@functools.lru_cache(maxsize=4096)  # a cohort has a few zones, written the same way
 def parse_time_zone(text: str) -> int:
     """Minutes east of UTC for an IANA name ("Europe/Madrid") or an offset ("+05:30")."""
     value = text.strip()
@@ -153,6 +154,7 @@ def parse_time_zone(text: str) -> int:
     return int(standard.total_seconds() // 60)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _split(text: str) -> tuple[str, ...]:
     seen: set[str] = set()
     items: list[str] = []

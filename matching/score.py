@@ -142,11 +142,11 @@ def _reason(criterion: str, mentor: Mentor, mentee: Mentee) -> str:
 
 def explain(mentor: Mentor, mentee: Mentee, settings: MatchSettings, limit: int = 3) -> list[str]:
     """The criteria that contributed most to this pair's score, in words, best first."""
-    scores = criterion_scores(mentor, mentee)
-    weighted = [
-        (settings.weight(c).points * scores[c], -i, c)
-        for i, c in enumerate(CRITERIA)
-        if scores[c] > 0 and settings.weight(c).points > 0
-    ]
+    weighted = []
+    for i, c in enumerate(CRITERIA):
+        points = settings.weight(c).points
+        score = CRITERION_FUNCTIONS[c](mentor, mentee) if points else 0.0
+        if score > 0:
+            weighted.append((points * score, -i, c))
     weighted.sort(reverse=True)
     return [_reason(c, mentor, mentee) for _, _, c in weighted[:limit]]

@@ -15,7 +15,7 @@ from matching.blocks import ScoreModel
 from matching.match import match
 from matching.profiles import Mentee, Mentor
 from matching.settings import MatchSettings
-from tests.matching.matching_cohorts import crowded_cohort, mentee, mentor
+from tests.matching.matching_cohorts import allowed, crowded_cohort, mentee, mentor
 
 SETTINGS = MatchSettings()
 # Short candidate lists make a 3,000-mentee cohort as sparse as a 30,000 one with the
@@ -76,3 +76,36 @@ def test_a_mentee_is_moved_to_make_room() -> None:
     result = match(mentors, mentees, SETTINGS)
     pairs = {p.mentee_email: p.mentor_email for p in result.proposals}
     assert pairs == {"ben@x.org": "dee@x.org", "cy@x.org": "ana@x.org"}
+
+
+@pytest.mark.slow
+def test_at_30000_by_10000_no_unmatched_mentee_has_a_suitable_mentor_with_room() -> None:
+    # Issue 18's scale and shape: 10,000 mentors with 3 places, 30,000 mentees. 600 of
+    # the mentees are late joiners who ask for a woman mentor, and only 20 mentors are
+    # women: that corner overflows while mentors elsewhere keep free places, none of
+    # which a left-out mentee may be able to take.
+    mentors, mentees = crowded_cohort(18, 29400, 9980)
+    mentors += [
+        mentor(f"w{i}@x.org", capacity=3, gender="woman", languages=("English", "Hindi"))
+        for i in range(20)
+    ]
+    mentees += [
+        mentee(f"late{i}@x.org", gender="woman", prefer_same_gender=True, organisation="late")
+        for i in range(600)
+    ]
+    result = match(mentors, mentees, SETTINGS)
+    assert len(result.unmatched) >= 600 - 20 * 3
+    load: dict[str, int] = {}
+    for p in result.proposals:
+        load[p.mentor_email] = load.get(p.mentor_email, 0) + 1
+    with_room = [m for m in mentors if load.get(m.email, 0) < m.capacity]
+    assert with_room, "mentors elsewhere keep free places"
+    by_email = {e.email: e for e in mentees}
+    for lost in result.unmatched:
+        mentee_ = by_email[lost.mentee_email]
+        # The rules written out by hand (matching_cohorts.allowed), not the scorer.
+        assert not any(allowed(m, mentee_, SETTINGS, set()) for m in with_room), lost
+        assert lost.reason == (
+            "the 20 suitable mentors are full and every way of freeing a place leaves"
+            " another mentee out"
+        ), lost
