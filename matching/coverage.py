@@ -78,8 +78,14 @@ def _reach(
             r, c = np.nonzero(model.admissible(rows, cols))
             if not c.size:
                 continue
-            found, first = np.unique(c, return_index=True)
-            parent[cols[found]] = rows[r[first]]
+            by_mentor = np.argsort(c, kind="stable")
+            found, first, count = np.unique(c[by_mentor], return_index=True, return_counts=True)
+            # Spread the mentors over the mentees that reach them (the i-th mentor found
+            # takes its (i mod count)-th mentee): paths from one root share it, and only
+            # vertex-disjoint paths are flipped in a round, so one root for everything
+            # (the first mentee reaches most mentors) meant one path per round.
+            pick = first + np.arange(found.size) % count
+            parent[cols[found]] = rows[r[by_mentor[pick]]]
             reached.append(cols[found])
             cols = cols[parent[cols] < 0]
     return np.concatenate(reached) if reached else np.zeros(0, np.intp)
