@@ -11,6 +11,7 @@ filters as a large cost) and prints our total score as a fraction of it.
     python3 bench/match_scale.py --method stable
     python3 bench/match_scale.py --sizes 3000x1000
     python3 bench/match_scale.py --cohort tight      # issue 18's cohort (see tight_cohort)
+    python3 bench/match_scale.py --cohort late       # the same, 2% late joiners in one corner
     python3 bench/match_scale.py --db-pairs 30000    # + what a round over a full database adds
     python3 bench/match_scale.py --cohort tight --sizes 30000x10000 --end-to-end 3 --db-pairs 30000
 
@@ -119,9 +120,15 @@ def write_cohort(folder: Path, n_mentees: int, n_mentors: int, seed: int = 7) ->
                 )
 
 
-def write_tight_cohort(folder: Path, n_mentees: int, n_mentors: int, seed: int = 18) -> None:
+def write_tight_cohort(
+    folder: Path, n_mentees: int, n_mentors: int, seed: int = 18, late: int = 0
+) -> None:
     """Issue 18's cohort: places for exactly every mentee (capacity 3), six languages,
-    five time zones, fifty organisations; the shape that left 178 mentees out."""
+    five time zones, fifty organisations; the shape that left 178 mentees out.
+
+    With late > 0 the last `late` mentees are late joiners who all speak only Swahili
+    and live in Tokyo: that corner overflows, and covering the most mentees takes many
+    augmenting paths (moving other mentees out of the corner)."""
     rng = random.Random(seed)
     languages = LANGUAGES[:6]
     zones = ["America/New_York", "UTC", "Europe/Berlin", "Asia/Dubai", "Asia/Tokyo"]
@@ -137,14 +144,27 @@ def write_tight_cohort(folder: Path, n_mentees: int, n_mentors: int, seed: int =
                         rng.choice(FIELDS),
                         ";".join(rng.sample(INTERESTS, rng.randint(2, 6))),
                         ";".join(rng.sample(GOALS, rng.randint(1, 3))),
-                        ";".join(rng.sample(languages, rng.choice([1, 1, 2]))),
-                        rng.choice(zones),
+                        ";".join(rng.sample(languages, rng.choice([1, 1, 2])))
+                        if kind == "mentors" or i < count - late
+                        else "Swahili",
+                        rng.choice(zones)
+                        if kind == "mentors" or i < count - late
+                        else "Asia/Tokyo",
                         f"org {rng.randrange(50)}",
                         "",
                         "no",
                         *([3] if kind == "mentors" else []),
                     ]
                 )
+
+
+def write_named_cohort(cohort: str, folder: Path, n_mentees: int, n_mentors: int) -> None:
+    if cohort == "varied":
+        write_cohort(folder, n_mentees, n_mentors)
+    else:
+        write_tight_cohort(
+            folder, n_mentees, n_mentors, late=n_mentees // 50 if cohort == "late" else 0
+        )
 
 
 def left_out_with_room(mentors: list, mentees: list, result, settings: MatchSettings) -> int:  # type: ignore[no-untyped-def]
@@ -251,7 +271,7 @@ def end_to_end(n_mentees: int, n_mentors: int, cohort: str, runs: int, db_pairs:
     CSVs and, with db_pairs, with `relay match` over a database holding that many pairs."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (write_tight_cohort if cohort == "tight" else write_cohort)(folder, n_mentees, n_mentors)
+        write_named_cohort(cohort, folder, n_mentees, n_mentors)
         kinds = {
             "load the CSVs only": [sys.executable, "-c", LOAD_ONLY, "mentors.csv", "mentees.csv"]
         }
@@ -312,7 +332,7 @@ def child(n_mentees: int, n_mentors: int, method: str, cohort: str) -> None:
     report: dict[str, float | int | str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (write_tight_cohort if cohort == "tight" else write_cohort)(folder, n_mentees, n_mentors)
+        write_named_cohort(cohort, folder, n_mentees, n_mentors)
         start = time.perf_counter()
         mentors = load_mentors(folder / "mentors.csv")
         mentees = load_mentees(folder / "mentees.csv")
@@ -367,7 +387,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="3000x1000,30000x10000")
     parser.add_argument("--method", choices=["optimal", "stable"], default="optimal")
-    parser.add_argument("--cohort", choices=["varied", "tight"], default="varied")
+    parser.add_argument("--cohort", choices=["varied", "tight", "late"], default="varied")
     parser.add_argument("--db-pairs", type=int, default=0)
     parser.add_argument("--end-to-end", type=int, default=0, metavar="RUNS")
     parser.add_argument("--child", help=argparse.SUPPRESS)

@@ -114,6 +114,7 @@ class ScoreModel:
         self.mentee_field = _ids([p.field for p in mentees], fields, -1)
         self.mentor_field = _ids([p.field for p in mentors], fields, -2)
         self.excluded = self._exclusions(exclude)
+        self._classes: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None
 
     # -- feature layout -------------------------------------------------------------
 
@@ -293,6 +294,8 @@ class ScoreModel:
         a class against those mentors only; in a cohort with a few languages and zones
         that is a fraction of all pairs.
         """
+        if self._classes is not None:
+            return self._classes
         left = self._filter_left
         left.sort_indices()
         indptr, indices, data = left.indptr, left.indices, left.data
@@ -306,7 +309,8 @@ class ScoreModel:
             if label == len(first):
                 first.append(u)
             labels[u] = label
-        return labels, np.array(first, np.intp)
+        self._classes = labels, np.array(first, np.intp)
+        return self._classes
 
     def allowed_by_rules(self, rows: NDArray[np.intp]) -> NDArray[np.bool_]:
         """The language, time-zone and gender rules alone, for each row against every mentor

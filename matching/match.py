@@ -20,7 +20,7 @@ from .blocks import ScoreModel
 from .candidates import Candidates, Progress, collect_candidates
 from .coverage import augment, has_room_for
 from .profiles import Mentee, Mentor
-from .score import RESOLUTION, explain, total_weight
+from .score import RESOLUTION, explainer, total_weight
 from .settings import MatchSettings
 from .solve import audit, solve_optimal, solve_stable
 
@@ -171,6 +171,7 @@ def _match(
     lap("audit")
 
     scale = max_points or 1.0
+    explain = explainer(settings)
     proposals = []
     for u in np.flatnonzero(assignment >= 0).tolist():
         mentor, mentee = mentors[int(assignment[u])], mentees[u]
@@ -182,7 +183,7 @@ def _match(
                 mentor_name=mentor.name,
                 score=float(points[u]) / scale,
                 rank=int(ranks[u]),
-                reasons=tuple(explain(mentor, mentee, settings)),
+                reasons=tuple(explain(mentor, mentee)),
             )
         )
     lost = np.flatnonzero(assignment < 0)

@@ -12,6 +12,7 @@ low 1; a mandatory criterion weighs as high), so it is also in [0, 1].
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 
 from .profiles import Mentee, Mentor, normalise_tag
@@ -23,6 +24,7 @@ __all__ = [
     "combined_score",
     "criterion_scores",
     "explain",
+    "explainer",
     "field_score",
     "goals_score",
     "interests_score",
@@ -43,10 +45,17 @@ def minutes_apart(a: int, b: int) -> int:
     return min(d, 2 * HALF_DAY - d)
 
 
+@functools.lru_cache(maxsize=1 << 17)  # about three lists per person of 40,000
+def _tags(items: tuple[str, ...]) -> frozenset[str]:
+    """The comparison forms of a profile's list; cached, as each list is compared with
+    every partner proposed and explained."""
+    return frozenset(normalise_tag(x) for x in items)
+
+
 def _coverage(wanted: tuple[str, ...], offered: tuple[str, ...]) -> float:
     if not wanted:
         return 0.0
-    have = {normalise_tag(x) for x in offered}
+    have = _tags(offered)
     shared = sum(1 for x in wanted if normalise_tag(x) in have)
     # The per-item share is floored onto the grid so that the blocks.py features
     # (one number per mentee interest) add up to exactly this.
@@ -71,7 +80,7 @@ def goals_score(mentor: Mentor, mentee: Mentee) -> float:
 
 def language_score(mentor: Mentor, mentee: Mentee) -> float:
     """0 with no shared language, 0.5 with one, 1 when the mentor speaks the mentee's first."""
-    spoken = {normalise_tag(x) for x in mentor.languages}
+    spoken = _tags(mentor.languages)
     if not any(normalise_tag(x) in spoken for x in mentee.languages):
         return 0.0
     return 1.0 if normalise_tag(mentee.languages[0]) in spoken else 0.5
@@ -116,7 +125,7 @@ def _listing(items: list[str]) -> str:
 
 
 def _shared(wanted: tuple[str, ...], offered: tuple[str, ...]) -> list[str]:
-    have = {normalise_tag(x) for x in offered}
+    have = _tags(offered)
     return [x for x in wanted if normalise_tag(x) in have]
 
 
@@ -140,13 +149,26 @@ def _reason(criterion: str, mentor: Mentor, mentee: Mentee) -> str:
     return f"{d / 60:.2f}".rstrip("0").rstrip(".") + " h apart"
 
 
+def explainer(settings: MatchSettings, limit: int = 3) -> Callable[[Mentor, Mentee], list[str]]:
+    """explain() with the settings read once: for the many pairs of one match."""
+    weighted_criteria = [
+        (settings.weight(c).points, -i, c, CRITERION_FUNCTIONS[c])
+        for i, c in enumerate(CRITERIA)
+        if settings.weight(c).points > 0
+    ]
+
+    def explain_pair(mentor: Mentor, mentee: Mentee) -> list[str]:
+        weighted = []
+        for points, order, c, score_of in weighted_criteria:
+            score = score_of(mentor, mentee)
+            if score > 0:
+                weighted.append((points * score, order, c))
+        weighted.sort(reverse=True)
+        return [_reason(c, mentor, mentee) for _, _, c in weighted[:limit]]
+
+    return explain_pair
+
+
 def explain(mentor: Mentor, mentee: Mentee, settings: MatchSettings, limit: int = 3) -> list[str]:
     """The criteria that contributed most to this pair's score, in words, best first."""
-    weighted = []
-    for i, c in enumerate(CRITERIA):
-        points = settings.weight(c).points
-        score = CRITERION_FUNCTIONS[c](mentor, mentee) if points else 0.0
-        if score > 0:
-            weighted.append((points * score, -i, c))
-    weighted.sort(reverse=True)
-    return [_reason(c, mentor, mentee) for _, _, c in weighted[:limit]]
+    return explainer(settings, limit)(mentor, mentee)
