@@ -275,15 +275,15 @@ class ScoreModel:
             ok &= self.mentee_org[rows][:, None] != mentor_org[None, :]
         if self.field_mandatory:
             ok &= self.mentee_field[rows][:, None] == mentor_field[None, :]
-        position = None if cols is None else {int(c): i for i, c in enumerate(cols)}
-        for i, u in enumerate(rows.tolist()):
-            banned = self.excluded.get(u)
-            if banned is None:
-                continue
-            if position is None:
-                ok[i, banned] = False
-            else:
-                ok[i, [position[b] for b in banned.tolist() if b in position]] = False
+        banned_rows = [
+            (i, self.excluded[u]) for i, u in enumerate(rows.tolist()) if u in self.excluded
+        ]
+        if banned_rows and cols is not None:
+            position = np.full(self.n_mentors, -1, np.intp)
+            position[cols] = np.arange(cols.size)
+            banned_rows = [(i, position[b][position[b] >= 0]) for i, b in banned_rows]
+        for i, banned in banned_rows:
+            ok[i, banned] = False
         return ok
 
     def rule_classes(self) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
