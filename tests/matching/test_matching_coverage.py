@@ -11,7 +11,9 @@ import pytest
 import scipy.sparse as sp
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
+from matching import candidates
 from matching.blocks import ScoreModel
+from matching.candidates import _scan, collect_candidates, preference_order
 from matching.match import match
 from matching.profiles import Mentee, Mentor
 from matching.settings import MatchSettings
@@ -109,3 +111,23 @@ def test_at_30000_by_10000_no_unmatched_mentee_has_a_suitable_mentor_with_room()
             "the 20 suitable mentors are full and every way of freeing a place leaves"
             " another mentee out"
         ), lost
+
+
+def test_candidate_lists_scored_by_rule_class_are_each_mentees_best(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Six languages and five time zones: blocks are scored against a fraction of the
+    # mentors. Each list must still be the exact head of the mentee's own order over
+    # all mentors (score, then file position), as scoring every pair gives it. Classes
+    # this small would share wide blocks; SMALL_BLOCK = 0 keeps each on its own.
+    monkeypatch.setattr(candidates, "SMALL_BLOCK", 0)
+    mentors, mentees = crowded_cohort(5, 3000, 1000)
+    model = ScoreModel(mentors, mentees, SETTINGS, ())
+    assert any(cols is not None and cols.size < 500 for _, cols in _scan(model))
+    cand = collect_candidates(model)
+    everything = model.block(np.arange(len(mentees)))
+    k = SETTINGS.candidates_per_mentee
+    for u in range(len(mentees)):
+        best = preference_order(everything[u])[:k]
+        assert cand.mentors[u][: best.size].tolist() == best.tolist(), u
+        assert cand.admissible[u] == np.count_nonzero(everything[u] >= 0)
