@@ -133,8 +133,8 @@ def _scan(model: ScoreModel) -> Iterator[tuple[NDArray[np.intp], NDArray[np.intp
     only against the mentors the language, time-zone and gender rules allow some mentee
     of the block (None: all mentors). The other pairs are inadmissible anyway, so the
     lists are the same as over all mentors; with six languages and five time zones this
-    scores about a fifth of the pairs. Small classes are put together so that each
-    block still has about BLOCK_CELLS / 2 pairs or more.
+    scores about a fifth of the pairs. Small classes share a block while that adds few
+    pairs that no rule allows (SMALL_BLOCK), so that calls stay worth their overhead.
     """
     m = model.n_mentors
     labels, firsts = model.rule_classes()
