@@ -25,6 +25,7 @@ from relay.commands import (
     imap,
     matching,
     moderation,
+    offers,
     ops,
     pairs,
     participants,
@@ -118,6 +119,7 @@ for command in (
     moderation.audit,
     set_aside.set_aside,
     matching.match,
+    offers.offers_group,
     queue.queue_group,
     imap.imap_group,
     daemon.serve,
@@ -132,6 +134,7 @@ for command in (
     programme.focus_command,
 ):
     cli.add_command(command)
+matching.match.add_command(offers.match_offer)
 people.participant_group.add_command(safeguarding.participant_consent)
 people.participant_group.add_command(safeguarding.participant_check)
 people.participant_group.add_command(safeguarding.participant_safeguarding)

@@ -70,6 +70,9 @@ class Config:
     # Why [matching] could not be used ('' if it could): only `relay match` and
     # `check-config` fail on it; the relay itself runs (and warns) without it.
     matching_problem: str = ""
+    # [matching] offer_expires: how long a mentee has to choose, and a mentor to answer
+    # an invitation (relay/offers); read here, as matching/ knows nothing of mail.
+    offer_expires: timedelta = timedelta(days=3)
 
     @property
     def notice_address(self) -> str:
@@ -171,8 +174,14 @@ def config_from_mapping(
             raise ConfigError(f"{source}: [{section}] must be a table")
     rules = RulesConfig.from_mapping(document.get("rules", {}), str(source), source.parent)
     matching_problem = ""
+    matching_table = dict(document.get("matching", {}))
+    offer_expires = parse_duration(
+        matching_table.pop("offer_expires", "3d"), f"{source}: [matching] offer_expires"
+    )
+    if offer_expires <= timedelta(0):
+        raise ConfigError(f"{source}: [matching] offer_expires must be more than 0")
     try:
-        matching = MatchSettings.from_mapping(document.get("matching", {}), str(source))
+        matching = MatchSettings.from_mapping(matching_table, str(source))
     except SettingsError as error:
         matching, matching_problem = MatchSettings(), str(error)
     _check_imap(document, built["imap"], source)
@@ -182,7 +191,12 @@ def config_from_mapping(
     _check_postmaster(built["relay"], built["delivery"], source)
     _check_programme(built["programme"], source)
     return Config(
-        source=source, rules=rules, matching=matching, matching_problem=matching_problem, **built
+        source=source,
+        rules=rules,
+        matching=matching,
+        matching_problem=matching_problem,
+        offer_expires=offer_expires,
+        **built,
     )
 
 

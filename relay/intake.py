@@ -45,6 +45,8 @@ from relay.mail.authentication import Authenticator, AuthResult
 from relay.mail.reading import parse, single_from_address
 from relay.mail.replies import Reply
 from relay.mail.text import MailView
+from relay.offers import inbound as offer_replies
+from relay.offers.flow import Desk
 from relay.outbound.rewrite import first_message_id
 from relay.programme import inbound
 from relay.rules.automated import is_automated as is_automated_mail
@@ -152,6 +154,7 @@ class Intake:
             signed.is_bounce_address(bare)
             or bare == self.concern_address
             or inbound.is_programme_address(signed, bare)
+            or signed.offer_addresses().is_ours(bare)
         ):
             # Forged or not, from anyone: the same answer, so it tells a prober nothing.
             return replies.RECIPIENT_OK
@@ -187,8 +190,10 @@ class Intake:
         to_concern = self.concern_address in recipients
         own = [r for r in recipients if mailboxes.mailbox_of(r, self.config)]
         answers = [r for r in recipients if inbound.is_programme_address(self.bounce_addresses, r)]
-        pairs = [r for r in recipients if r not in {*bounces, *own, *answers, self.concern_address}]
-        concern_noticed = False
+        offers = [r for r in recipients if self.bounce_addresses.offer_addresses().is_ours(r)]
+        others = {*bounces, *own, *answers, *offers, self.concern_address}
+        pairs = [r for r in recipients if r not in others]
+        noticed = False
         try:
             if len(incoming.raw) > self.config.relay.max_message_size:
                 raise RefusedError(replies.TOO_BIG)
@@ -205,11 +210,16 @@ class Intake:
                     incoming.envelope_from,
                 )
             if to_concern:
-                concern_noticed = take_concern_from(
+                noticed = take_concern_from(
                     self.store, self.config, self.notices, incoming.envelope_from, message, raw
                 )
             if answers:  # check-in answers, unsubscribes: never relayed
                 inbound.take(self.store, self.bounce_addresses, self.rules, answers, message)
+            if offers:  # choices and yes/no to match offers: never relayed
+                desk = Desk(self.config, self.notices, self.bounce_addresses.offer_addresses())
+                noticed |= offer_replies.take(
+                    self.store, desk, self.authenticator, offers, raw, message, incoming
+                )
             if own:
                 with self.store.session() as session:
                     taken = mailboxes.take(
@@ -223,10 +233,10 @@ class Intake:
                     )
                 if not pairs:
                     queued = Action.ACCEPT if taken.queued else None
-                    return Outcome(replies.OK, action=queued, notified=concern_noticed)
+                    return Outcome(replies.OK, action=queued, notified=noticed)
             if not pairs:
                 # A concern gets the answer a stranger's mail to concern@ gets: no oracle.
-                return Outcome(reply=replies.DISCARDED, notified=concern_noticed)
+                return Outcome(reply=replies.DISCARDED, notified=noticed)
             if not incoming.envelope_from or incoming.envelope_from == "<>":
                 raise RefusedError(replies.NULL_SENDER)
             from_address = single_from_address(message)

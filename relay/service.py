@@ -162,7 +162,7 @@ async def run_scheduler(running: Running) -> None:
     while not running.stopping.is_set():
         try:
             report = await asyncio.to_thread(scheduler.tick, utcnow())
-            if report.sent or report.completed or report.nudged:
+            if report.sent or report.completed or report.nudged or report.offers:
                 log.info("programme tick: %s", report)
                 running.worker.wake()
         except Exception:

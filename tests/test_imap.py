@@ -654,3 +654,46 @@ def test_delivered_to_wins_over_to_and_return_path_over_from():
     assert envelope_sender(raw) == "srs0=abc@forwarder.example"
     assert envelope_sender(raw.split(b"\r\n", 1)[1]) == "ana@example.org"
     assert relay_recipient(b"To: someone@elsewhere.example\r\n\r\nhi\r\n", DOMAIN) is None
+
+
+def test_an_offer_choice_arriving_by_imap_and_by_smtp_acts_once(
+    tmp_path: Path, database_url: str, sink: Sink, account: Account
+):
+    from tests.test_offers import (
+        MENTEE,
+        MENTEES_CSV,
+        MENTORS_CSV,
+        RAJ,
+        letters_to,
+        offer_round,
+        one_letter,
+        reply_address,
+    )
+
+    path = write_config(
+        tmp_path,
+        database_url,
+        delivery='transport = "smtp"\npoll_interval = "1s"',
+        smarthost=f'host = "127.0.0.1"\nport = {sink.port}\ntimeout = "5s"',
+        imap=imap_section(account),
+    )
+    (tmp_path / "mentors.csv").write_text(MENTORS_CSV)
+    (tmp_path / "mentees.csv").write_text(MENTEES_CSV)
+    config = load_config(path)
+    opened = db.Store(config.database.url)
+    db.upgrade(opened)
+    offer_round(path)
+    with running(config) as relay:
+        address = reply_address(one_letter(sink, MENTEE, "Choose your mentor"))
+        choice = mail(MENTEE, address, "Re: Choose", "2")
+        choice["Message-ID"] = "<the-choice@school.example.net>"
+        relay.send(choice, MENTEE, address)  # by SMTP, and the same mail in the mailbox
+        choice["Delivered-To"] = address
+        account.append(choice.as_bytes())
+        wait_for(lambda: account.count("Processed") == 1, WAIT, "the copy taken from IMAP")
+        one_letter(sink, RAJ, "Would you mentor")
+        relay.send(mail(MENTEE, address, "Marker", "hello?"), MENTEE, address)
+        one_letter(sink, MENTEE, "Re: Marker")  # the answer to a later reply: caught up
+    assert len(letters_to(sink, RAJ, "Would you mentor")) == 1
+    assert not letters_to(sink, MENTEE, "Re: Choose")
+    opened.dispose()

@@ -105,6 +105,8 @@ def describe(config: Config) -> str:
     lines.append("disable = [" + ", ".join(f'"{name}"' for name in sorted(rules.disabled)) + "]")
     lines.append("\n[rules.actions]")
     lines.extend(f'{rule} = "{action}"' for rule, action in sorted(rules.actions.items()))
+    lines.append("\n[matching]")
+    lines.append(f"offer_expires = {_show('offer_expires', config.offer_expires)}")
     lines.append("\n[matching.weights]")
     lines.extend(f'{name} = "{weight.value}"' for name, weight in config.matching.weights.items())
     return "\n".join(lines)

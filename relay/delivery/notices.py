@@ -70,6 +70,12 @@ class Notice(StrEnum):
     PAIR_ENDED = "pair_ended"  # to both when a coordinator ends a pair
     COMPLETED = "programme_completed"  # to both at the end of the weeks: thanks, renewal
     EXIT_CHECKIN = "exit_checkin"  # to each when a pair ends, from a check-in address
+    # Match offers by email (relay/offers), each from its signed offer address.
+    OFFER = "offer"  # to a mentee: a few mentors to choose from
+    OFFER_INVITATION = "offer_invitation"  # to the chosen mentor: yes or no
+    OFFER_UNCLEAR = "offer_unclear"  # to either: please answer with a number / yes or no
+    OFFER_MOVED_ON = "offer_moved_on"  # to either: this offer has moved on
+    OFFER_NO_CHOICE_LEFT = "offer_no_choice_left"  # to the moderators: a mentee needs them
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ that a bounce can be trusted to name the message it is about, and forged
 bounces can be dropped. The sealed id is the outbox id through a keyed
 64-bit permutation (a four-round Feistel network with HMAC rounds), so two
 addresses say nothing about how much mail went out between them. Check-in questions are sent from
-``checkin-<checkin id>-<signature>@<relay domain>`` with the same scheme and key.
+``checkin-<checkin id>-<signature>@<relay domain>`` with the same scheme and key,
+match offers and invitations from ``offer-<id>-<signature>@``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ TOKEN_LENGTH = 13  # 31**13 is about 2**64
 BOUNCE_PREFIX = "bounce-"
 CHECKIN_PREFIX = "checkin-"
 UNSUBSCRIBE_PREFIX = "unsubscribe-"
+OFFER_PREFIX = "offer-"
 _SIGNATURE_LENGTH = 16
 _TOKEN = re.compile(rf"^[{TOKEN_ALPHABET}]{{{TOKEN_LENGTH}}}$")
 _BOUNCE = re.compile(rf"^{BOUNCE_PREFIX}([0-9a-f]{{16}})-([0-9a-f]{{{_SIGNATURE_LENGTH}}})$")
@@ -157,3 +159,7 @@ class BounceAddresses(SignedAddresses):
     def unsubscribe_addresses(self) -> SignedAddresses:
         """The same key and scheme for List-Unsubscribe (per participant) addresses."""
         return SignedAddresses(self.domain, self.key, UNSUBSCRIBE_PREFIX)
+
+    def offer_addresses(self) -> SignedAddresses:
+        """The same key and scheme for match offers and invitations (relay/offers)."""
+        return SignedAddresses(self.domain, self.key, OFFER_PREFIX)

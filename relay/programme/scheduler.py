@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session, aliased
 from relay.config import Config
 from relay.delivery.bounces import load_bounce_addresses
 from relay.delivery.notices import Notice, Notices
-from relay.mail.addresses import UNSUBSCRIBE_PREFIX, SignedAddresses, pair_address
+from relay.mail.addresses import OFFER_PREFIX, UNSUBSCRIBE_PREFIX, SignedAddresses, pair_address
+from relay.offers.flow import Desk, expire_all
 from relay.programme import ending
 from relay.programme.checkins import new_checkin_id
 from relay.programme.curricula import Curricula
@@ -62,11 +63,13 @@ class TickReport:
     completed: int = 0
     nudged: int = 0
     pairs: int = 0
+    offers: int = 0  # match offers past their deadline, moved on (relay.offers.flow)
 
     def __str__(self) -> str:
+        moved = f", {self.offers} offers moved on" if self.offers else ""
         return (
             f"{self.sent} sent, {self.skipped} skipped, {self.completed} pairs completed, "
-            f"{self.nudged} nudges ({self.pairs} pairs due)"
+            f"{self.nudged} nudges ({self.pairs} pairs due){moved}"
         )
 
 
@@ -98,6 +101,9 @@ class Scheduler:
         self.unsubscribe_addresses = SignedAddresses(
             checkin_addresses.domain, checkin_addresses.key, UNSUBSCRIBE_PREFIX
         )
+        self.offer_addresses = SignedAddresses(
+            checkin_addresses.domain, checkin_addresses.key, OFFER_PREFIX
+        )
         self.curricula = curricula or Curricula()
         self.planner = Planner(config.programme.send_hour, config.programme.time_zone)
         self._silences_checked_at: datetime | None = None
@@ -115,6 +121,8 @@ class Scheduler:
     def tick(self, now: datetime) -> TickReport:
         """One scheduler run as of `now`: due items, then (every nudge_check) nudges."""
         report = self.run_due(now)
+        offers = Desk(self.config, self.notices, self.offer_addresses)
+        report.offers = expire_all(self.store, offers, now)
         last = self._silences_checked_at
         if last is not None and last <= now < last + self.config.programme.nudge_check:
             return report  # silences change by the day; reading every pair each minute is waste

@@ -45,7 +45,15 @@ from relay.config import Config
 from relay.errors import ImapError
 from relay.intake import Incoming, Intake
 from relay.mail import replies
-from relay.mail.addresses import BOUNCE_PREFIX, normalise, split, token_of
+from relay.mail.addresses import (
+    BOUNCE_PREFIX,
+    CHECKIN_PREFIX,
+    OFFER_PREFIX,
+    UNSUBSCRIBE_PREFIX,
+    normalise,
+    split,
+    token_of,
+)
 from relay.mail.replies import Reply
 from relay.sources.imapclient import (
     Connection,
@@ -73,8 +81,13 @@ RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "To", "Cc")
 # -- which pair, which sender -------------------------------------------------------
 
 
+# Replies to the relay's own signed addresses come through the mailbox too.
+SIGNED_PREFIXES = (BOUNCE_PREFIX, CHECKIN_PREFIX, OFFER_PREFIX, UNSUBSCRIBE_PREFIX)
+
+
 def relay_recipient(raw: bytes, domain: str) -> str | None:
-    """The first pair (or bounce) address in Delivered-To, X-Original-To, To, Cc."""
+    """The first pair or signed (bounce, check-in, offer...) address in Delivered-To,
+    X-Original-To, To, Cc."""
     message = email.message_from_bytes(raw, policy=policy.compat32)
     for header in RECIPIENT_HEADERS:
         values = [str(value) for value in message.get_all(header, [])]
@@ -83,7 +96,7 @@ def relay_recipient(raw: bytes, domain: str) -> str | None:
             local, address_domain = split(bare)
             if address_domain != domain.lower():
                 continue
-            if token_of(bare, domain) is not None or local.startswith(BOUNCE_PREFIX):
+            if token_of(bare, domain) is not None or local.startswith(SIGNED_PREFIXES):
                 return bare
     return None
 

@@ -268,6 +268,7 @@ class DaemonHealth(Base):
 # The programme's tables live in their own module; importing it here registers them
 # with Base.metadata, so every user of the models (and Alembic) sees them. (The
 # safeguarding tables import this module, so migrations/env.py imports them.)
+from relay.store.offer_tables import MatchOffer, OfferChoice  # noqa: E402
 from relay.store.programme_tables import (  # noqa: E402
     Checkin,
     Cohort,
@@ -280,7 +281,9 @@ __all__ = [
     "Base",
     "Checkin",
     "Cohort",
+    "MatchOffer",
     "Nudge",
+    "OfferChoice",
     "ScheduledSend",
     "UtcDateTime",
     "state_enum",

@@ -83,3 +83,25 @@ class ItemKind(enum.StrEnum):
 class SendStatus(enum.StrEnum):
     SENT = "sent"  # queued in the outbox in the same commit as this row
     SKIPPED = "skipped"  # a prompt found too late (after downtime), or the pair was not active
+
+
+class OfferState(enum.StrEnum):
+    """Where a match offer stands (relay/offers)."""
+
+    OPEN = "open"  # waiting for the mentee's choice or a mentor's answer
+    ACCEPTED = "accepted"  # a mentor said yes: the pair exists
+    DECLINED = "declined"  # the mentee chose, and no choice took them (no, silence, full)
+    EXPIRED = "expired"  # the mentee did not choose within [matching] offer_expires
+    CANCELLED = "cancelled"  # by a coordinator (`relay offers cancel`)
+
+
+class ChoiceState(enum.StrEnum):
+    """One mentor named in an offer."""
+
+    LISTED = "listed"  # named in the offer, not (yet) invited
+    INVITED = "invited"  # the invitation is open: the mentor's place is held
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"  # no answer within offer_expires
+    FULL = "full"  # chosen, but no free place by then
+    WITHDRAWN = "withdrawn"  # the offer ended another way

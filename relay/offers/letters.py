@@ -1,0 +1,147 @@
+"""The mail of the offer loop, each from the signed address its reply must go to.
+
+Owns rendering and queueing: the mentee's offer (the candidates' profiles: display
+name, field, interests, goals, languages, why they fit; never an address or an
+organisation, which the profiles stored for offers do not even hold), the mentor's
+invitation (the mentee's profile), "please answer with a number / yes or no",
+"this offer has moved on", and the moderators' "no choice left". Replies to the
+first two reach relay.offers.inbound; the answers are sent from the same address,
+so a reply to them lands in the same place.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from relay.config import Config
+from relay.delivery.notices import Addressee, Moderator, Notice, Notices
+from relay.mail.addresses import display_address
+from relay.outbound.signing import outbound_bytes
+from relay.store.models import OutboxEntry
+from relay.store.states import OutboxKind
+
+
+def queue_from(
+    session: Session,
+    config: Config,
+    notices: Notices,
+    notice: Notice,
+    recipient: Addressee,
+    from_address: str,
+    in_reply_to: str = "",
+    **context: Any,
+) -> None:
+    """Render a notice and queue it with the given (signed) From."""
+    message = notices.render(notice, recipient, **context)
+    message.replace_header("From", display_address(config.relay.programme_name, from_address))
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+        message["References"] = in_reply_to
+    session.add(
+        OutboxEntry(
+            kind=OutboxKind.NOTICE,
+            notice=notice,
+            recipient=recipient.email,
+            content=outbound_bytes(config, message),
+        )
+    )
+
+
+def when(moment: datetime) -> str:
+    return moment.strftime("%A %d %B %Y, %H:%M")
+
+
+def shown_profile(stored: str, rank: int = 0) -> dict[str, Any]:
+    """What a letter may show of a stored profile (it holds nothing else)."""
+    data = json.loads(stored or "{}")
+    shown = {
+        key: data.get(key, default)
+        for key, default in (
+            ("name", ""),
+            ("field", ""),
+            ("interests", []),
+            ("goals", []),
+            ("languages", []),
+            ("reasons", []),
+        )
+    }
+    return shown | {"rank": rank}
+
+
+def no_choice_left(
+    session: Session,
+    config: Config,
+    notices: Notices,
+    *,
+    offer_id: int,
+    mentee_name: str,
+    mentee_email: str,
+    reason: str,
+    state: str,
+    choices: list[dict[str, Any]],
+) -> None:
+    """Tell the moderators (the programme's coordinators) that a mentee needs them."""
+    for address in config.moderation.moderators:
+        notices.queue(
+            session,
+            Notice.OFFER_NO_CHOICE_LEFT,
+            Moderator("Coordinator", address),
+            offer_id=offer_id,
+            mentee_name=mentee_name,
+            mentee_email=mentee_email,
+            reason=reason,
+            state=state,
+            choices=choices,
+        )
+
+
+def unclear(
+    session: Session,
+    config: Config,
+    notices: Notices,
+    recipient: Addressee,
+    from_address: str,
+    subject: str,
+    in_reply_to: str,
+    expected: str,
+    example: str,
+) -> None:
+    queue_from(
+        session,
+        config,
+        notices,
+        Notice.OFFER_UNCLEAR,
+        recipient,
+        from_address,
+        in_reply_to,
+        subject=subject,
+        expected=expected,
+        example=example,
+    )
+
+
+def moved_on(
+    session: Session,
+    config: Config,
+    notices: Notices,
+    recipient: Addressee,
+    from_address: str,
+    subject: str,
+    in_reply_to: str,
+    why: str,
+) -> None:
+    queue_from(
+        session,
+        config,
+        notices,
+        Notice.OFFER_MOVED_ON,
+        recipient,
+        from_address,
+        in_reply_to,
+        subject=subject,
+        why=why,
+    )
