@@ -98,7 +98,7 @@ class Outcome:
     message_ids: tuple[int, ...] = ()
     action: Action | None = None  # None: refused before anything was stored
     hits: tuple[Hit, ...] = ()
-    notified: bool = False  # notices were queued without a message (mail to concern@)
+    notified: bool = False  # notices queued without a message (concern@, offer replies)
 
     @property
     def queued(self) -> bool:

@@ -373,3 +373,20 @@ def test_offer_expires_is_a_duration_shown_by_check_config(tmp_path: Path, datab
         result = run(bad, "check-config")
         assert result.exit_code == 1 and "[matching] offer_expires" in result.output, value
         assert said in result.output and "Traceback" not in result.output
+
+
+def test_someone_registered_in_the_other_role_is_left_out(offer_config: Path):
+    ok(offer_config, "db", "upgrade")
+    ok(offer_config, "participant", "add", MEI, "--name", "Mei Chen", "--role", "mentee")
+    result = run(
+        offer_config,
+        "match",
+        "offer",
+        "--mentors",
+        str(offer_config.parent / "mentors.csv"),
+        "--mentees",
+        str(offer_config.parent / "mentees.csv"),
+    )
+    assert result.exit_code == 0, result.output
+    assert f"left out: {MEI} is registered as a mentee" in result.output
+    assert f"{MENTEE}: Ana Ruiz, Raj Patel\n" in result.output

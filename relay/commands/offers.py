@@ -10,12 +10,18 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from relay.commands.context import Context, counted, emit_json, fail, pass_context, table
-from relay.store.states import OfferState
+from relay.store.states import OfferState, Role
+
+if TYPE_CHECKING:
+    from matching.profiles import Profile
+    from relay.store.match_round import RoundState
+
+P = TypeVar("P", bound="Profile")
 
 OFFER_ID_MAX = 2**63 - 1
 
@@ -83,6 +89,8 @@ def match_offer(
         state = match_round.round_state(session, context.domain)
         held = making.held_places(session)
         offered = making.mentees_with_open_offers(session)
+    mentor_list = _in_role(state, mentor_list, Role.MENTOR)
+    mentee_list = _in_role(state, mentee_list, Role.MENTEE)
     exclude = match_round.exclusions(state, [p.email for p in (*mentor_list, *mentee_list)])
     mentee_list, mentor_list = _this_round(state, mentee_list, mentor_list)
     waiting = []
@@ -115,6 +123,18 @@ def match_offer(
         f"{counted(len(shown), 'offer')} sent"
         + (f", {len(result.unmatched)} mentees without one" if result.unmatched else "")
     )
+
+
+def _in_role(state: RoundState, people: list[P], role: Role) -> list[P]:
+    """Those not registered in the other role (they are named and left out)."""
+    kept = []
+    for person in people:
+        known = state.people.get(person.email)
+        if known is not None and known.role is not role:
+            click.echo(f"left out: {person.email} is registered as a {known.role}", err=True)
+        else:
+            kept.append(person)
+    return kept
 
 
 @click.group("offers", invoke_without_command=True)
