@@ -17,6 +17,10 @@ from relay.offers.answers import chosen_ranks, yes_or_no
         ("2, then 1", [2, 1]),
         ("3 or 1 or 3", [3, 1]),
         ("Hi,\n\n1\n\n-- \nLea, 07700 900123", [1]),  # the signature is not read
+        (
+            "2\n\nOn Mon, 7 Dec 2026 at 10:15, Bridges Mentoring <offer-1-ab@relay\n.test> wrote:",
+            [2],
+        ),
         ("I'd like the second one", None),  # words: asked for a number
         ("12", None),  # not in the letter
         ("2 or 5", None),

@@ -13,18 +13,23 @@ import re
 
 _NUMBER = re.compile(r"(?<![\d.,:/])(\d{1,3})(?![\d]|[.,:/]\d)")
 _SIGNATURE = re.compile(r"^--\s*$")
+_ON = re.compile(r"^\s*on\s", re.IGNORECASE)
 _YES = frozenset({"yes", "y", "yep", "yeah", "accept", "accepted", "ok", "okay", "sure", "happy"})
 _NO = frozenset({"no", "n", "nope", "decline", "declined", "sorry", "cannot", "can't", "cant"})
 _WORD = re.compile(r"[a-z']+")
 
 
 def _unsigned(text: str) -> str:
-    lines = []
-    for line in text.splitlines():
-        if _SIGNATURE.match(line):
+    """The answer itself: up to a signature, or an "On ... wrote:" that a mail client
+    wrapped over two lines (reply_text removes the one-line kind)."""
+    lines = text.splitlines()
+    kept = []
+    for i, line in enumerate(lines):
+        wrapped_intro = _ON.match(line) and "wrote:" in " ".join(lines[i : i + 2]).lower()
+        if _SIGNATURE.match(line) or wrapped_intro:
             break
-        lines.append(line)
-    return "\n".join(lines)
+        kept.append(line)
+    return "\n".join(kept)
 
 
 def chosen_ranks(text: str, ranks: range) -> list[int] | None:
