@@ -390,3 +390,23 @@ def test_someone_registered_in_the_other_role_is_left_out(offer_config: Path):
     assert result.exit_code == 0, result.output
     assert f"left out: {MEI} is registered as a mentee" in result.output
     assert f"{MENTEE}: Ana Ruiz, Raj Patel\n" in result.output
+
+
+def test_a_participant_who_keeps_writing_gets_three_answers_a_day_not_one_per_mail(
+    offer_config: Path, running: RunningRelay, sink: Sink
+):
+    offer_round(offer_config)
+    address = reply_address(one_letter(sink, MENTEE, "Choose your mentor"))
+    for _ in range(5):
+        reply(running, MENTEE, address, "Which one is nicest?")
+    one_letter(sink, MENTEE, "Re: your offer", count=3)
+    reply(running, MENTEE, address, "2")  # still read and acted on
+    one_letter(sink, RAJ, "Would you mentor")
+    wait_for(lambda: not _waiting(offer_config), what="the outbox to drain")
+    assert len(letters_to(sink, MENTEE, "Re: your offer")) == 3
+
+
+def _waiting(config_path: Path) -> bool:
+    shown = ok(config_path, "queue", "--json")
+    counts = json.loads(shown)["counts"]
+    return bool(counts.get("queued") or counts.get("sending") or counts.get("deferred"))

@@ -8,7 +8,10 @@ stranger, an unauthenticated From, an automatic reply) is dropped without a word
 and the SMTP answer is the same in every case, so the address tells a prober
 nothing. A reply that cannot be read gets "please answer with a number / yes or
 no"; a reply to an offer that has moved on gets a polite word and changes nothing;
-a second copy of a reply already acted on (the same Message-ID) is dropped.
+a second copy of a reply already acted on (the same Message-ID) is dropped. Those
+answers go out at most ANSWERS_PER_DAY times a day per person and kind, so a
+client that keeps writing (or an auto-responder without Auto-Submitted) cannot
+make the relay write back without end.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ import hashlib
 import logging
 import re
 from collections.abc import Sequence
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from relay.delivery.notices import Notice
 from relay.errors import RefusedError
 from relay.mail.authentication import Authenticator
 from relay.mail.reading import single_from_address
@@ -32,11 +37,13 @@ from relay.offers.flow import Desk, MovedOn
 from relay.outbound.rewrite import first_message_id
 from relay.programme.checkins import reply_text
 from relay.rules.automated import is_automated
+from relay.store import counters
 from relay.store.db import Store
 from relay.store.models import MatchOffer, OfferChoice, Participant, ParticipantAddress
 from relay.store.states import ChoiceState, OfferState, utcnow
 
 log = logging.getLogger(__name__)
+ANSWERS_PER_DAY = 3  # "please answer with a number" / "moved on", per person and kind
 _RE = re.compile(r"^\s*((re|aw|sv)\s*:\s*)+", re.IGNORECASE)  # the answer adds its own "Re: "
 
 MOVED_ON = {
@@ -185,6 +192,12 @@ def _mentor(
     return True
 
 
+def _answered_enough(session: Session, notice: Notice, person: Participant) -> bool:
+    """A person who keeps writing gets a few answers a day, not one per mail (loops)."""
+    since = utcnow() - timedelta(days=1)
+    return counters.notices_since(session, notice, person.email, since) >= ANSWERS_PER_DAY
+
+
 def _unclear(
     session: Session,
     desk: Desk,
@@ -194,6 +207,8 @@ def _unclear(
     expected: str,
     example: str,
 ) -> None:
+    if _answered_enough(session, Notice.OFFER_UNCLEAR, person):
+        return
     letters.unclear(
         session,
         desk.config,
@@ -210,6 +225,8 @@ def _unclear(
 def _moved_on(
     session: Session, desk: Desk, person: Participant, address: str, reply: _Reply, why: str
 ) -> None:
+    if _answered_enough(session, Notice.OFFER_MOVED_ON, person):
+        return
     letters.moved_on(
         session,
         desk.config,
