@@ -410,3 +410,36 @@ def _waiting(config_path: Path) -> bool:
     shown = ok(config_path, "queue", "--json")
     counts = json.loads(shown)["counts"]
     return bool(counts.get("queued") or counts.get("sending") or counts.get("deferred"))
+
+
+def test_the_daemon_itself_moves_offers_on_when_their_time_is_up(
+    tmp_path: Path, database_url: str, sink: Sink
+):
+    path = write_config(
+        tmp_path,
+        database_url,
+        delivery='transport = "smtp"\npoll_interval = "1s"',
+        smarthost=f'host = "127.0.0.1"\nport = {sink.port}\ntimeout = "5s"',
+        moderation=f'moderators = ["{COORDINATOR}"]',
+        programme='tick_interval = "1s"',
+        matching='offer_expires = "2s"',
+    )
+    (tmp_path / "mentors.csv").write_text(MENTORS_CSV)
+    (tmp_path / "mentees.csv").write_text(MENTEES_CSV)
+    config = load_config(path)
+    store = db.Store(config.database.url)
+    db.upgrade(store)
+    relay = RunningRelay(config)
+    try:
+        offer_round(path)
+        address = reply_address(one_letter(sink, MENTEE, "Choose your mentor"))
+        reply(relay, MENTEE, address, "3, 2")
+        # Nobody answers: Mei, then Raj, then Ana are invited in turn by the daemon's
+        # own tick, and the coordinator hears that Lea has no choice left.
+        for mentor in (MEI, RAJ, ANA):
+            one_letter(sink, mentor, "Would you mentor")
+        one_letter(sink, COORDINATOR, "has no mentor choice left")
+    finally:
+        relay.stop()
+        store.dispose()
+    assert states(path) == [("declined", ((1, "expired"), (2, "expired"), (3, "expired")))]
