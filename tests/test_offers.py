@@ -215,6 +215,8 @@ def test_silence_moves_on_at_the_deadline_and_the_last_leaves_the_mentee_to_a_co
     assert states(offer_config) == [("declined", ((1, "expired"), (2, "expired")))]
     alert = one_letter(sink, COORDINATOR, "has no mentor choice left")
     assert "Lea Novak" in body(alert) and "choice 1: Ana Ruiz (expired)" in body(alert)
+    closed = one_letter(sink, MENTEE, "About your mentor")
+    assert "coordinator will be in touch" in body(closed) and "Ana" not in body(closed)
     listed = ok(offer_config, "offers", "--state", "declined")
     assert "Lea Novak" in listed and "none of the mentors offered" in listed
     assert ok(offer_config, "offers", "--state", "open").count("Lea Novak") == 0
@@ -235,6 +237,7 @@ def test_an_offer_not_chosen_from_expires_and_is_listed(
     (offer,) = offers(offer_config)
     assert offer["state"] == "expired" and offer["reason"] == "no choice within 3d"
     one_letter(sink, COORDINATOR, "has no mentor choice left")
+    assert "did not hear which mentor" in body(one_letter(sink, MENTEE, "About your mentor"))
     reply(running, MENTEE, reply_address(letter), "2")
     assert "time ran out" in body(one_letter(sink, MENTEE, "Re: your offer"))
     assert not any("Would you mentor" in str(r.message["Subject"]) for r in sink.received)

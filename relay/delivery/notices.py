@@ -76,6 +76,7 @@ class Notice(StrEnum):
     OFFER_UNCLEAR = "offer_unclear"  # to either: please answer with a number / yes or no
     OFFER_MOVED_ON = "offer_moved_on"  # to either: this offer has moved on
     OFFER_NO_CHOICE_LEFT = "offer_no_choice_left"  # to the moderators: a mentee needs them
+    OFFER_CLOSED = "offer_closed"  # to the mentee: no pair this time, a coordinator will call
 
 
 @dataclass(frozen=True)

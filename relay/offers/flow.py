@@ -6,7 +6,8 @@ a time, in the mentee's order and then the rest of the letter's; each invitation
 holds that mentor's place until it is answered or runs out ([matching]
 offer_expires). A yes creates the pair (in the offer's cohort, with introductions);
 a no, silence or a mentor with no free place moves on to the next; when none is
-left the offer is declined and the moderators are told. An offer not chosen from in
+left the offer is declined, the moderators are told and the mentee hears that a
+coordinator will be in touch. An offer not chosen from in
 time expires the same way.
 
 Exactly once: every step is a conditional UPDATE on the row's state (the offer's
@@ -302,6 +303,15 @@ def _close(
             {"rank": c.rank, "name": letters.shown_profile(c.profile)["name"], "state": c.state}
             for c in choices
         ],
+    )
+    letters.queue_from(  # never left waiting in silence
+        session,
+        desk.config,
+        desk.notices,
+        Notice.OFFER_CLOSED,
+        mentee,
+        desk.addresses.address(offer.id),
+        state=state.value,
     )
     log.info("offer %s %s: %s", offer.id, state.value, reason)
 
