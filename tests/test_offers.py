@@ -446,3 +446,18 @@ def test_the_daemon_itself_moves_offers_on_when_their_time_is_up(
         relay.stop()
         store.dispose()
     assert states(path) == [("declined", ((1, "expired"), (2, "expired"), (3, "expired")))]
+
+
+def test_someone_in_an_open_offer_is_removed_only_after_it_is_cancelled(offer_config: Path):
+    ok(offer_config, "db", "upgrade")
+    offer_round(offer_config)
+    (offer,) = offers(offer_config)
+    for person in (MENTEE, RAJ):
+        refused = run(offer_config, "participant", "remove", person)
+        assert refused.exit_code == 1, refused.output
+        assert f"named in open offer {offer['id']}" in refused.output
+    ok(offer_config, "offers", "cancel", str(offer["id"]))
+    ok(offer_config, "participant", "remove", RAJ)
+    assert [c["mentor"] for c in offers(offer_config)[0]["choices"]] == ["Ana Ruiz", "Mei Chen"]  # type: ignore[index]
+    ok(offer_config, "participant", "remove", MENTEE)
+    assert offers(offer_config) == []

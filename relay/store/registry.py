@@ -13,7 +13,7 @@ import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,8 +22,8 @@ from relay.errors import ConflictError, InvalidInputError, NotFoundError
 from relay.mail import checks
 from relay.mail.addresses import new_token, normalise, pair_address, token_of
 from relay.safeguarding.consent_checks import may_pair
-from relay.store.models import Pair, Participant, ParticipantAddress
-from relay.store.states import OPEN_PAIR_STATES, PairStatus, Role, utcnow
+from relay.store.models import MatchOffer, OfferChoice, Pair, Participant, ParticipantAddress
+from relay.store.states import OPEN_PAIR_STATES, OfferState, PairStatus, Role, utcnow
 
 
 def valid_address(text: str, relay_domain: str | None = None) -> str:
@@ -148,8 +148,32 @@ def remove_participant(session: Session, email: str, domain: str) -> Participant
             f"{participant.email} is in {_count(len(pairs), 'ended pair')}, whose transcript "
             "names them; only someone who was never paired can be removed"
         )
+    _forget_offers(session, participant)
     session.delete(participant)
     return participant
+
+
+def _forget_offers(session: Session, participant: Participant) -> None:
+    """Closed match offers naming someone go with them; an open one must be cancelled first."""
+    pid = participant.id
+    offered = select(OfferChoice.offer_id).where(OfferChoice.mentor_id == pid)
+    live = session.scalar(
+        select(MatchOffer.id).where(
+            MatchOffer.state == OfferState.OPEN,
+            or_(MatchOffer.mentee_id == pid, MatchOffer.id.in_(offered)),
+        )
+    )
+    if live is not None:
+        raise ConflictError(
+            f"{participant.email} is named in open offer {live}; `relay offers cancel {live}` first"
+        )
+    theirs = select(MatchOffer.id).where(MatchOffer.mentee_id == pid)
+    session.execute(
+        delete(OfferChoice).where(
+            or_(OfferChoice.offer_id.in_(theirs), OfferChoice.mentor_id == pid)
+        )
+    )
+    session.execute(delete(MatchOffer).where(MatchOffer.mentee_id == pid))
 
 
 def pairs_of(session: Session, participant: Participant, open_only: bool = False) -> list[Pair]:
