@@ -35,6 +35,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import smtplib
 import socket
 import statistics
@@ -59,6 +60,10 @@ START_TIMEOUT = 30.0  # seconds for a server to start listening
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 POLL_INTERVAL = 0.05  # seconds between outbox polls while draining
 RATE_PER_HOUR = 1_000_000_000  # [rules.rate] per_hour for the benchmark pair
+# All load comes from one loopback address, and the idle row holds 500 sessions: the
+# connection limits ([smtp] max_connections, _per_ip) are lifted so that the figures
+# measure the relay's work, not its refusals (a relay without limits, as before them).
+SMTP_LIMITS = "max_connections = 2000\nmax_connections_per_ip = 2000\n"
 
 
 # -- small helpers --------------------------------------------------------------
@@ -136,6 +141,9 @@ def running(
             stdout=log,
             stderr=subprocess.STDOUT,
             env=child_environment(python_path),
+            # `python -m relay` puts the working directory first on sys.path: run it in
+            # the snapshot, or a checkout in the working directory would win.
+            cwd=python_path,
         )
         try:
             wait_listening(port, process, what)
@@ -338,6 +346,7 @@ class Options:
     client_name: str
     relay_command: list[str] = field(default_factory=lambda: ["relay"])
     snapshot: Path | None = None  # PYTHONPATH for a frozen copy of relay/ and matching/
+    profile: Path | None = None  # folder for py-spy profiles of the relay (--profile)
 
 
 class Bare:
@@ -380,6 +389,7 @@ class Relay:
             text=True,
             timeout=120,
             env=child_environment(self.options.snapshot),
+            cwd=self.options.snapshot,
             check=False,
         )
         if result.returncode != 0:
@@ -401,7 +411,7 @@ class Relay:
             f'[relay]\ndomain = "{DOMAIN}"\nprogramme_name = "Bench"\n'
             'postmaster = "op@ops.example"\n\n'
             f'[database]\nurl = "{url}"\n\n'
-            f'[smtp]\nhost = "{HOST}"\nport = {port}\n\n'
+            f'[smtp]\nhost = "{HOST}"\nport = {port}\n{SMTP_LIMITS}\n'
             '[delivery]\ntransport = "smtp"\npoll_interval = "1s"\n'
             'retry_first = "1s"\nretry_max = "2s"\n\n'
             f'[smarthost]\nhost = "{HOST}"\nport = {sink_port}\ntls = "none"\ntimeout = "10s"\n\n'
@@ -440,6 +450,7 @@ class Relay:
         messages = self.options.messages
         with self.serve(folder) as (port, pid, address, outbox):
             database_before = postgres_cpu_seconds() if self.options.database else None
+            spy = self._start_profile(pid, f"{size_label(size).replace(' ', '')}-x{connections}")
             before = cpu_seconds(pid)
             started = time.perf_counter()
             accept_seconds = self.options.send(port, messages, size, connections, address)
@@ -454,6 +465,9 @@ class Relay:
             )
             elapsed = time.perf_counter() - started
             cpu = cpu_seconds(pid) - before
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
             database_cpu = (
                 postgres_cpu_seconds() - database_before if database_before is not None else None
             )
@@ -468,6 +482,18 @@ class Relay:
         return Throughput(
             max(delivered, 1), elapsed, accept_seconds, cpu, database_cpu, complete=complete
         )
+
+    def _start_profile(self, pid: int, label: str) -> subprocess.Popen[bytes] | None:
+        """py-spy sampling every thread of the relay, in collapsed-stack form (--profile)."""
+        if self.options.profile is None:
+            return None
+        self.options.profile.mkdir(parents=True, exist_ok=True)
+        out = self.options.profile / f"{label}-{int(time.time())}.txt"
+        command = ["py-spy", "record", "--pid", str(pid), "--gil", "-r", "200", "-f", "raw"]
+        command += ["-o", str(out)]
+        spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # attached before the load starts
+        return spy
 
     def latency(self, folder: Path, size: int) -> Latency:
         with self.serve(folder) as (port, _, address, _):
@@ -495,6 +521,36 @@ class Outbox:
 
     def not_forwarded(self) -> int:
         return self._count("SELECT count(*) FROM messages WHERE status <> 'queued'")
+
+    def stored(self) -> int:
+        return self._count("SELECT count(*) FROM messages")
+
+    def queued_messages(self) -> int:
+        return self._count("SELECT count(*) FROM messages WHERE status = 'queued'")
+
+    def approved_at(self, message_id: int) -> float:
+        """When `relay approve` recorded its decision, as a Unix time."""
+        from datetime import UTC, datetime
+
+        from sqlalchemy import text
+
+        with self.engine.connect() as connection:
+            value = connection.execute(
+                text("SELECT created_at FROM moderation_actions WHERE message_id = :id"),
+                {"id": message_id},
+            ).scalar_one()
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return float(value.timestamp())
+
+    def held_ids(self) -> list[int]:
+        from sqlalchemy import text
+
+        with self.engine.connect() as connection:
+            rows = connection.execute(text("SELECT id FROM messages WHERE status = 'held'"))
+            return sorted(int(row[0]) for row in rows)
 
     def undelivered(self) -> int:
         return self._count("SELECT count(*) FROM outbox WHERE status <> 'delivered'")
@@ -766,6 +822,31 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run `python -m relay` from a copy of relay/ taken at start "
         "(the working tree is shared with other engineers)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="record a py-spy profile of each relay throughput run into this folder "
+        "(summarise with bench/profile_summary.py)",
+    )
+    parser.add_argument(
+        "--more",
+        action="store_true",
+        help="also measure approval latency, recovery after kill -9, idle connections "
+        "and (with --database) two processes on one PostgreSQL",
+    )
+    parser.add_argument("--only-more", action="store_true", help="--more without throughput")
+    parser.add_argument("--idle", type=int, default=500, help="idle sessions (default 500)")
+    parser.add_argument(
+        "--recovery-timeout", type=float, default=330.0, help="seconds (default 330)"
+    )
+    parser.add_argument(
+        "--relay-code",
+        type=Path,
+        default=None,
+        help="run `python -m relay` from this folder (holding relay/ and matching/), "
+        "e.g. an earlier commit unpacked with git archive, instead of this checkout",
+    )
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -794,6 +875,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         connections=parse_ints(arguments.connections),
         database=arguments.database,
         keep=arguments.keep,
+        profile=arguments.profile,
         send=send,
         client_name=client_name,
     )
@@ -804,10 +886,82 @@ def main(argv: Sequence[str] | None = None) -> int:
             options.snapshot = take_snapshot(folder)
             options.relay_command = [sys.executable, "-m", "relay"]
             print(f"relay code: snapshot of {Path(__file__).resolve().parent.parent / 'relay'}")
-        rows, latency_rows = run_all(options)
+        elif arguments.relay_code is not None:
+            options.snapshot = arguments.relay_code.resolve()
+            options.relay_command = [sys.executable, "-m", "relay"]
+            print(f"relay code: {options.snapshot}")
+        rows, latency_rows = ([], []) if arguments.only_more else run_all(options)
+        more = run_more(options, arguments) if arguments.more or arguments.only_more else ""
     print()
-    print(report(options, rows, latency_rows))
+    if rows:
+        print(report(options, rows, latency_rows))
+    if more:
+        print()
+        print(more)
     return 0
+
+
+def run_more(options: Options, arguments: argparse.Namespace) -> str:
+    """Issue 14's remaining rows; runs interleaved where there is a baseline."""
+    import scenarios
+
+    bare, relay = Bare(options), Relay(options)
+    lines = []
+    approvals: list[float] = []
+    after_exit: list[float] = []
+    recoveries: list[scenarios.Recovery] = []
+    idle: dict[str, list[tuple[float, float, int]]] = {"bare": [], "relay": []}
+    pairs: list[tuple[float, float]] = []
+    for run in range(1, options.runs + 1):
+        with run_folder(options, "approval") as folder:
+            total, exited = scenarios.approval_latency(relay, folder)
+        approvals += total
+        after_exit += exited
+        print(f"run {run}: approval -> delivered {[f'{t:.2f}' for t in total]} s", flush=True)
+        with run_folder(options, "recovery") as folder:
+            result = scenarios.recovery(relay, folder, options.messages, arguments.recovery_timeout)
+        recoveries.append(result)
+        print(f"run {run}: recovery {result}", flush=True)
+        for server in (bare, relay):
+            with run_folder(options, f"idle-{server.name}") as folder:
+                figures = scenarios.idle_effect(server, folder, options, arguments.idle)
+            idle[server.name].append(figures)
+            print(f"run {run}: idle {server.name} {figures}", flush=True)
+        if options.database:
+            with run_folder(options, "two") as folder:
+                pairs.append(scenarios.two_processes(relay, folder, options.messages))
+            print(f"run {run}: one vs two processes {pairs[-1]}", flush=True)
+    lines.append(
+        f"approval: `relay approve ID` (a new process) -> file in the Maildir, daemon polling "
+        f"every 10 s; {len(approvals)} approvals: median {median(approvals):.2f} s, "
+        f"max {max(approvals):.2f} s, the command's own start-up included; from the "
+        f"approval's commit to the file: median {median(after_exit):.3f} s, "
+        f"max {max(after_exit):.3f} s"
+    )
+    lines.append(
+        "recovery: kill -9 with a third of "
+        f"{options.messages} x 1 KB stored (16 connections, Maildir, 5-minute lease), "
+        "restart -> every stored forward delivered: "
+        + ", ".join(
+            f"{r.seconds:.1f} s" + ("" if r.complete else " (timed out)") for r in recoveries
+        )
+        + f"; duplicates in the Maildir: {[r.duplicates for r in recoveries]}"
+    )
+    for name, figures in idle.items():
+        ratio = median([loaded / plain for plain, loaded, _ in figures])
+        lines.append(
+            f"idle: {name}, 1 KB x16 with {figures[0][2]} idle sessions held open: "
+            f"{median([f[1] for f in figures]):,.0f} msg/s against "
+            f"{median([f[0] for f in figures]):,.0f} without (with/without {ratio:.2f})"
+        )
+    if pairs:
+        ratio = median([two / one for one, two in pairs])
+        lines.append(
+            f"two processes on one PostgreSQL (8 connections each) against one (16): "
+            f"{median([p[1] for p in pairs]):,.0f} against {median([p[0] for p in pairs]):,.0f} "
+            f"delivered msg/s (two/one {ratio:.2f})"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

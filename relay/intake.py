@@ -1,11 +1,12 @@
-"""accept(): the one way in, for SMTP and IMAP alike.
+"""accept(): the one way in, for SMTP, LMTP and IMAP alike.
 
-Owns everything decided about an incoming message: parse it, find the pair
-and which participant is writing, run the moderation rules, and store the
-message with its outcome (forward queued, held, rejected, discarded) in ONE
-commit. The caller replies to the client only after accept() returns, so a
-250 always means the message is in the database. Nothing about a message is
-decided in a source.
+Orchestrates what is decided about an incoming message, like Mailman's
+incoming runner: parse it, find the pair and which participant is writing
+(the in-memory pair directory), run the moderation rules, hand the rows the
+message becomes (transcript row, forward or notice, set-aside row) to the
+group writer, and reply. A 250 is returned only once the commit holding the
+message is done, so a 250 always means the message is in the database.
+Nothing about a message is decided in a source; the SQL lives in relay/store.
 
 A From naming a participant is believed only when authenticated
 (relay.mail.authentication); otherwise it is taken (250) and held for
@@ -14,66 +15,59 @@ same way and set aside: no address oracle (relay.rules.senders). Mode "off"
 believes From as written. postmaster@, abuse@ and the notices' address:
 relay.delivery.mailboxes; bounce addresses: relay.delivery.bounces.
 
-accept() is synchronous and touches the database and DNS: the daemon runs it
-in a worker thread, never on the event loop.
+prepare() is synchronous and touches the database (reads) and DNS: the daemon
+runs it in a worker thread. The commit is awaited without holding a thread
+(accept_async), so many sessions' messages can share one commit.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
-from secrets import token_hex
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 
 from relay import decision_log
 from relay.config import Config
 from relay.delivery import mailboxes
-from relay.delivery.bounces import load_bounce_addresses, take_bounces
-from relay.delivery.forwarding import queue_forward
-from relay.delivery.notices import Notice, Notices
+from relay.delivery.bounces import load_bounce_addresses
+from relay.delivery.forwarding import thread_ids, translate_thread
+from relay.delivery.notices import Notices
 from relay.errors import RefusedError
+from relay.intake_own import Recipients, Taken, take_own_mail
+from relay.intake_rows import Aside, Candidate, Prepared, rows_for
 from relay.mail import limits, rawinput, replies
 from relay.mail.addresses import BounceAddresses, normalise, pair_address, token_of
-from relay.mail.authentication import Authenticator, AuthResult
+from relay.mail.authentication import Authenticator
 from relay.mail.reading import parse, single_from_address
 from relay.mail.replies import Reply
 from relay.mail.text import MailView
-from relay.offers import inbound as offer_replies
-from relay.offers.flow import Desk
-from relay.outbound.rewrite import first_message_id
 from relay.programme import inbound
 from relay.rules.automated import is_automated as is_automated_mail
-from relay.rules.base import Action, Hit, RuleContext, reasons_for
+from relay.rules.base import Action, Hit, RuleContext
 from relay.rules.engine import build_rules, run_rules
 from relay.rules.identity import strip_forged_results
 from relay.rules.senders import PairFindings, decide_message, reply_for
-from relay.safeguarding.concerns import take_concern_from
-from relay.safeguarding.escalation import escalate
-from relay.store import counters, registry
+from relay.store.counters import sender_counts
 from relay.store.db import Store
-from relay.store.models import Message, Pair, Participant
-from relay.store.set_aside import set_aside
-from relay.store.states import OPEN_PAIR_STATES, MessageStatus, PairStatus, utcnow
+from relay.store.directory import PairDirectory, PairEntry, Person, StaleDirectory
+from relay.store.group_commit import GroupWriter
+from relay.store.messages import thread_rows
+from relay.store.set_aside import set_aside_row
+from relay.store.states import OPEN_PAIR_STATES, PairStatus, utcnow
 
 log = logging.getLogger(__name__)
 
 ACTIVE_TOKEN_SECONDS = 5.0
+DECIDE_TRIES = 3  # a message decided on a directory that changed before its commit
 ACTIVE_TOKEN_CACHE_SIZE = 10_000
-
-_STATUS = {
-    Action.ACCEPT: MessageStatus.QUEUED,
-    Action.HOLD: MessageStatus.HELD,
-    Action.REJECT: MessageStatus.REJECTED,
-    Action.DISCARD: MessageStatus.DISCARDED,
-    Action.ESCALATE: MessageStatus.HELD,
-}
 
 
 @dataclass(frozen=True)
@@ -106,18 +100,8 @@ class Outcome:
         return self.notified or (self.action is not None and self.action is not Action.DISCARD)
 
 
-@dataclass
-class _Candidate:
-    """One pair the message is for, with what the rules found there."""
-
-    pair: Pair
-    sender: Participant
-    hits: list[Hit]
-    unverified: bool = False  # the From names a participant but is not authenticated
-
-
 class Intake:
-    def __init__(self, store: Store, config: Config) -> None:
+    def __init__(self, store: Store, config: Config, writer: GroupWriter | None = None) -> None:
         self.store = store
         self.config = config
         self.domain = config.relay.domain.lower()
@@ -125,6 +109,8 @@ class Intake:
         self.notices = Notices(config)
         self.concern_address = f"{config.safeguarding.concern_address}@{self.domain}".lower()
         self.authenticator = Authenticator.configured(config.authentication_mode, config.rules)
+        self.directory = PairDirectory()
+        self.writer = writer or GroupWriter(store)
         self._bounce_addresses: BounceAddresses | None = None
         self._active_tokens: dict[str, float] = {}  # token -> until when RCPT may skip the query
 
@@ -135,6 +121,10 @@ class Intake:
         self.authenticator = Authenticator.configured(config.authentication_mode, config.rules)
         self.config = config
         self.concern_address = f"{config.safeguarding.concern_address}@{self.domain}".lower()
+
+    def close(self) -> None:
+        """Commit what is queued and stop the group writer."""
+        self.writer.close()
 
     @property
     def bounce_addresses(self) -> BounceAddresses:
@@ -166,14 +156,16 @@ class Intake:
         now = time.monotonic()
         if self._active_tokens.get(token, 0.0) > now:
             return replies.RECIPIENT_OK
-        with self.store.read_session() as session:
-            status = session.scalar(select(Pair.status).where(Pair.token == token))
-        if status not in OPEN_PAIR_STATES:  # ended or never was: one answer, no oracle
-            return replies.UNKNOWN_PAIR
+        with self.store.read_connection() as connection:
+            pair, _ = self.directory.lookup(connection, token)
+            if pair is None or pair.status not in OPEN_PAIR_STATES:  # a refusal: not stale?
+                pair, _ = self.directory.lookup(connection, token, fresh=True)
+        if pair is None or pair.status not in OPEN_PAIR_STATES:
+            return replies.UNKNOWN_PAIR  # ended or never was: one answer, no oracle
         if len(self._active_tokens) >= ACTIVE_TOKEN_CACHE_SIZE:
             self._active_tokens.clear()
-        # Safe to remember: accept() checks the pair again in its own transaction, so a
-        # pair ended meanwhile still refuses the message (550 5.1.1 after DATA).
+        # Safe to remember: accept() looks the pair up again, so a pair ended
+        # meanwhile still refuses the message (550 5.1.1 after DATA).
         self._active_tokens[token] = now + ACTIVE_TOKEN_SECONDS
         return replies.RECIPIENT_OK
 
@@ -185,58 +177,76 @@ class Intake:
         The IMAP source passes in_same_commit to record the UID it took the message from,
         so the message and the record of having taken it commit together or not at all.
         """
-        recipients = list(dict.fromkeys(normalise(r) for r in incoming.recipients))
-        bounces = [r for r in recipients if self.bounce_addresses.is_bounce_address(r)]
-        to_concern = self.concern_address in recipients
-        own = [r for r in recipients if mailboxes.mailbox_of(r, self.config)]
-        answers = [r for r in recipients if inbound.is_programme_address(self.bounce_addresses, r)]
-        offers = [r for r in recipients if self.bounce_addresses.offer_addresses().is_ours(r)]
-        others = {*bounces, *own, *answers, *offers, self.concern_address}
-        pairs = [r for r in recipients if r not in others]
-        noticed = False
+        for attempt in range(DECIDE_TRIES - 1):
+            with contextlib.suppress(StaleDirectory):
+                return self._accept_once(incoming, in_same_commit, attempt > 0)
+        return self._accept_once(incoming, in_same_commit, True)
+
+    def _accept_once(
+        self, incoming: Incoming, in_same_commit: CommitHook | None, again: bool
+    ) -> Outcome:
+        prepared = self.prepare(incoming, again)
+        if isinstance(prepared, Outcome):
+            return prepared
+        if in_same_commit is None:
+            ids = self.writer.write(prepared.write)
+        else:
+            ids = self.writer.write(_with_hook(prepared, in_same_commit))
+        return self._outcome(incoming, prepared, ids)
+
+    async def accept_async(self, incoming: Incoming) -> Outcome:
+        """accept() for the event loop: decided in a thread, committed with others."""
+        for attempt in range(1, DECIDE_TRIES + 1):
+            prepared = await asyncio.to_thread(self.prepare, incoming, attempt > 1)
+            if isinstance(prepared, Outcome):
+                return prepared
+            try:
+                ids = await asyncio.wrap_future(self.writer.submit(prepared.write))
+            except StaleDirectory:
+                if attempt == DECIDE_TRIES:
+                    raise
+                continue  # a pair or participant changed meanwhile: decide again
+            return self._outcome(incoming, prepared, ids)
+        raise AssertionError("unreachable")
+
+    def prepare(self, incoming: Incoming, again: bool = False) -> Prepared | Outcome:
+        """Everything up to the write: parse, who and which pair, rules, the rows to store.
+
+        again: deciding anew after a stale directory; mail for the relay's own
+        addresses among the recipients was taken (and committed) the first time.
+        """
+        recipients = Recipients.sort(
+            list(dict.fromkeys(normalise(r) for r in incoming.recipients)),
+            self.bounce_addresses,
+            self.concern_address,
+            self.config,
+        )
+        pairs = recipients.pairs
+        taken = Taken()
         try:
             if len(incoming.raw) > self.config.relay.max_message_size:
                 raise RefusedError(replies.TOO_BIG)
             raw = rawinput.normalise(incoming.raw)
             limits.check_headers(raw, self.config.relay)
             message = parse(raw)
-            if bounces:
-                take_bounces(
+            if recipients.any_own and not again:
+                taken = take_own_mail(
                     self.store,
+                    self.config,
                     self.notices,
                     self.bounce_addresses,
-                    bounces,
+                    self.rules,
+                    self.authenticator,
+                    recipients,
                     message,
-                    incoming.envelope_from,
+                    raw,
+                    incoming,
                 )
-            if to_concern:
-                noticed = take_concern_from(
-                    self.store, self.config, self.notices, incoming.envelope_from, message, raw
-                )
-            if answers:  # check-in answers, unsubscribes: never relayed
-                inbound.take(self.store, self.bounce_addresses, self.rules, answers, message)
-            if offers:  # choices and yes/no to match offers: never relayed
-                desk = Desk(self.config, self.notices, self.bounce_addresses.offer_addresses())
-                noticed |= offer_replies.take(
-                    self.store, desk, self.authenticator, offers, raw, message, incoming
-                )
-            if own:
-                with self.store.session() as session:
-                    taken = mailboxes.take(
-                        session,
-                        self.config,
-                        self.notices,
-                        own,
-                        message,
-                        incoming.envelope_from,
-                        incoming.peer,
-                    )
-                if not pairs:
-                    queued = Action.ACCEPT if taken.queued else None
-                    return Outcome(replies.OK, action=queued, notified=noticed)
+                if recipients.own and not pairs:
+                    return Outcome(replies.OK, action=taken.own_action, notified=taken.noticed)
             if not pairs:
                 # A concern gets the answer a stranger's mail to concern@ gets: no oracle.
-                return Outcome(reply=replies.DISCARDED, notified=noticed)
+                return Outcome(reply=replies.DISCARDED, notified=taken.noticed)
             if not incoming.envelope_from or incoming.envelope_from == "<>":
                 raise RefusedError(replies.NULL_SENDER)
             from_address = single_from_address(message)
@@ -247,144 +257,134 @@ class Intake:
                 raw, message, from_address, incoming.envelope_from, incoming.helo, incoming.peer
             )
             view = MailView.from_message(message)
-            with self.store.session() as session:
-                candidates: list[_Candidate] = []
-                aside: list[Pair] = []
+            candidates: list[Candidate] = []
+            aside: list[Aside] = []
+            with self.store.read_connection() as connection:
                 for recipient in pairs:
-                    pair = self._active_pair(session, recipient)
-                    sender = registry.participant_in_pair(pair, from_address)
-                    if sender is None and verdict is None:
-                        raise RefusedError(replies.STRANGER)  # mode "off": From believed
-                    if sender is None:
-                        aside.append(pair)
-                    else:
-                        candidates.append(self._candidate(session, view, pair, sender, verdict))
-                findings = [PairFindings(c.hits, c.unverified) for c in candidates]
-                action = decide_message(findings, bool(aside), self.config.rules.actions)
-                ids = [
-                    self._store(session, raw, incoming.source, message, candidate, action)
-                    for candidate in candidates
-                ]
-                for pair in aside:
-                    set_aside(
-                        session,
-                        pair,
-                        raw,
-                        envelope_from=normalise(incoming.envelope_from),
-                        from_address=from_address,
-                        peer=incoming.peer,
-                        reason="the From names no participant of this pair"
-                        + (f"; {verdict.summary()}" if verdict else ""),
-                        outcome=_STATUS[action],
+                    pair, sender, version = self._writer_in_pair(
+                        connection, recipient, from_address, believe_from=verdict is None
                     )
-                reply = reply_for(action, findings, bool(aside))
-                if in_same_commit is not None:
-                    in_same_commit(session, reply, tuple(ids))
+                    if sender is None:
+                        row = set_aside_row(
+                            pair.id,
+                            raw,
+                            envelope_from=normalise(incoming.envelope_from),
+                            from_address=from_address,
+                            peer=incoming.peer,
+                            reason="the From names no participant of this pair"
+                            + (f"; {verdict.summary()}" if verdict else ""),
+                        )
+                        aside.append(Aside(pair, version, row))
+                    else:
+                        candidates.append(
+                            self._candidate(connection, view, message, pair, sender, version)
+                        )
+                        if verdict is not None and not verdict.authenticated:
+                            candidates[-1].unverified = True
+                            candidates[-1].hits.append(Hit("authentication", verdict.summary()))
         except RefusedError as refusal:
             decision_log.refused(refusal.reply, incoming.source)
             return Outcome(reply=refusal.reply)
+        findings = [PairFindings(c.hits, c.unverified) for c in candidates]
+        action = decide_message(findings, bool(aside), self.config.rules.actions)
+        reply = reply_for(action, findings, bool(aside))
+        prepared = Prepared(
+            self.config, self.notices, self.directory, candidates, action, reply, aside=aside
+        )
+        automated = is_automated_mail(message, self.domain)
+        source = incoming.source
+        prepared.rows = [
+            rows_for(self.config, self.notices, raw, source, message, c, action, automated)
+            for c in candidates
+        ]
+        return prepared
+
+    def _outcome(self, incoming: Incoming, prepared: Prepared, ids: tuple[int, ...]) -> Outcome:
+        action, candidates, reply = prepared.action, prepared.candidates, prepared.reply
+        if prepared.aside:
+            decision_log.set_aside([each.pair.token for each in prepared.aside])
+        for id_, c in zip(ids, candidates, strict=True):
+            role = c.sender.role.value
+            decision_log.stored(id_, c.pair.token, role, action, c.hits, reply, incoming.source)
         hits = tuple(hit for candidate in candidates for hit in candidate.hits)
-        if aside:
-            decision_log.set_aside([p.token for p in aside])
-        for message_id, c in zip(ids, candidates, strict=True):
-            role = "mentor" if c.sender.id == c.pair.mentor_id else "mentee"
-            decision_log.stored(
-                message_id, c.pair.token, role, action, c.hits, reply, incoming.source
-            )
-        return Outcome(reply=reply, message_ids=tuple(ids), action=action, hits=hits)
+        return Outcome(reply=reply, message_ids=ids, action=action, hits=hits)
 
     def _candidate(
         self,
-        session: Session,
+        connection: Connection,
         view: MailView,
-        pair: Pair,
-        sender: Participant,
-        verdict: AuthResult | None,
-    ) -> _Candidate:
+        message: EmailMessage,
+        pair: PairEntry,
+        sender: Person,
+        version: int,
+    ) -> Candidate:
         address = pair_address(pair.token, self.domain)
+        rules = self.config.rules
+        in_pair, last_hour = sender_counts(
+            connection,
+            pair.id,
+            sender.id,
+            utcnow() - timedelta(hours=1),
+            in_pair_up_to=0 if "new_pair" in rules.disabled else rules.new_pair_messages,
+            count_recent="rate" not in rules.disabled,
+        )
         context = RuleContext(
             pair_address=address,
             relay_domain=self.domain,
-            sender_role="mentor" if sender.id == pair.mentor_id else "mentee",
-            messages_from_sender_in_pair=counters.sender_messages_in_pair(
-                session, pair.id, sender.id
-            ),
-            sender_messages_last_hour=counters.sender_messages_since(
-                session, sender.id, utcnow() - timedelta(hours=1)
-            ),
+            sender_role="mentor" if sender.id == pair.mentor.id else "mentee",
+            messages_from_sender_in_pair=in_pair,
+            sender_messages_last_hour=last_hour,
             watched=sender.watched or pair.watched,
             paused=pair.status is PairStatus.PAUSED,
             # The sender's own addresses and concern@ may be named; the partner's count
             # like any other address (in To/Cc and in the text): no oracle for a guess.
-            allowed_addresses=frozenset(
-                {address, self.concern_address, *(a.email for a in sender.addresses)}
-            ),
+            allowed_addresses=frozenset({address, self.concern_address, *sender.addresses}),
             own_loop_id=self.domain,
         )
         hits = run_rules(self.rules, view, context)
-        unverified = verdict is not None and not verdict.authenticated
-        if unverified:
-            assert verdict is not None
-            hits.append(Hit("authentication", verdict.summary()))
-        return _Candidate(pair, sender, hits, unverified)
-
-    def _store(
-        self,
-        session: Session,
-        raw: bytes,
-        source: str,
-        message: EmailMessage,
-        candidate: _Candidate,
-        action: Action,
-    ) -> int:
-        pair, sender = candidate.pair, candidate.sender
-        partner = pair.partner_of(sender.id)
-        stored = Message(
-            pair=pair,
-            sender=sender,
-            recipient=partner,
-            status=_STATUS[action],
-            raw=raw,
-            size=len(raw),
-            subject=str(message.get("Subject", ""))[:1000],
-            original_message_id=first_message_id(str(message.get("Message-ID", ""))),
-            relay_message_id=f"<{token_hex(16)}@{self.domain}>",
-            hits=json.dumps([hit.to_json() for hit in candidate.hits]),
-            source=source,
-        )
-        session.add(stored)
-        session.flush()
-        # Nobody but moderators hears of mail whose From is not authenticated: a
-        # notice would go to the participant it claims to be from.
-        automated = candidate.unverified or is_automated_mail(message, self.domain)
-        if action is Action.ACCEPT:
-            queue_forward(session, self.config, stored, message)
-        elif action is Action.HOLD and not automated:
-            self.notices.held(session, stored, self.config.moderation.held_notices_per_day)
-        elif action is Action.REJECT and not automated:
-            reasons = reasons_for(Action.REJECT, candidate.hits, self.config.rules.actions)
-            self.notices.to_sender(session, Notice.REFUSED, stored, reasons=reasons)
-        elif action is Action.ESCALATE:
-            # No "held" notice: it could warn someone grooming a child that staff are looking.
-            escalate(session, self.config, self.notices, stored, candidate.hits)
-        return stored.id
-
-    def _active_pair(self, session: Session, recipient: str) -> Pair:
-        token = token_of(recipient, self.domain)
-        pair = (
-            session.scalars(
-                select(Pair)
-                .where(Pair.token == token)
-                .options(
-                    joinedload(Pair.mentor).joinedload(Participant.addresses),
-                    joinedload(Pair.mentee).joinedload(Participant.addresses),
-                )
+        wanted = thread_ids(message)
+        thread = (
+            translate_thread(
+                thread_rows(connection, pair.id, wanted), sender.id, pair.token, message
             )
-            .unique()
-            .first()
-            if token
-            else None
+            if wanted
+            else ((), ())
         )
-        if pair is None or pair.status not in OPEN_PAIR_STATES:
+        return Candidate(pair, sender, hits, version, thread)
+
+    def _writer_in_pair(
+        self, connection: Connection, recipient: str, from_address: str, believe_from: bool
+    ) -> tuple[PairEntry, Person | None, int]:
+        """The open pair behind a pair address, who of it the From names, the directory version.
+
+        A refusal stores nothing, so no commit would confirm the cached answer: it is
+        asked again from the database before it is given.
+        """
+        token = token_of(recipient, self.domain)
+        if token is None:
             raise RefusedError(replies.UNKNOWN_PAIR)
-        return pair
+        refusal = replies.UNKNOWN_PAIR
+        for fresh in (False, True):
+            pair, version = self.directory.lookup(connection, token, fresh)
+            if pair is None or pair.status not in OPEN_PAIR_STATES:
+                refusal = replies.UNKNOWN_PAIR  # ended or never was: one answer, no oracle
+                continue
+            sender = pair.writer(from_address)
+            if sender is None and believe_from:
+                refusal = replies.STRANGER  # mode "off": From believed as written
+                continue
+            return pair, sender, version
+        raise RefusedError(refusal)
+
+
+def _with_hook(prepared: Prepared, hook: CommitHook) -> Callable[[Connection], tuple[int, ...]]:
+    def write_with_hook(connection: Connection) -> tuple[int, ...]:
+        ids = prepared.write(connection)
+        # The source's own rows (IMAP's UID record) or its veto (the SMTP deadline's
+        # guard) join the same group commit, through an ORM session on its connection.
+        with Session(bind=connection) as session:
+            hook(session, prepared.reply, ids)
+            session.flush()
+        return ids
+
+    return write_with_hook

@@ -75,6 +75,7 @@ class SmarthostSettings:
     password: str = ""
     timeout: timedelta = timedelta(seconds=60)
     ca_file: str = ""
+    connections: int = 4  # sessions kept open to the smarthost, each reused message after message
 
 
 @dataclass(frozen=True)

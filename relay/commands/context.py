@@ -66,8 +66,16 @@ class Context:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        """A unit of work; if it queued mail, the running daemon is woken after the commit."""
+        from sqlalchemy import event
+
+        from relay.ops.wakeup import QUEUED_MAIL, wake_daemon
+
         with self.store.session() as session:
+            event.listen(session, "after_flush", _note_queued_mail)
             yield session
+        if session.info.get(QUEUED_MAIL):
+            wake_daemon(self.config.daemon.pid_file)
 
     @contextmanager
     def reader(self) -> Iterator[Reader]:
@@ -88,6 +96,14 @@ class Context:
     def close(self) -> None:
         if self._store is not None:
             self._store.dispose()
+
+
+def _note_queued_mail(session: Session, _flush_context: Any) -> None:
+    from relay.ops.wakeup import QUEUED_MAIL
+    from relay.store.models import OutboxEntry
+
+    if any(isinstance(row, OutboxEntry) for row in (*session.new, *session.dirty)):
+        session.info[QUEUED_MAIL] = True
 
 
 pass_context = click.make_pass_decorator(Context)

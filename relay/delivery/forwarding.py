@@ -9,7 +9,9 @@ moderation for approved mail; the rendering itself is rewrite's pure job.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from email.message import EmailMessage
+from typing import Protocol
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -24,6 +26,22 @@ from relay.programme.mail import is_programme_id
 from relay.safeguarding.guardian import guardian_copy, guardians_of
 from relay.store.models import Message, OutboxEntry, Pair
 from relay.store.states import OutboxKind
+
+
+class KnownMessage(Protocol):
+    """A stored message as thread translation needs it (an ORM row or a Core row)."""
+
+    @property
+    def sender_id(self) -> int: ...
+
+    @property
+    def recipient_id(self) -> int: ...
+
+    @property
+    def relay_message_id(self) -> str: ...
+
+    @property
+    def original_message_id(self) -> str | None: ...
 
 
 def outbound_message(
@@ -61,34 +79,73 @@ def queue_forward(
         content=outbound_bytes(config, outbound),
     )
     session.add(entry)
-    if config.safeguarding.guardian_copies:
-        for minor, guardian in guardians_of(stored):
-            copied = guardian_copy(config, outbound, minor, guardian)
-            session.add(
-                OutboxEntry(
-                    kind=OutboxKind.NOTICE,
-                    notice=Notice.GUARDIAN_COPY,
-                    message_id=stored.id,
-                    recipient=guardian,
-                    content=outbound_bytes(config, copied),
-                )
-            )
+    for row in guardian_rows(config, stored, outbound):
+        session.add(OutboxEntry(**row))
     return entry
+
+
+def guardian_rows(
+    config: Config, stored: Message, outbound: EmailMessage
+) -> list[dict[str, object]]:
+    """A copy of the forward for each minor's guardian, when the programme asks for it."""
+    if not config.safeguarding.guardian_copies:
+        return []
+    return [
+        {
+            "kind": OutboxKind.NOTICE,
+            "notice": Notice.GUARDIAN_COPY,
+            "message_id": stored.id,
+            "recipient": guardian,
+            "content": outbound_bytes(config, guardian_copy(config, outbound, minor, guardian)),
+        }
+        for minor, guardian in guardians_of(stored)
+    ]
+
+
+def forward_row(
+    config: Config,
+    original: EmailMessage,
+    *,
+    token: str,
+    sender_name: str,
+    recipient_name: str,
+    recipient_address: str,
+    relay_message_id: str,
+    thread: tuple[tuple[str, ...], tuple[str, ...]],
+    hidden: tuple[str, ...],
+) -> tuple[dict[str, object], EmailMessage]:
+    """A forward as outbox column values for a Core insert (message_id aside): intake's path.
+
+    Also returns the outbound message itself, for guardian copies.
+    """
+    plan = RewritePlan(
+        programme_name=config.relay.programme_name,
+        pair_address=pair_address(token, config.relay.domain),
+        sender_display_name=sender_name,
+        recipient_display_name=recipient_name,
+        recipient_address=recipient_address,
+        relay_message_id=relay_message_id,
+        in_reply_to=thread[0],
+        references=thread[1],
+        hidden_addresses=hidden,
+        loop_marker=config.relay.domain,
+        strip_remote_content=config.rules.remote_content == "strip",
+    )
+    outbound = rewrite(original, plan)
+    add_footer(outbound, config.safeguarding.footer)
+    row: dict[str, object] = {
+        "kind": OutboxKind.FORWARD,
+        "recipient": recipient_address,
+        "content": outbound_bytes(config, outbound),
+    }
+    return row, outbound
 
 
 def map_thread(
     session: Session, pair: Pair, sender_id: int, message: EmailMessage
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Translate the ids a sender's reply points at into the ids the partner knows.
-
-    The sender knows the relay ids of what they received and the original
-    ids of what they sent; the partner knows the reverse. An id the relay
-    has never seen (someone else's thread, a client's own hostname) is
-    dropped rather than passed on.
-    """
-    in_reply_to = message_ids(str(message.get("In-Reply-To", "")))
-    references = message_ids(str(message.get("References", "")))
-    wanted = set(in_reply_to) | set(references)
+    """Translate the ids a sender's reply points at into the ids the partner knows."""
+    wanted = thread_ids(message)
     if not wanted:
         return (), ()
     known = session.scalars(
@@ -100,6 +157,27 @@ def map_thread(
             ),
         )
     ).all()
+    return translate_thread(known, sender_id, pair.token, message)
+
+
+def thread_ids(message: EmailMessage) -> set[str]:
+    """Every id the message's In-Reply-To and References point at."""
+    in_reply_to = message_ids(str(message.get("In-Reply-To", "")))
+    references = message_ids(str(message.get("References", "")))
+    return set(in_reply_to) | set(references)
+
+
+def translate_thread(
+    known: Sequence[KnownMessage], sender_id: int, token: str, message: EmailMessage
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The sender knows the relay ids of what they received and the original
+    ids of what they sent; the partner knows the reverse. An id the relay
+    has never seen (someone else's thread, a client's own hostname) is
+    dropped rather than passed on.
+    """
+    in_reply_to = message_ids(str(message.get("In-Reply-To", "")))
+    references = message_ids(str(message.get("References", "")))
+    wanted = set(in_reply_to) | set(references)
     translation: dict[str, str] = {}
     for row in known:
         if row.recipient_id == sender_id and row.relay_message_id in wanted:
@@ -110,7 +188,7 @@ def map_thread(
 
     for wanted_id in wanted:
         # Programme mail (prompts) went to both with the same id: it passes unchanged.
-        if is_programme_id(wanted_id, pair.token):
+        if is_programme_id(wanted_id, token):
             translation[wanted_id] = wanted_id
 
     def mapped(ids: list[str]) -> tuple[str, ...]:

@@ -23,6 +23,7 @@ from secrets import token_hex
 from typing import Any, Protocol
 
 import jinja2
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from relay.config import Config
@@ -30,8 +31,9 @@ from relay.errors import ConfigError
 from relay.mail.addresses import display_address, pair_address
 from relay.outbound.rewrite import LOOP_HEADER
 from relay.outbound.signing import outbound_bytes
+from relay.store.counters import notices_since
 from relay.store.models import Message, OutboxEntry
-from relay.store.states import OutboxKind
+from relay.store.states import OutboxKind, utcnow
 
 
 class Addressee(Protocol):
@@ -160,14 +162,6 @@ class Notices:
             **context,
         )
 
-    def held(self, session: Session, stored: Message, per_day: int) -> None:
-        """Tell a sender their message is held, at most per_day such notices a day."""
-        from relay.store import counters
-
-        since = stored.received_at - timedelta(days=1)
-        if counters.notices_since(session, Notice.HELD, stored.sender.email, since) < per_day:
-            self.to_sender(session, Notice.HELD, stored)
-
     def not_delivered(self, session: Session, row: OutboxEntry) -> None:
         """Tell the sender a forward failed for good."""
         if row.kind is not OutboxKind.FORWARD or row.message is None:
@@ -184,16 +178,35 @@ class Notices:
         reply_to: str = "",
         **context: Any,
     ) -> OutboxEntry:
-        message = self.render(notice, recipient, reply_to, **context)
         entry = OutboxEntry(
-            kind=OutboxKind.NOTICE,
-            notice=notice,
+            **self.outbox_row(notice, recipient, reply_to=reply_to, **context),
             message_id=about_message_id,
-            recipient=recipient.email,
-            content=outbound_bytes(self.config, message),
         )
         session.add(entry)
         return entry
+
+    def outbox_row(
+        self, notice: Notice, recipient: Addressee, *, reply_to: str = "", **context: Any
+    ) -> dict[str, Any]:
+        """A rendered notice as outbox column values, for a Core insert (message_id aside)."""
+        message = self.render(notice, recipient, reply_to, **context)
+        return {
+            "kind": OutboxKind.NOTICE,
+            "notice": notice.value,
+            "recipient": recipient.email,
+            "content": outbound_bytes(self.config, message),
+        }
+
+
+def held_notice_allowed(connection: Connection, config: Config, recipient: str) -> bool:
+    """Whether a sender may still be told "held" today: a chatty sender is not flooded.
+
+    Counted inside the writing transaction, so the cap holds for one process; two
+    processes writing at the same instant may each send one more.
+    """
+    since = utcnow() - timedelta(days=1)
+    sent = notices_since(connection, Notice.HELD.value, recipient, since)
+    return sent < config.moderation.held_notices_per_day
 
 
 def shipped_templates() -> list[str]:

@@ -1,15 +1,16 @@
 """Where outbound mail goes: an SMTP smarthost (aiosmtplib) or Maildir folders.
 
 A transport sends one message to one recipient with a given envelope sender
-and says how it went by raising: TemporaryFailure (try again later) or
-PermanentFailure (give up now). Anything else it raises is treated as
-temporary by the delivery worker.
+(several at once, up to its `parallel`) and says how it went by raising:
+TemporaryFailure (try again later) or PermanentFailure (give up now).
+Anything else it raises is treated as temporary by the delivery worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import mailbox
+import os
 import re
 import ssl
 from pathlib import Path
@@ -36,19 +37,29 @@ class PermanentFailure(DeliveryError):
 
 
 class Transport(Protocol):
-    async def send(self, envelope_from: str, recipient: str, content: bytes) -> None: ...
+    parallel: int  # how many sends the worker may have in flight at once
+
+    async def send(self, envelope_from: str, recipient: str, content: bytes, key: str = "") -> None:
+        """key names the outbox row: the same key is the same mail (a retry, not a new one)."""
+        ...
 
     async def close(self) -> None: ...
 
 
 class SmtpTransport:
-    """Hands mail to a smarthost over one kept-open connection, reconnecting on failure."""
+    """Hands mail to a smarthost over up to `connections` kept-open sessions.
+
+    A session is reused for message after message (aiosmtplib), so a message
+    costs one SMTP transaction, not a connection and a greeting; a session
+    that fails is dropped and a new one opened for the next message.
+    """
 
     def __init__(self, settings: SmarthostSettings, local_hostname: str) -> None:
         self.settings = settings
         self.local_hostname = local_hostname
-        self._client: aiosmtplib.SMTP | None = None
-        self._lock = asyncio.Lock()
+        self.parallel = max(1, settings.connections)
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._slots = asyncio.Semaphore(self.parallel)
 
     def _new_client(self) -> aiosmtplib.SMTP:
         settings = self.settings
@@ -67,91 +78,123 @@ class SmtpTransport:
             password=settings.password or None,
         )
 
-    async def send(self, envelope_from: str, recipient: str, content: bytes) -> None:
-        async with self._lock:  # one SMTP transaction at a time on the shared connection
+    async def send(self, envelope_from: str, recipient: str, content: bytes, key: str = "") -> None:
+        async with self._slots:  # one SMTP transaction at a time on each session
+            client = self._idle.pop() if self._idle else self._new_client()
+            keep = False
             try:
-                client = await self._connected()
-                errors, _ = await client.sendmail(envelope_from, [recipient], content)
-            except aiosmtplib.SMTPRecipientsRefused as refused:
-                await self._drop_connection()
-                self._raise_for(refused.recipients[0].code, refused.recipients[0].message)
-            except aiosmtplib.SMTPResponseException as error:
-                if error.code >= 500:
-                    await self._reset()
+                keep = await self._send_on(client, envelope_from, recipient, content)
+            finally:
+                if keep and client.is_connected:
+                    self._idle.append(client)
                 else:
-                    await self._drop_connection()
-                self._raise_for(error.code, error.message)
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-                await self._drop_connection()
-                raise TemporaryFailure(f"smarthost unreachable: {type(error).__name__}") from None
-            if errors:
-                response = next(iter(errors.values()))
-                self._raise_for(response.code, response.message)
+                    client.close()
 
-    @staticmethod
-    def _raise_for(code: int, message: str) -> None:
+    async def _send_on(
+        self, client: aiosmtplib.SMTP, envelope_from: str, recipient: str, content: bytes
+    ) -> bool:
+        """Send on client; True if the session is fit for the next message."""
+        try:
+            if not client.is_connected:
+                await client.connect()
+            errors, _ = await client.sendmail(envelope_from, [recipient], content)
+        except aiosmtplib.SMTPRecipientsRefused as refused:
+            self._raise_for(refused.recipients[0].code, refused.recipients[0].message)
+        except aiosmtplib.SMTPResponseException as error:
+            if error.code >= 500 and await _reset(client):
+                self._raise_for(error.code, error.message, keep=client)
+            self._raise_for(error.code, error.message)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            raise TemporaryFailure(f"smarthost unreachable: {type(error).__name__}") from None
+        if errors:
+            response = next(iter(errors.values()))
+            self._raise_for(response.code, response.message)
+        return True
+
+    def _raise_for(self, code: int, message: str, keep: aiosmtplib.SMTP | None = None) -> None:
+        if keep is not None:  # the session was reset cleanly: worth keeping
+            self._idle.append(keep)
         detail = f"{code} {message}".strip()
         if code >= 500:
             raise PermanentFailure(detail)
         raise TemporaryFailure(detail)
 
-    async def _connected(self) -> aiosmtplib.SMTP:
-        if self._client is None or not self._client.is_connected:
-            self._client = self._new_client()
-            await self._client.connect()
-        return self._client
-
-    async def _reset(self) -> None:
-        try:
-            if self._client is not None and self._client.is_connected:
-                await self._client.rset()
-        except aiosmtplib.SMTPException:
-            await self._drop_connection()
-
-    async def _drop_connection(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
-
     async def close(self) -> None:
-        async with self._lock:
-            client, self._client = self._client, None
-            if client is not None and client.is_connected:
+        idle, self._idle = self._idle, []
+        for client in idle:
+            if client.is_connected:
                 try:
                     await client.quit()
                 except (aiosmtplib.SMTPException, OSError):
                     client.close()
 
 
+async def _reset(client: aiosmtplib.SMTP) -> bool:
+    try:
+        if client.is_connected:
+            await client.rset()
+            return True
+    except aiosmtplib.SMTPException:
+        pass
+    return False
+
+
 _UNSAFE = re.compile(r"[^a-z0-9@._+-]")
 
 
 class MaildirTransport:
-    """Delivers into one Maildir per recipient under a folder: mail to see without a server."""
+    """Delivers into one Maildir per recipient under a folder: mail to see without a server.
 
-    def __init__(self, folder: Path) -> None:
+    Idempotent: the file is named after the outbox row (key), so a retry after a
+    crash that came after the write but before the delivery was recorded finds
+    the copy (in new/, or in cur/ once a client has seen it) instead of adding a
+    second one.
+    """
+
+    parallel = 4
+
+    def __init__(self, folder: Path, domain: str = "relay") -> None:
         self.folder = folder
+        self.domain = _UNSAFE.sub("_", domain.lower())
 
     def folder_for(self, recipient: str) -> Path:
         return self.folder / _UNSAFE.sub("_", recipient.lower())
 
-    async def send(self, envelope_from: str, recipient: str, content: bytes) -> None:
+    async def send(self, envelope_from: str, recipient: str, content: bytes, key: str = "") -> None:
         try:
-            await asyncio.to_thread(self._deliver, envelope_from, recipient, content)
+            await asyncio.to_thread(self._deliver, envelope_from, recipient, content, key)
         except OSError as error:
             raise TemporaryFailure(f"cannot write Maildir: {error.strerror}") from None
 
-    def _deliver(self, envelope_from: str, recipient: str, content: bytes) -> None:
+    def _deliver(self, envelope_from: str, recipient: str, content: bytes, key: str) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         box = mailbox.Maildir(self.folder_for(recipient), create=True)
-        return_path = f"Return-Path: <{envelope_from}>\n".encode()
-        box.add(return_path + content.replace(b"\r\n", b"\n"))
+        data = f"Return-Path: <{envelope_from}>\n".encode() + content.replace(b"\r\n", b"\n")
+        if not key:
+            box.add(data)
+            return
+        home = self.folder_for(recipient)
+        name = f"{_UNSAFE.sub('_', key)}.{self.domain}"
+        if (home / "new" / name).exists() or _seen(home / "cur", name):
+            return  # delivered before the crash; this is the retry
+        temporary = home / "tmp" / name
+        with temporary.open("wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, home / "new" / name)
 
     async def close(self) -> None:
         return None
 
 
+def _seen(cur: Path, name: str) -> bool:
+    """A client moves a read message to cur/ and appends ":2,FLAGS" to its name."""
+    with os.scandir(cur) as entries:
+        return any(entry.name == name or entry.name.startswith(name + ":") for entry in entries)
+
+
 def make_transport(config: Config) -> Transport:
     if config.delivery.transport == "smtp":
         return SmtpTransport(config.smarthost, local_hostname=config.relay.domain)
-    return MaildirTransport(config.delivery.maildir)
+    return MaildirTransport(config.delivery.maildir, config.relay.domain)

@@ -23,33 +23,32 @@ names the partner only by display name.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import os
 import re
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from secrets import token_hex
+from typing import cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from relay.config import Config
 from relay.delivery.bounces import load_bounce_addresses
+from relay.delivery.claims import take_back_dead_claims, worker_name
 from relay.delivery.notices import Notices
 from relay.delivery.transports import PermanentFailure, TemporaryFailure, Transport
+from relay.ops.wakeup import QUEUED_MAIL
 from relay.settings import DeliverySettings
 from relay.store.db import Store
-from relay.store.models import OutboxEntry
+from relay.store.group_commit import GroupWriter
+from relay.store.models import OutboxEntry, UtcDateTime
 from relay.store.states import DeliveryStatus, utcnow
 
 log = logging.getLogger(__name__)
 
 _DUE_STATES = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
-# Deliveries are recorded in groups: one commit for several sends. A crash loses
-# at most this many records, and those mails are sent again (at-least-once).
-RECORD_DELIVERED_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -61,8 +60,24 @@ class Claimed:
     lease_until: datetime
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{token_hex(3)}"
+_OUTBOX = cast(Table, OutboxEntry.__table__)
+# Built once (see relay.store.messages): the worker's most frequent statement.
+_MARK_DELIVERED = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.id == bindparam("row_id"),
+        _OUTBOX.c.status == DeliveryStatus.SENDING,
+        _OUTBOX.c.claimed_by == bindparam("claimer"),
+        _OUTBOX.c.attempts == bindparam("attempt"),
+    )
+    .values(
+        status=DeliveryStatus.DELIVERED,
+        delivered_at=bindparam("now", type_=UtcDateTime()),
+        claimed_by=None,
+        lease_until=None,
+        last_error=None,
+    )
+)
 
 
 def retry_delay(settings: DeliverySettings, attempts: int) -> timedelta:
@@ -79,6 +94,7 @@ class DeliveryWorker:
         transport: Transport,
         notices: Notices,
         name: str | None = None,
+        writer: GroupWriter | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -86,6 +102,8 @@ class DeliveryWorker:
         self.transport = transport
         self.notices = notices
         self.name = name or worker_name()
+        # Shared with intake in the daemon: deliveries and new messages share commits.
+        self.writer = writer or GroupWriter(store, "delivery-outcomes")
         self.bounces = load_bounce_addresses(store, config.relay.domain)
         self.on_attempt: Callable[[str], None] = lambda outcome: None  # metrics hook
         self._wakeup = asyncio.Event()
@@ -95,6 +113,7 @@ class DeliveryWorker:
         self._wakeup.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
+        await self._take_back_dead_claims()
         while not stopping.is_set():
             # Cleared before looking, so a wake-up that arrives while we look is kept.
             self._wakeup.clear()
@@ -116,28 +135,53 @@ class DeliveryWorker:
             )
             for waiter in pending:
                 waiter.cancel()
+            if not self._wakeup.is_set():  # an idle poll: a cheap look for dead neighbours
+                await self._take_back_dead_claims()
+
+    async def _take_back_dead_claims(self) -> None:
+        try:
+            taken = await asyncio.to_thread(self.take_back_dead_claims)
+        except Exception:
+            log.exception("looking for claims of dead processes failed")
+            return
+        if taken:
+            self._wakeup.set()
+
+    def take_back_dead_claims(self) -> int:
+        return take_back_dead_claims(self.store)
 
     async def run_once(self, stopping: asyncio.Event | None = None) -> int:
-        """Claim one batch of due mail and try each; returns how many were claimed.
+        """Claim one batch of due mail and try it; returns how many were claimed.
 
-        When stopping is set part-way, the rows not yet tried are handed back
-        at once rather than left to their lease.
+        Up to the transport's `parallel` sends are in flight at once. Each
+        delivery is recorded through the group writer, so the outcomes of many
+        sends share one commit (intake's messages too, when it shares the
+        writer). When stopping is set part-way, the rows not yet tried are
+        handed back at once rather than left to their lease.
         """
         batch = await asyncio.to_thread(self._claim)
-        delivered: list[Claimed] = []
-        try:
-            for position, item in enumerate(batch):
+        slots = asyncio.Semaphore(max(1, getattr(self.transport, "parallel", 1)))
+        untried: list[Claimed] = []
+        recorded: list[asyncio.Future[None]] = []
+
+        async def attempt(item: Claimed) -> None:
+            async with slots:
                 if stopping is not None and stopping.is_set():
-                    await asyncio.to_thread(self._release, batch[position:])
-                    break
+                    untried.append(item)
+                    return
                 if await self._deliver(item):
-                    delivered.append(item)
-                if len(delivered) >= RECORD_DELIVERED_EVERY:
-                    await asyncio.to_thread(self._record_delivered, delivered)
-                    delivered = []
+                    future = self.writer.submit(
+                        functools.partial(self._mark_delivered, items=[item])
+                    )
+                    recorded.append(asyncio.wrap_future(future))
+
+        try:
+            await asyncio.gather(*(attempt(item) for item in batch))
         finally:
-            if delivered:
-                await asyncio.to_thread(self._record_delivered, delivered)
+            if untried:
+                await asyncio.to_thread(self._release, untried)
+            if recorded:
+                await asyncio.gather(*recorded)
         return len(batch)
 
     async def _deliver(self, item: Claimed) -> bool:
@@ -150,7 +194,9 @@ class DeliveryWorker:
             return False
         envelope_from = self.bounces.for_outbox(item.outbox_id)
         try:
-            await self.transport.send(envelope_from, item.recipient, item.content)
+            await self.transport.send(
+                envelope_from, item.recipient, item.content, key=f"outbox-{item.outbox_id}"
+            )
         except PermanentFailure as failure:
             self.on_attempt("failed")
             await asyncio.to_thread(self._record_failure, item, failure.detail, True)
@@ -171,29 +217,36 @@ class DeliveryWorker:
 
     def _claim(self) -> list[Claimed]:
         now = utcnow()
+        until = now + self.settings.lease
         due = or_(
             and_(OutboxEntry.status.in_(_DUE_STATES), OutboxEntry.next_attempt_at <= now),
             and_(OutboxEntry.status == DeliveryStatus.SENDING, OutboxEntry.lease_until < now),
         )
         query = (
-            select(OutboxEntry)
+            select(OutboxEntry.id, OutboxEntry.recipient, OutboxEntry.content, OutboxEntry.attempts)
             .where(due)
             .order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)
             .limit(self.settings.batch_size)
         )
         if not self.store.is_sqlite:
             query = query.with_for_update(skip_locked=True)
-        with self.store.session() as session:
-            rows = session.scalars(query).all()
-            for row in rows:
-                row.status = DeliveryStatus.SENDING
-                row.claimed_by = self.name
-                row.lease_until = now + self.settings.lease
-                row.attempts += 1
-            return [
-                Claimed(row.id, row.recipient, row.content, row.attempts, now + self.settings.lease)
-                for row in rows
-            ]
+        with self.store.write_connection() as connection:
+            rows = connection.execute(query).all()
+            if not rows:
+                return []
+            connection.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.id.in_([row.id for row in rows]))
+                .values(
+                    status=DeliveryStatus.SENDING,
+                    claimed_by=self.name,
+                    lease_until=until,
+                    attempts=OutboxEntry.attempts + 1,
+                )
+            )
+        return [
+            Claimed(row.id, row.recipient, row.content, row.attempts + 1, until) for row in rows
+        ]
 
     def _still_ours(self, session: Session, item: Claimed) -> OutboxEntry | None:
         row = session.get(OutboxEntry, item.outbox_id, with_for_update=not self.store.is_sqlite)
@@ -224,16 +277,23 @@ class DeliveryWorker:
                 row.lease_until = None
 
     def _record_delivered(self, items: list[Claimed]) -> None:
-        with self.store.session() as session:
-            for item in items:
-                row = self._still_ours(session, item)
-                if row is None:
-                    continue
-                row.status = DeliveryStatus.DELIVERED
-                row.delivered_at = utcnow()
-                row.claimed_by = None
-                row.lease_until = None
-                row.last_error = None
+        with self.store.write_connection() as connection:
+            self._mark_delivered(connection, items)
+
+    def _mark_delivered(self, connection: Connection, items: list[Claimed]) -> None:
+        """Delivered, where the row still carries our claim (else its new owner decides)."""
+        connection.execute(
+            _MARK_DELIVERED,
+            [
+                {
+                    "row_id": item.outbox_id,
+                    "attempt": item.attempts,
+                    "claimer": self.name,
+                    "now": utcnow(),
+                }
+                for item in items
+            ],
+        )
         for item in items:
             log.info("outbox %s delivered on attempt %d", item.outbox_id, item.attempts)
 
@@ -299,4 +359,7 @@ def requeue(session: Session, outbox_ids: list[int]) -> int:
         )
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0))
+    count = int(getattr(result, "rowcount", 0))
+    if count:
+        session.info[QUEUED_MAIL] = True  # `relay queue retry` wakes the daemon
+    return count

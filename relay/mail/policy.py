@@ -22,6 +22,12 @@ CACHED_HEADERS = 4096
 
 
 class CachingPolicy(EmailPolicy):
+    def __deepcopy__(self, memo: dict[int, Any]) -> CachingPolicy:
+        # A policy is immutable. Copied along with a message (rewrite deep-copies the
+        # original), it would bring a new header_factory, and the cache below, keyed
+        # by the factory, would miss for every header the copy sets.
+        return self
+
     def header_fetch_parse(self, name: str, value: Any) -> Any:
         if hasattr(value, "name"):
             return value

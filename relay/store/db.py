@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -80,6 +80,7 @@ class Store:
         self._readers = sessionmaker(
             self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
         )
+        self._reading = self.engine.execution_options(**{READ_ONLY: True})
         # SQLite has one writer at a time. Threads of this process queue here, in
         # order, instead of sleeping and polling in SQLite's busy handler; other
         # processes still wait in the busy handler.
@@ -90,6 +91,18 @@ class Store:
         """A unit of work: committed when the block ends, rolled back if it raises."""
         with self._one_writer, self._sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A Core transaction for the hot path: committed when the block ends."""
+        with self._one_writer, self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A Core read transaction: on SQLite it takes no write lock."""
+        with self._reading.begin() as connection:
+            yield connection
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:

@@ -199,6 +199,19 @@ class RelaySecret(Base):
     value: Mapped[str] = mapped_column(String(200))
 
 
+class DirectoryVersion(Base):
+    """One row whose number changes with every change to pairs, participants or addresses.
+
+    Triggers (migration 0010) bump it; the daemon's in-memory pair directory
+    reloads when the number it holds is no longer the one stored here.
+    """
+
+    __tablename__ = "directory_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
 class ImapTaken(Base):
     """One message the IMAP source has taken from a mailbox, so it is never taken twice.
 

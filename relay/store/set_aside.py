@@ -8,36 +8,44 @@ ever sent to a participant.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, insert, select
 from sqlalchemy.orm import Session
 
-from relay.store.models import Pair, SetAside
-from relay.store.states import MessageStatus
+from relay.store.models import SetAside
+from relay.store.states import MessageStatus, utcnow
+
+_INSERT = insert(cast(Table, SetAside.__table__))
 
 
-def set_aside(
-    session: Session,
-    pair: Pair,
+def set_aside_row(
+    pair_id: int,
     raw: bytes,
     *,
     envelope_from: str,
     from_address: str,
     peer: str,
     reason: str,
-    outcome: MessageStatus,
-) -> SetAside:
-    row = SetAside(
-        envelope_from=envelope_from[:320],
-        from_address=from_address[:320],
-        peer=peer[:64],
-        reason=reason,
-        outcome=outcome.value,
-        raw=raw,
-        size=len(raw),
-    )
-    row.pair = pair
-    session.add(row)
-    return row
+) -> dict[str, Any]:
+    """The row's column values but the outcome, known once the whole message is decided."""
+    return {
+        "pair_id": pair_id,
+        "envelope_from": envelope_from[:320],
+        "from_address": from_address[:320],
+        "peer": peer[:64],
+        "reason": reason,
+        "raw": raw,
+        "size": len(raw),
+        "received_at": utcnow(),
+    }
+
+
+def insert_set_aside(
+    connection: Connection, values: dict[str, Any], outcome: MessageStatus
+) -> None:
+    """Inside intake's group commit; outcome: what the authentication action said."""
+    connection.execute(_INSERT, {**values, "outcome": outcome.value})
 
 
 def list_set_aside(session: Session, limit: int = 100) -> list[SetAside]:

@@ -1,0 +1,132 @@
+"""Where intake and delivery spend their time: cProfile of the hot path, in process.
+
+Owns the profile quoted in bench/RESULTS.md. It builds a fresh SQLite relay
+(one pair, the benchmark's rules: all run, new_pair and rate opened), then
+calls Intake.accept() for N messages of the given size one after another
+(what a DATA costs us, without the SMTP server), then lets the delivery
+worker send them all to a Postfix smtp-sink, each phase under cProfile, and
+prints the top functions by cumulative and by own time.
+
+    python3 bench/profile_intake.py --size 1k --messages 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import (
+    DOMAIN,
+    HOST,
+    MENTEE,
+    MENTOR,
+    RATE_PER_HOUR,
+    SMTP_SINK,
+    free_port,
+    message_bytes,
+    wait_listening,
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", default="1k")
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--top", type=int, default=25)
+    arguments = parser.parse_args()
+    size = int(arguments.size.rstrip("kK")) * 1024
+    from relay.config import load_config
+    from relay.delivery.notices import Notices
+    from relay.delivery.transports import make_transport
+    from relay.delivery.worker import DeliveryWorker
+    from relay.intake import Incoming, Intake
+    from relay.store import db, registry
+    from relay.store.models import Role
+
+    folder = Path(tempfile.mkdtemp(prefix="relay-profile-"))
+    sink_port = free_port()
+    as_user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    sink = subprocess.Popen([SMTP_SINK, *as_user, f"{HOST}:{sink_port}", "256"])
+    try:
+        wait_listening(sink_port, sink, "smtp-sink")
+        path = folder / "relay.toml"
+        path.write_text(
+            f'[relay]\ndomain = "{DOMAIN}"\nprogramme_name = "Bench"\n\n'
+            f'[database]\nurl = "sqlite:///{folder / "relay.db"}"\n\n'
+            '[delivery]\ntransport = "smtp"\nbatch_size = 200\n\n'
+            f'[smarthost]\nhost = "{HOST}"\nport = {sink_port}\ntls = "none"\n\n'
+            f"[rules.new_pair]\nmessages = 0\n\n[rules.rate]\nper_hour = {RATE_PER_HOUR}\n"
+        )
+        config = load_config(path)
+        store = db.open_store(config.database.url)
+        with store.session() as session:
+            registry.add_participant(session, MENTOR, "Mentor", Role.MENTOR)
+            registry.add_participant(session, MENTEE, "Mentee", Role.MENTEE)
+            address = registry.create_pair(session, Notices(config), DOMAIN, MENTOR, MENTEE).address
+        intake = Intake(store, config)
+        incoming = [
+            Incoming(message_bytes(size, address, n), MENTOR, (address,), "smtp")
+            for n in range(arguments.messages)
+        ]
+        intake.accept(incoming[0])  # warm caches and imports outside the profile
+        profile = cProfile.Profile()
+        started = time.perf_counter()
+        profile.enable()
+        for each in incoming[1:]:
+            intake.accept(each)
+        profile.disable()
+        seconds = time.perf_counter() - started
+        print(
+            f"intake: {(arguments.messages - 1) / seconds:.0f} msg/s, "
+            f"{seconds * 1000 / (arguments.messages - 1):.2f} ms/msg (under cProfile)"
+        )
+        show(profile, arguments.top)
+
+        worker = DeliveryWorker(store, config, make_transport(config), Notices(config))
+        profile = cProfile.Profile()
+
+        async def drain() -> int:
+            total = 0
+            while sent := await worker.run_once():
+                total += sent
+            await worker.transport.close()
+            return total
+
+        started = time.perf_counter()
+        profile.enable()
+        total = asyncio.run(drain())
+        profile.disable()
+        seconds = time.perf_counter() - started
+        print(
+            f"delivery: {total} rows, {seconds * 1000 / max(total, 1):.2f} ms/row "
+            "(under cProfile; main thread only, database work runs in threads)"
+        )
+        show(profile, arguments.top)
+        store.dispose()
+    finally:
+        sink.terminate()
+        sink.wait()
+    return 0
+
+
+def show(profile: cProfile.Profile, top: int) -> None:
+    for order in ("cumulative", "tottime"):
+        out = io.StringIO()
+        stats = pstats.Stats(profile, stream=out).strip_dirs().sort_stats(order)
+        stats.print_stats(top)
+        text = out.getvalue()
+        print(text[text.find("   ncalls") :])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

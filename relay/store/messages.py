@@ -1,0 +1,53 @@
+"""The rows intake writes per message, in SQLAlchemy Core (no ORM on the hot path).
+
+Owns the inserts a received message becomes (the transcript row, its forward
+or notice in the outbox) and the thread lookup its forward needs. Everything
+here takes a Connection inside the caller's transaction: a read transaction
+for the lookup, the group writer's transaction for the inserts. The counts
+the rules read live in relay.store.counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Connection, Row, Table, insert, or_, select
+
+from relay.store.models import Message, OutboxEntry
+
+# Built once: a statement object that is used again skips SQLAlchemy's cache-key
+# work for a new one, which costs more than SQLite's insert itself.
+MESSAGES = cast(Table, Message.__table__)
+OUTBOX = cast(Table, OutboxEntry.__table__)
+_INSERT_MESSAGE = insert(MESSAGES)
+_INSERT_OUTBOX = insert(OUTBOX)
+
+
+def thread_rows(
+    connection: Connection, pair_id: int, wanted: Iterable[str]
+) -> Sequence[Row[int, int, str, str | None]]:
+    """This pair's messages known by any of the wanted Message-IDs (relay's or original)."""
+    ids = list(wanted)
+    return connection.execute(
+        select(
+            Message.sender_id,
+            Message.recipient_id,
+            Message.relay_message_id,
+            Message.original_message_id,
+        ).where(
+            Message.pair_id == pair_id,
+            or_(Message.relay_message_id.in_(ids), Message.original_message_id.in_(ids)),
+        )
+    ).all()
+
+
+def insert_message(connection: Connection, values: Mapping[str, Any]) -> int:
+    result = connection.execute(_INSERT_MESSAGE, dict(values))
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def insert_outbox(connection: Connection, values: Mapping[str, Any]) -> None:
+    connection.execute(_INSERT_OUTBOX, dict(values))
