@@ -61,7 +61,8 @@ def main() -> int:
         wait_listening(sink_port, sink, "smtp-sink")
         path = folder / "relay.toml"
         path.write_text(
-            f'[relay]\ndomain = "{DOMAIN}"\nprogramme_name = "Bench"\n\n'
+            f'[relay]\ndomain = "{DOMAIN}"\nprogramme_name = "Bench"\n'
+            'postmaster = "op@ops.example"\n\n'
             f'[database]\nurl = "sqlite:///{folder / "relay.db"}"\n\n'
             '[delivery]\ntransport = "smtp"\nbatch_size = 200\n\n'
             f'[smarthost]\nhost = "{HOST}"\nport = {sink_port}\ntls = "none"\n\n'

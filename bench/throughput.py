@@ -23,6 +23,7 @@ the runs, next to the median of the per-run ratios relay/bare.
     python3 bench/throughput.py                        # 2,000 messages, 1 KB and 50 KB, 1 and 16
     python3 bench/throughput.py --quick                # smoke run
     python3 bench/throughput.py --database postgresql+psycopg://relay:relay@127.0.0.1/relay_bench
+    python3 bench/throughput.py --more --postgres postgresql+psycopg://...   # every row, one run
 
 All traffic stays on 127.0.0.1; every wait is bounded.
 """
@@ -44,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -592,12 +593,21 @@ def empty_postgres(url: str) -> None:
 
 def take_snapshot(into: Path) -> Path:
     """Copy relay/ and matching/ from this checkout, so edits made by others while the
-    benchmark runs (a shared working tree) cannot change the code under measurement."""
+    benchmark runs (a shared working tree) cannot change the code under measurement.
+
+    templates/ and migrations/ go inside the copy's relay/, where an installed package
+    has them; otherwise the editable install would map in the checkout's own.
+    """
     checkout = Path(__file__).resolve().parent.parent
-    for package in ("relay", "matching"):
+    for source, target in (
+        ("relay", "relay"),
+        ("matching", "matching"),
+        ("templates", "relay/templates"),
+        ("migrations", "relay/migrations"),
+    ):
         shutil.copytree(
-            checkout / package,
-            into / package,
+            checkout / source,
+            into / target,
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         )
     check = subprocess.run(
@@ -644,10 +654,10 @@ def run_folder(options: Options, label: str) -> Iterator[Path]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_all(options: Options) -> tuple[list[Row], list[LatencyRow]]:
+def run_all(options: Options, latency: bool = True) -> tuple[list[Row], list[LatencyRow]]:
     bare, relay = Bare(options), Relay(options)
     rows = [Row(size, conns) for size in options.sizes for conns in options.connections]
-    latency_rows = [LatencyRow(size) for size in options.sizes]
+    latency_rows = [LatencyRow(size) for size in options.sizes] if latency else []
     for run in range(1, options.runs + 1):
         for row in rows:
             for server, results in ((bare, row.bare), (relay, row.relay)):
@@ -844,8 +854,15 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         "--relay-code",
         type=Path,
         default=None,
-        help="run `python -m relay` from this folder (holding relay/ and matching/), "
-        "e.g. an earlier commit unpacked with git archive, instead of this checkout",
+        help="run `python -m relay` from this folder (holding relay/ and matching/, with "
+        "templates/ and migrations/ moved into relay/), e.g. an earlier commit unpacked "
+        "with git archive, instead of this checkout",
+    )
+    parser.add_argument(
+        "--postgres",
+        default=None,
+        help="a postgresql+psycopg:// URL: besides the SQLite rows, 1 KB x16 on it (the "
+        "PostgreSQL row) and, with --more, the two-process row; emptied before each run",
     )
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -891,14 +908,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             options.relay_command = [sys.executable, "-m", "relay"]
             print(f"relay code: {options.snapshot}")
         rows, latency_rows = ([], []) if arguments.only_more else run_all(options)
+        postgres = (
+            replace(options, database=arguments.postgres, sizes=[1024], connections=[16])
+            if arguments.postgres
+            else None
+        )
+        postgres_rows: list[Row] = []
+        if postgres is not None and not arguments.only_more:
+            postgres_rows = run_all(postgres, latency=False)[0]
         more = run_more(options, arguments) if arguments.more or arguments.only_more else ""
     print()
     if rows:
         print(report(options, rows, latency_rows))
+    if postgres is not None and postgres_rows:
+        print()
+        print(report(postgres, postgres_rows, []).split("\n\nlatency:")[0])
+        print(postgres_against_sqlite(rows, postgres_rows[0]))
     if more:
         print()
         print(more)
     return 0
+
+
+def postgres_against_sqlite(rows: list[Row], postgres: Row) -> str:
+    """The PostgreSQL row's relay/bare as a share of the SQLite row's (same size and load)."""
+    sqlite = next(
+        (r for r in rows if (r.size, r.connections) == (postgres.size, postgres.connections)),
+        None,
+    )
+    if sqlite is None:
+        return "PostgreSQL against SQLite: no SQLite row at 1 KB x16 in this run"
+    on_postgres = ratios([r.rate for r in postgres.relay], [b.rate for b in postgres.bare])
+    on_sqlite = ratios([r.rate for r in sqlite.relay], [b.rate for b in sqlite.bare])
+    return (
+        f"PostgreSQL 1 KB x16 relay/bare {on_postgres:.3f} against SQLite's {on_sqlite:.3f}: "
+        f"{on_postgres / on_sqlite:.2f} of the SQLite figure"
+    )
 
 
 def run_more(options: Options, arguments: argparse.Namespace) -> str:
@@ -927,9 +972,10 @@ def run_more(options: Options, arguments: argparse.Namespace) -> str:
                 figures = scenarios.idle_effect(server, folder, options, arguments.idle)
             idle[server.name].append(figures)
             print(f"run {run}: idle {server.name} {figures}", flush=True)
-        if options.database:
+        if options.database or arguments.postgres:
+            on_postgres = Relay(replace(options, database=options.database or arguments.postgres))
             with run_folder(options, "two") as folder:
-                pairs.append(scenarios.two_processes(relay, folder, options.messages))
+                pairs.append(scenarios.two_processes(on_postgres, folder, options.messages))
             print(f"run {run}: one vs two processes {pairs[-1]}", flush=True)
     lines.append(
         f"approval: `relay approve ID` (a new process) -> file in the Maildir, daemon polling "

@@ -23,7 +23,6 @@ runs it in a worker thread. The commit is awaited without holding a thread
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -177,37 +176,41 @@ class Intake:
         The IMAP source passes in_same_commit to record the UID it took the message from,
         so the message and the record of having taken it commit together or not at all.
         """
-        for attempt in range(DECIDE_TRIES - 1):
-            with contextlib.suppress(StaleDirectory):
-                return self._accept_once(incoming, in_same_commit, attempt > 0)
-        return self._accept_once(incoming, in_same_commit, True)
-
-    def _accept_once(
-        self, incoming: Incoming, in_same_commit: CommitHook | None, again: bool
-    ) -> Outcome:
-        prepared = self.prepare(incoming, again)
-        if isinstance(prepared, Outcome):
-            return prepared
-        if in_same_commit is None:
-            ids = self.writer.write(prepared.write)
-        else:
-            ids = self.writer.write(_with_hook(prepared, in_same_commit))
-        return self._outcome(incoming, prepared, ids)
-
-    async def accept_async(self, incoming: Incoming) -> Outcome:
-        """accept() for the event loop: decided in a thread, committed with others."""
         for attempt in range(1, DECIDE_TRIES + 1):
-            prepared = await asyncio.to_thread(self.prepare, incoming, attempt > 1)
+            prepared = self.prepare(incoming, attempt > 1)
             if isinstance(prepared, Outcome):
                 return prepared
             try:
-                ids = await asyncio.wrap_future(self.writer.submit(prepared.write))
+                ids = self.writer.write(_work(prepared, in_same_commit))
             except StaleDirectory:
                 if attempt == DECIDE_TRIES:
                     raise
                 continue  # a pair or participant changed meanwhile: decide again
             return self._outcome(incoming, prepared, ids)
         raise AssertionError("unreachable")
+
+    async def accept_async(
+        self, incoming: Incoming, in_same_commit: CommitHook | None = None
+    ) -> Outcome:
+        """accept() for the event loop: decided in a thread, committed with others; no
+        thread waits for the commit, so a batch is what arrived during the last one."""
+        for attempt in range(1, DECIDE_TRIES + 1):
+            prepared = await asyncio.to_thread(self.prepare, incoming, attempt > 1)
+            if isinstance(prepared, Outcome):
+                return prepared
+            try:
+                ids = await asyncio.wrap_future(self.writer.submit(_work(prepared, in_same_commit)))
+            except StaleDirectory:
+                if attempt == DECIDE_TRIES:
+                    raise
+                continue  # a pair or participant changed meanwhile: decide again
+            return self._outcome(incoming, prepared, ids)
+        raise AssertionError("unreachable")
+
+    def recipient_known(self, address: str) -> bool:
+        """A pair address RCPT accepted moments ago: answered on the event loop, no thread."""
+        token = token_of(normalise(address), self.domain)
+        return token is not None and self._active_tokens.get(token, 0.0) > time.monotonic()
 
     def prepare(self, incoming: Incoming, again: bool = False) -> Prepared | Outcome:
         """Everything up to the write: parse, who and which pair, rules, the rows to store.
@@ -377,7 +380,11 @@ class Intake:
         raise RefusedError(refusal)
 
 
-def _with_hook(prepared: Prepared, hook: CommitHook) -> Callable[[Connection], tuple[int, ...]]:
+def _work(prepared: Prepared, hook: CommitHook | None) -> Callable[[Connection], tuple[int, ...]]:
+    """The group writer's work for a message: its rows, and the source's hook if it has one."""
+    if hook is None:
+        return prepared.write
+
     def write_with_hook(connection: Connection) -> tuple[int, ...]:
         ids = prepared.write(connection)
         # The source's own rows (IMAP's UID record) or its veto (the SMTP deadline's

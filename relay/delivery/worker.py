@@ -294,8 +294,13 @@ class DeliveryWorker:
                 for item in items
             ],
         )
+        # One line per recorded batch, not per row: under load the lines cost more than
+        # the update (grouped by attempt, so the line still says which try it was).
+        by_attempt: dict[int, list[str]] = {}
         for item in items:
-            log.info("outbox %s delivered on attempt %d", item.outbox_id, item.attempts)
+            by_attempt.setdefault(item.attempts, []).append(str(item.outbox_id))
+        for attempt, ids in sorted(by_attempt.items()):
+            log.info("outbox %s delivered on attempt %d", ",".join(ids), attempt)
 
     def _record_failure(self, item: Claimed, detail: str, permanent: bool) -> None:
         now = utcnow()

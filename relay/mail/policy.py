@@ -5,20 +5,27 @@ content manager) with one change: a parsed header is remembered. The
 default policy parses a header's raw text again each time it is fetched,
 and the relay fetches the same few (Content-Type above all) many times per
 message while rules, scrubbing and rewriting walk the parts; the same goes
-for the headers the relay sets. A header the structured parsers cannot read
+for the headers the relay sets (a short ASCII one is kept as written until it
+is read). A header the structured parsers cannot read
 at all is read as unstructured text rather than raising in the middle of
 intake. Header objects are immutable, so sharing
 one between fetches, and between messages with the same header text, is safe.
+
+The stdlib's header registry also builds a new class for every header it
+parses (``type(...)`` in ``HeaderRegistry.__getitem__``); that class depends
+only on the header's name, so it is built once per name here.
 """
 
 from __future__ import annotations
 
 import functools
-from email.headerregistry import BaseHeader
+from email.headerregistry import AddressHeader, BaseHeader, UnstructuredHeader
 from email.policy import EmailPolicy
 from typing import Any
 
 CACHED_HEADERS = 4096
+CACHED_HEADER_CLASSES = 512  # header names; a message may invent any number
+SHORT_HEADER = 78  # RFC 5322's line length, the SMTP policy's max_line_length
 
 
 class CachingPolicy(EmailPolicy):
@@ -34,7 +41,19 @@ class CachingPolicy(EmailPolicy):
         return _parse(self.header_factory, name, value)
 
     def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
-        if isinstance(value, str) and "\n" not in value and "\r" not in value:
+        if isinstance(value, str) and not hasattr(value, "name"):
+            if "\n" in value or "\r" in value:
+                return super().header_store_parse(name, value)  # refused: header injection
+            if (
+                value
+                and value.isascii()
+                and len(name) + 2 + len(value) <= SHORT_HEADER
+                and _parse_is_lossless(self.header_factory, name.lower())
+            ):
+                # Kept as written: the generator writes a short ASCII value as it stands,
+                # which is what folding its parse gives, and a reader parses it when it
+                # first fetches it. The relay sets most of a forward's headers this way.
+                return (name, value)
             return (name, _parse(self.header_factory, name, value))
         return super().header_store_parse(name, value)
 
@@ -44,11 +63,25 @@ def _parse(factory: Any, name: str, value: str) -> BaseHeader:
     # What EmailPolicy.header_fetch_parse does: unfold, then build the header object.
     unfolded = "".join(value.splitlines()) if ("\n" in value or "\r" in value) else value
     try:
-        return factory(name, unfolded)  # type: ignore[no-any-return]
+        return _header_class(factory, name.lower())(name, unfolded)  # type: ignore[no-any-return]
     except Exception:
         # The stdlib's structured parsers still raise on some garbage (IndexError on
         # "Message-ID: <<<>>>"); such a header is read as plain text instead.
-        return factory[_UNSTRUCTURED](name, unfolded)  # type: ignore[no-any-return]
+        return _header_class(factory, _UNSTRUCTURED)(name, unfolded)  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=CACHED_HEADER_CLASSES)
+def _parse_is_lossless(factory: Any, lowered_name: str) -> bool:
+    # Unstructured and address headers print back exactly as written; a Date, a
+    # Message-ID or a Content-Type may not (an unreadable date prints empty, quotes
+    # are added to parameters), so those are still parsed when set.
+    return issubclass(_header_class(factory, lowered_name), (UnstructuredHeader, AddressHeader))
+
+
+@functools.lru_cache(maxsize=CACHED_HEADER_CLASSES)
+def _header_class(factory: Any, lowered_name: str) -> Any:
+    # What factory(name, value) does before parsing: a class made for the name.
+    return factory[lowered_name]
 
 
 _UNSTRUCTURED = "x-mentor-relay-unstructured"  # any name the registry has no class for

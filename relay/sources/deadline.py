@@ -1,9 +1,10 @@
-"""One message's time bound in intake ([smtp] intake_timeout), for the SMTP source.
+"""One message's time bound in intake ([smtp] intake_timeout), for the SMTP and LMTP source.
 
-intake.accept() runs in a worker thread, and a thread cannot be stopped from
+Intake decides a message in a worker thread and commits it in the group
+writer's thread (intake.accept_async), and a thread cannot be stopped from
 outside: a frozen database or a pathological message keeps it busy. The
 client still gets its answer in time: when the bound passes, the source
-replies 451 4.3.0 and logs it, and the thread is told through the commit
+replies 451 4.3.0 and logs it, and the write is told through the commit
 hook (intake's ``in_same_commit``) not to commit any more, so a message the
 client was told to retry is never also stored. The hook and the timeout
 decide under one lock: either the commit started first (and the source waits
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
@@ -67,7 +68,18 @@ async def run_bounded(
     With a guard, a commit that started before the bound is waited for (once
     more the same time), since its outcome is what the client must be told.
     """
-    future = asyncio.ensure_future(asyncio.to_thread(work))
+    return await await_bounded(asyncio.to_thread(work), seconds, what, guard)
+
+
+async def await_bounded(
+    work: Awaitable[T], seconds: float, what: str, guard: CommitGuard | None = None
+) -> T | None:
+    """run_bounded for work that hands its blocking parts to threads itself.
+
+    The work is not cancelled when the bound passes (the thread it waits for
+    could not be stopped anyway): it runs on, and a guarded commit is refused.
+    """
+    future = asyncio.ensure_future(work)
     _in_flight.add(future)
     future.add_done_callback(_in_flight.discard)
     future.add_done_callback(_consume)  # a result nobody awaits must not be logged as lost

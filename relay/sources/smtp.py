@@ -1,9 +1,11 @@
 """The inbound SMTP server: an aiosmtpd handler plus the server's life cycle.
 
 The handler is the smallest contract aiosmtpd needs: RCPT asks intake whether
-the address is a live pair address; DATA hands the bytes to intake.accept()
-in a worker thread and answers with its reply only after the commit. An
-internal error is 451 4.3.0, never a 5xx and never the exception's text.
+the address is a live pair address (answered on the event loop for a pair
+address seen moments ago); DATA hands the bytes to intake.accept_async(),
+which decides in a worker thread and awaits the group commit without
+holding one, and answers with its reply only after the commit. An internal
+error is 451 4.3.0, never a 5xx and never the exception's text.
 
 One client cannot stall the server: at most [smtp] max_connections sessions
 (max_connections_per_ip from one address; a Unix socket's clients are not
@@ -38,7 +40,7 @@ from relay.mail import replies
 from relay.mail.replies import Reply
 from relay.sources import unix_socket
 from relay.sources.accept_errors import AcceptErrorLimiter
-from relay.sources.deadline import CommitGuard, run_bounded
+from relay.sources.deadline import CommitGuard, await_bounded, run_bounded
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,9 @@ class RelayHandler:
     ) -> str:
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return str(replies.TOO_MANY_RECIPIENTS)
+        if self.intake.recipient_known(address):  # no thread for a pair address seen just now
+            envelope.rcpt_tos.append(address)
+            return str(replies.RECIPIENT_OK)
         try:
             reply = await run_bounded(
                 lambda: self.intake.check_recipient(address), self.intake_timeout, "RCPT check"
@@ -115,8 +120,8 @@ class RelayHandler:
         self.idle.clear()
         guard = CommitGuard()
         try:
-            outcome = await run_bounded(
-                lambda: self.intake.accept(incoming, guard.before_commit),
+            outcome = await await_bounded(
+                self.intake.accept_async(incoming, guard.before_commit),
                 self.intake_timeout,
                 f"intake of a message from {peer or 'a local client'}",
                 guard,
