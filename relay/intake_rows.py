@@ -159,6 +159,7 @@ def rows_for(
             "hits": json.dumps([hit.to_json() for hit in candidate.hits]),
             "source": source,
             "received_at": utcnow(),
+            "unverified": candidate.unverified,
         }
     )
     if action is Action.ACCEPT:

@@ -6,6 +6,11 @@ means something changed and the directory is loaded again. Triggers bump
 it, so every writer (CLI, another process, a future command, plain SQL) is
 seen without having to remember to.
 
+Also messages.unverified (the From was not authenticated: the rules' counters
+leave such mail out) in the counters' indexes, so counting a sender's mail
+reads only the index: on SQLite a column after the raw message would mean
+reading every counted message's whole body.
+
 Revision ID: 0010
 Revises: 0015
 """
@@ -30,7 +35,28 @@ WATCHED = {
 BUMP = "UPDATE directory_version SET version = version + 1 WHERE id = 1"
 
 
+UNVERIFIED_HIT = '%"rule": "authentication"%'  # as the rules' Hit.to_json writes it
+
+
 def upgrade() -> None:
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("unverified", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
+    op.execute(
+        sa.text("UPDATE messages SET unverified = true WHERE hits LIKE :hit").bindparams(
+            hit=UNVERIFIED_HIT
+        )
+    )
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_messages_sender_received")
+        batch_op.drop_index("ix_messages_pair_sender")
+        batch_op.create_index(
+            "ix_messages_pair_sender", ["pair_id", "sender_id", "status", "unverified"]
+        )
+        batch_op.create_index(
+            "ix_messages_sender_received", ["sender_id", "received_at", "unverified"]
+        )
     op.create_table(
         "directory_version",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -66,3 +92,9 @@ def downgrade() -> None:
             for event in ("insert", "delete", "update"):
                 op.execute(f"DROP TRIGGER {table}_directory_{event}")
     op.drop_table("directory_version")
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_messages_sender_received")
+        batch_op.drop_index("ix_messages_pair_sender")
+        batch_op.create_index("ix_messages_pair_sender", ["pair_id", "sender_id"])
+        batch_op.create_index("ix_messages_sender_received", ["sender_id", "received_at"])
+        batch_op.drop_column("unverified")

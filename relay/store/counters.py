@@ -1,11 +1,11 @@
 """The counts intake's rules and notices read: a sender's earlier mail, notices sent.
 
-Owns the queries (each served by an index on messages or outbox), in SQLAlchemy
+Owns the queries (each answered from an index on messages or outbox), in SQLAlchemy
 Core on a Connection inside the caller's transaction: a read transaction for
 the rules' counts, the group writer's transaction for the held-notice cap.
-Mail whose From was not authenticated is not counted as the participant's:
-it may not be theirs, and counting it would let spoofed mail use up a
-participant's new-pair hold or trip the rate rule for them.
+Mail whose From was not authenticated (messages.unverified) is not counted
+as the participant's: it may not be theirs, and counting it would let spoofed
+mail use up a participant's new-pair hold or trip the rate rule for them.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ import functools
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Select, Table, bindparam, func, select
+from sqlalchemy import Connection, Select, Table, bindparam, false, func, select
 from sqlalchemy.orm import Session
 
 from relay.store.models import Message, OutboxEntry, UtcDateTime
 from relay.store.states import MessageStatus
 
 MESSAGES = cast(Table, Message.__table__)
-_UNVERIFIED_HIT = '"rule": "authentication"'  # as Hit.to_json writes it
 # A message refused by a rule or a moderator was never passed on: it does not use
 # up one of a new pair's first, watched-over messages.
 NOT_PASSED_ON = (MessageStatus.REJECTED, MessageStatus.DISCARDED)
@@ -30,7 +29,7 @@ NOT_PASSED_ON = (MessageStatus.REJECTED, MessageStatus.DISCARDED)
 @functools.cache
 def _counts_query(in_pair_up_to: int, count_recent: bool) -> Select[Any]:
     # Built once per shape: a statement used again skips SQLAlchemy's cache-key work.
-    verified = ~MESSAGES.c.hits.contains(_UNVERIFIED_HIT, autoescape=True)
+    verified = MESSAGES.c.unverified == false()
     columns = []
     if in_pair_up_to > 0:
         earlier = (
