@@ -12,10 +12,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
+from alembic import command
+from sqlalchemy import event, select
 
+from relay.config import Config
 from relay.store import counters, db
-from relay.store.states import utcnow
+from relay.store.models import Message, Pair
+from relay.store.states import MessageStatus, utcnow
+from tests.conftest import make_pair
 
 
 @pytest.mark.sqlite
@@ -39,3 +43,30 @@ def test_a_senders_mail_is_counted_from_an_index_alone(
     reads_messages = [each for each in details if "messages" in each]
     assert reads_messages, details
     assert all("COVERING INDEX" in each for each in reads_messages), details
+
+
+def test_the_migration_marks_earlier_unverified_mail(store: db.Store, config: Config):
+    """Mail stored before messages.unverified existed is marked from its rule hits."""
+    make_pair(store, config)
+    with store.session() as session:
+        pair = session.scalars(select(Pair)).one()
+        for hits in ('[{"rule": "authentication", "reason": "no DKIM"}]', "[]"):
+            session.add(
+                Message(
+                    pair_id=pair.id,
+                    sender_id=pair.mentor_id,
+                    recipient_id=pair.mentee_id,
+                    status=MessageStatus.HELD,
+                    raw=b"x",
+                    size=1,
+                    relay_message_id=f"<{len(hits)}@relay.test>",
+                    hits=hits,
+                    source="smtp",
+                )
+            )
+    alembic = db.alembic_config(store)
+    command.downgrade(alembic, "0012")  # before the column
+    command.upgrade(alembic, "head")
+    with store.read_connection() as connection:
+        marked = dict(connection.execute(select(Message.hits, Message.unverified)).all())
+    assert marked == {'[{"rule": "authentication", "reason": "no DKIM"}]': True, "[]": False}
