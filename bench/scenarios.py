@@ -62,7 +62,8 @@ def _write_config(relay: Relay, folder: Path, delivery: str, extra: str = "") ->
     port = free_port()
     config = folder / "relay.toml"
     config.write_text(
-        f'[relay]\ndomain = "{DOMAIN}"\nprogramme_name = "Bench"\n\n'
+        f'[relay]\ndomain = "{DOMAIN}"\nprogramme_name = "Bench"\n'
+        'postmaster = "op@ops.example"\n\n'  # required with the smtp transport
         f'[database]\nurl = "{url}"\n\n'
         f'[smtp]\nhost = "{HOST}"\nport = {port}\n{SMTP_LIMITS}\n'
         f"[delivery]\n{delivery}\n\n"
