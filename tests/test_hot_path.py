@@ -111,6 +111,58 @@ def test_kill_9_during_group_commits_loses_nothing_that_got_a_250(
     store.dispose()
 
 
+def _threads_in_intake() -> list[str]:
+    """Names of the threads whose stack is inside relay/intake.py right now."""
+    intake_file = str(Path(sys.modules["relay.intake"].__file__ or "").resolve())
+    busy = []
+    for thread_id, frame in sys._current_frames().items():
+        walking = frame
+        while walking is not None:
+            if str(Path(walking.f_code.co_filename).resolve()) == intake_file:
+                busy.append(str(thread_id))
+                break
+            walking = walking.f_back
+    return busy
+
+
+@pytest.mark.sqlite
+def test_sessions_waiting_for_their_commit_hold_no_thread(configured, sink):
+    """Eight sessions' messages (under the default 10 per address) wait for a commit another writer blocks: each session
+    waits on the event loop, not in a worker thread, and all get their 250 after."""
+    from tests.test_stalls import sqlite_write_lock
+
+    relay, pair, store = configured()
+    sessions = 8
+    handler = relay.running.smtp.handler
+    replies: list[int] = []
+
+    def send(number: int) -> None:
+        data = wire(mail(pair.mentee, pair.address, f"waiting {number}"))
+        with relay.smtp() as client:
+            client.sendmail(pair.mentee, [pair.address], data)
+            replies.append(250)
+
+    # A first message loads what intake keeps for good (the bounce secret takes a write).
+    relay.send(mail(pair.mentee, pair.address, "first"), pair.mentee, pair.address)
+    with sqlite_write_lock(store.url):
+        senders = [threading.Thread(target=send, args=(n,), daemon=True) for n in range(sessions)]
+        for sender in senders:
+            sender.start()
+        # Decided (no thread left in intake) and all still waiting for the commit.
+        wait_for(
+            lambda: handler.data_in_progress == sessions and not _threads_in_intake(),
+            timeout=20,
+            what="the messages waiting for their commit, no thread in intake",
+        )
+        assert replies == []  # nobody answered before the commit
+    for sender in senders:
+        sender.join(30)
+    assert replies == [250] * sessions
+    with store.session() as session:
+        subjects = set(session.scalars(select(Message.subject)))
+    assert {f"waiting {n}" for n in range(sessions)} <= subjects
+
+
 def test_group_writer_shares_commits_and_one_bad_piece_fails_alone(store: db.Store):
     from sqlalchemy import Connection, insert
 
