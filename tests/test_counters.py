@@ -65,7 +65,7 @@ def test_the_migration_marks_earlier_unverified_mail(store: db.Store, config: Co
                 )
             )
     alembic = db.alembic_config(store)
-    command.downgrade(alembic, "0012")  # before the column
+    command.downgrade(alembic, "0015")  # before the column
     command.upgrade(alembic, "head")
     with store.read_connection() as connection:
         marked = dict(connection.execute(select(Message.hits, Message.unverified)).all())
