@@ -32,6 +32,7 @@ from relay.commands import (
     people,
     programme,
     queue,
+    report,
     safeguarding,
     set_aside,
     setup,
@@ -132,6 +133,7 @@ for command in (
     programme.schedule_command,
     programme.checkins_command,
     programme.focus_command,
+    report.report_command,
 ):
     cli.add_command(command)
 matching.match.add_command(offers.match_offer)

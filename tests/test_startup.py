@@ -20,7 +20,7 @@ import pytest
 from relay.store import db, migration_files
 
 HEAVY = ("sqlalchemy", "alembic", "jinja2", "aiosmtpd", "aiosmtplib", "aioimaplib", "numpy",
-         "scipy", "ortools", "dkim", "prometheus_client")  # fmt: skip
+         "scipy", "ortools", "dkim", "prometheus_client", "matplotlib")  # fmt: skip
 
 RUN = """
 import json, sys

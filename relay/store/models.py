@@ -120,6 +120,12 @@ class Message(Base):
         # after raw would make SQLite read each counted message's whole body.
         Index("ix_messages_pair_sender", "pair_id", "sender_id", "status", "unverified"),
         Index("ix_messages_sender_received", "sender_id", "received_at", "unverified"),
+        # The report (migration 0014): a pair's messages in time order, each side's
+        # first and last; held and decided mail.
+        Index("ix_messages_pair_received", "pair_id", "received_at", "sender_id"),
+        Index("ix_messages_pair_sender_received", "pair_id", "sender_id", "received_at"),
+        Index("ix_messages_status", "status"),
+        Index("ix_messages_decided_at", "decided_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,0 +1,100 @@
+"""A whole report: the period checked, every table queried, the focus list joined in.
+
+Owns the order of the work and the report's shape, one object
+{"period", "summary", "pairs", "cohorts", "moderation", "focus"} (plus the
+charts' series for the page). The focus list is the programme's own
+(relay.programme.focus), as of the report's moment; each pair's row carries
+its reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Table, func, select, text
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Subquery
+
+from relay.config import Config
+from relay.errors import NotFoundError
+from relay.programme.cohorts import find_cohort
+from relay.programme.focus import focus_list
+from relay.reports.cohorts import cohort_rows
+from relay.reports.held import held_messages
+from relay.reports.moderation import moderation_figures
+from relay.reports.pairs import PairQuery, pair_rows
+from relay.reports.period import Period
+from relay.reports.replies import reply_histogram, reply_times
+from relay.reports.selection import selected_pairs
+from relay.reports.series import chart_series
+from relay.reports.sql import Dialect
+from relay.rules.base import Action
+from relay.store.models import Pair
+
+REPORT_STATEMENT_TIMEOUT = "10min"
+
+
+def build_report(
+    session: Session,
+    config: Config,
+    period: Period,
+    with_addresses: bool = False,
+    with_series: bool = False,
+) -> dict[str, Any]:
+    dialect = Dialect(session.get_bind().dialect.name)
+    if dialect.postgres:
+        # [database] statement_timeout bounds the daemon's statements; a report over a
+        # large programme is one coordinator's batch, and may take longer.
+        session.execute(text(f"SET LOCAL statement_timeout = '{REPORT_STATEMENT_TIMEOUT}'"))
+    cohort_id = find_cohort(session, period.cohort).id if period.cohort else None
+    if not session.scalar(select(func.count()).select_from(Pair)):
+        raise NotFoundError("the programme has no pairs yet: nothing to report")
+    selection = selected_pairs(period, cohort_id)
+    if not session.scalar(select(func.count()).select_from(selection)):
+        where = f" in cohort {period.cohort!r}" if period.cohort else ""
+        raise NotFoundError(f"no pairs{where} were matched and open in that period")
+    with (
+        reply_times(session, dialect, period, selection) as replies,
+        held_messages(session, dialect, period, selection) as held,
+    ):
+        return _report(
+            session, config, dialect, period, selection, replies, held, with_addresses, with_series
+        )
+
+
+def _report(
+    session: Session,
+    config: Config,
+    dialect: Dialect,
+    period: Period,
+    selection: Subquery,
+    replies: Table,
+    held: Table,
+    with_addresses: bool,
+    with_series: bool,
+) -> dict[str, Any]:
+    domain = config.relay.domain
+    query = PairQuery(session, dialect, period, selection, replies, held, domain, with_addresses)
+    pairs = pair_rows(query)
+    histogram = reply_histogram(session, replies)
+    listed = focus_list(session, config, period.as_of, period.cohort)
+    focus: list[dict[str, Any]] = [entry.to_json() for entry in listed]
+    by_address = {row["address"]: row for row in pairs}
+    focus = [entry for entry in focus if entry["pair"] in by_address]
+    for entry in focus:
+        by_address[entry["pair"]]["focus"] = [reason["reason"] for reason in entry["reasons"]]
+    cohorts, summary = cohort_rows(session, dialect, period, selection, histogram, pairs)
+    actions: Mapping[str, Action] = config.rules.actions
+    accepting = {rule for rule, action in actions.items() if action is Action.ACCEPT}
+    report: dict[str, Any] = {
+        "period": period.to_json(),
+        "summary": summary,
+        "pairs": pairs,
+        "cohorts": cohorts,
+        "moderation": moderation_figures(session, dialect, period, held, accepting),
+        "focus": focus,
+    }
+    if with_series:
+        report["series"] = chart_series(session, dialect, period, selection, histogram)
+    return report

@@ -1,0 +1,218 @@
+"""The per-pair table: how each pair is doing, one row per pair.
+
+Owns the figures a coordinator reads per pair (docs/reports.md lists them):
+one GROUP BY over the pair's messages per sender (first and last message,
+count in the period), held (relay.reports.held) and rejected counts, the
+median reply times (from relay.reports.replies' table), prompts answered
+(relay.reports.prompts) and each side's latest check-in score; Python only
+joins those per-pair rows. Names are display names; real addresses only when asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, case, func, select
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.expression import Subquery
+
+from relay.mail.addresses import pair_address
+from relay.reports.period import Period
+from relay.reports.prompts import prompt_counts
+from relay.reports.sql import Dialect, median
+from relay.store.models import Checkin, Cohort, Message, Pair, Participant
+from relay.store.states import MessageStatus
+
+SIDES = ("mentor", "mentee")
+
+
+@dataclass(frozen=True)
+class PairQuery:
+    session: Session
+    dialect: Dialect
+    period: Period
+    selection: Subquery
+    replies: Table
+    held: Table
+    domain: str
+    with_addresses: bool = False
+
+
+def days(later: datetime | None, earlier: datetime | None) -> float | None:
+    if later is None or earlier is None:
+        return None
+    return round((later - earlier).total_seconds() / 86400, 1)
+
+
+def one_decimal(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 1)
+
+
+def pair_rows(query: PairQuery) -> list[dict[str, Any]]:
+    period = query.period
+    stats = _message_stats(query)
+    held, rejected = _moderated(query)
+    replies = _median_replies(query)
+    prompts = {
+        row.pair_id: (int(row.prompts), int(row.answered or 0))
+        for row in query.session.execute(select(prompt_counts(period, query.selection)))
+    }
+    checkins = _latest_scores(query)
+    mentor, mentee = aliased(Participant), aliased(Participant)
+    base = (
+        select(
+            Pair.id,
+            Pair.token,
+            Pair.status,
+            Pair.ended_reason,
+            Pair.ended_by,
+            Pair.created_at,
+            Pair.ended_at,
+            Pair.mentor_id,
+            Pair.mentee_id,
+            Cohort.name.label("cohort"),
+            mentor.display_name.label("mentor"),
+            mentor.email.label("mentor_address"),
+            mentee.display_name.label("mentee"),
+            mentee.email.label("mentee_address"),
+        )
+        .join(mentor, mentor.id == Pair.mentor_id)
+        .join(mentee, mentee.id == Pair.mentee_id)
+        .outerjoin(Cohort, Cohort.id == Pair.cohort_id)
+        .where(Pair.id.in_(select(query.selection.c.id)))
+        .order_by(Cohort.name, Pair.id)
+    )
+    rows = []
+    for pair in query.session.execute(base):
+        found = stats.get(pair.id, {})
+        sides = {pair.mentor_id: "mentor", pair.mentee_id: "mentee"}
+        by_side = {sides.get(sender, "?"): figures for sender, figures in found.items()}
+        sent, answered = prompts.get(pair.id, (0, 0))
+        ended = pair.ended_at if pair.ended_at and pair.ended_at < period.until else None
+        open_from = max(pair.created_at, period.start)
+        span = max(((ended or period.until) - open_from).total_seconds() / 86400, 1.0)
+        row: dict[str, Any] = {
+            "id": pair.id,
+            "address": pair_address(pair.token, query.domain),
+            "cohort": pair.cohort or "",
+            "mentor": pair.mentor,
+            "mentee": pair.mentee,
+        }
+        if query.with_addresses:
+            row |= {"mentor_address": pair.mentor_address, "mentee_address": pair.mentee_address}
+        row |= {
+            "state": str(pair.status),
+            "ended_reason": pair.ended_reason,
+            "ended_by": pair.ended_by,
+            "matched_on": pair.created_at.date().isoformat(),
+            "days_since_matched": days(period.as_of, pair.created_at),
+            "days_in_period": round(span, 1),
+        }
+        counts = {side: by_side.get(side, (None, None, 0))[2] for side in SIDES}
+        total = counts["mentor"] + counts["mentee"]
+        for side in SIDES:
+            row[f"{side}_days_to_first"] = days(by_side.get(side, (None,))[0], pair.created_at)
+        for side in SIDES:
+            row[f"{side}_messages"] = counts[side]
+            row[f"{side}_per_30_days"] = round(counts[side] * 30 / span, 2)
+        row["mentor_share"] = round(counts["mentor"] / total, 3) if total else None
+        for side in SIDES:
+            row[f"{side}_median_reply_hours"] = one_decimal(replies.get((pair.id, side)))
+        for side in SIDES:
+            row[f"{side}_days_silent"] = days(period.as_of, by_side.get(side, (None, None))[1])
+        row |= {
+            "prompts": sent,
+            "prompts_answered": answered,
+            "prompts_unanswered": sent - answered,
+            "mentor_checkin": checkins.get((pair.id, pair.mentor_id)),
+            "mentee_checkin": checkins.get((pair.id, pair.mentee_id)),
+            "held": held.get(pair.id, 0),
+            "rejected": rejected.get(pair.id, 0),
+            "focus": [],
+        }
+        rows.append(row)
+    return rows
+
+
+def _message_stats(query: PairQuery) -> dict[int, dict[int, tuple[Any, Any, int]]]:
+    """pair -> sender -> (first message, last message, messages in the period)."""
+    period = query.period
+    statement = (
+        select(
+            Message.pair_id,
+            Message.sender_id,
+            func.min(Message.received_at),
+            func.max(Message.received_at),
+            func.sum(case((Message.received_at >= period.start, 1), else_=0)),
+        )
+        .where(
+            Message.pair_id.in_(select(query.selection.c.id)),
+            Message.received_at < period.until,
+        )
+        .group_by(Message.pair_id, Message.sender_id)
+    )
+    found: dict[int, dict[int, tuple[Any, Any, int]]] = {}
+    for pair_id, sender_id, first, last, count in query.session.execute(statement):
+        found.setdefault(pair_id, {})[sender_id] = (first, last, int(count or 0))
+    return found
+
+
+def _moderated(query: PairQuery) -> tuple[dict[int, int], dict[int, int]]:
+    """Per pair: messages held on arrival in the period, and messages rejected in it."""
+    held = query.held
+    held_counts = {
+        pair_id: int(count)
+        for pair_id, count in query.session.execute(
+            select(held.c.pair_id, func.count()).group_by(held.c.pair_id)
+        )
+    }
+    period = query.period
+    rejected = (
+        select(Message.pair_id, func.count())
+        .where(
+            # Through the status index: rejected mail is rare.
+            Message.id.in_(select(Message.id).where(Message.status == MessageStatus.REJECTED)),
+            Message.pair_id.in_(select(query.selection.c.id)),
+            Message.received_at >= period.start,
+            Message.received_at < period.until,
+        )
+        .group_by(Message.pair_id)
+    )
+    return held_counts, {pair_id: int(n) for pair_id, n in query.session.execute(rejected)}
+
+
+def _median_replies(query: PairQuery) -> dict[tuple[int, str], float]:
+    statement = median(query.replies, "hours", ("pair_id", "by_mentor"))
+    return {
+        (pair_id, "mentor" if by_mentor else "mentee"): float(value)
+        for pair_id, by_mentor, value in query.session.execute(statement)
+    }
+
+
+def _latest_scores(query: PairQuery) -> dict[tuple[int, int], int]:
+    """Each participant's latest check-in score in each pair (answered before the moment)."""
+    ranked = (
+        select(
+            Checkin.pair_id,
+            Checkin.participant_id,
+            Checkin.score,
+            func.row_number()
+            .over(
+                partition_by=(Checkin.pair_id, Checkin.participant_id),
+                order_by=(Checkin.answered_at.desc(), Checkin.id.desc()),
+            )
+            .label("rank"),
+        )
+        .where(
+            Checkin.pair_id.in_(select(query.selection.c.id)),
+            Checkin.score.is_not(None),
+            Checkin.answered_at < query.period.until,
+        )
+        .subquery()
+    )
+    statement = select(ranked.c.pair_id, ranked.c.participant_id, ranked.c.score).where(
+        ranked.c.rank == 1
+    )
+    return {(row[0], row[1]): int(row[2]) for row in query.session.execute(statement)}

@@ -1,0 +1,94 @@
+"""What the report's queries need that SQLite and PostgreSQL spell differently.
+
+Owns time arithmetic (hours and days between two timestamps, a timestamp's
+week as a number, cheap to compute over every message) and order
+statistics (median, nearest-rank percentile) built from window functions,
+which both backends run: SQLite has no percentile function, so a
+percentile is the row whose rank is the wanted one within its group.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, Integer, Select, and_, cast, func, select
+from sqlalchemy.sql.expression import FromClause
+from sqlalchemy.types import DateTime
+
+EPOCH_MONDAY = date(1970, 1, 5)
+EPOCH_MONDAY_JULIAN = 2440591.5  # julianday('1970-01-05')
+EPOCH_MONDAY_SECONDS = 4 * 86400  # 1970-01-05 in Unix time
+
+
+class Dialect:
+    """Expressions for one database backend ("sqlite" or "postgresql")."""
+
+    def __init__(self, name: str) -> None:
+        self.postgres = name == "postgresql"
+
+    def hours_between(self, later: Any, earlier: Any) -> ColumnElement[Any]:
+        return self.days_between(later, earlier) * 24.0
+
+    def days_between(self, later: Any, earlier: Any) -> ColumnElement[Any]:
+        if self.postgres:
+            seconds = func.extract("epoch", self._timestamp(later) - self._timestamp(earlier))
+            return cast(seconds, Float) / 86400.0
+        return func.julianday(later) - func.julianday(earlier)
+
+    def _timestamp(self, value: Any) -> Any:
+        # A DATE column becomes midnight UTC, whatever the session's time zone.
+        if isinstance(getattr(value, "type", None), DateTime):
+            return value
+        return func.timezone("UTC", cast(value, DateTime(timezone=False)))
+
+    def week_number(self, moment: Any) -> ColumnElement[int]:
+        """Whole weeks from Monday 1970-01-05 (UTC) to a timestamp: arithmetic, no formatting."""
+        if self.postgres:
+            seconds = func.extract("epoch", moment) - EPOCH_MONDAY_SECONDS
+            return cast(func.floor(seconds / 604800), Integer)
+        return cast((func.julianday(moment) - EPOCH_MONDAY_JULIAN) / 7, Integer)
+
+
+def monday_of(week: int) -> str:
+    """The Monday (YYYY-MM-DD) that starts a week_number() week."""
+    return (EPOCH_MONDAY + timedelta(weeks=week)).isoformat()
+
+
+def median(source: FromClause, value: str, groups: tuple[str, ...]) -> Select[Any]:
+    """(groups..., median of value) per group: the mean of the one or two middle rows."""
+    ranked = _ranked(source, value, groups)
+    middle = and_(
+        ranked.c.rank >= (ranked.c.n + 1) // 2,
+        ranked.c.rank <= (ranked.c.n + 2) // 2,
+    )
+    keys = [ranked.c[name] for name in groups]
+    return select(*keys, func.avg(ranked.c.value)).where(middle).group_by(*keys)
+
+
+def percentile(
+    source: FromClause, value: str, groups: tuple[str, ...], percent: int
+) -> Select[Any]:
+    """(groups..., the nearest-rank percentile of value): the ceil(p/100 * n)-th smallest."""
+    ranked = _ranked(source, value, groups)
+    wanted = (ranked.c.n * percent + 99) // 100  # the ceiling
+    keys = [ranked.c[name] for name in groups]
+    return select(*keys, ranked.c.value).where(ranked.c.rank == wanted)
+
+
+def _ranked(source: FromClause, value: str, groups: tuple[str, ...]) -> FromClause:
+    keys = [source.c[name] for name in groups]
+    column = source.c[value]
+    return (
+        select(
+            *keys,
+            column.label("value"),
+            func.row_number().over(partition_by=keys or None, order_by=column).label("rank"),
+            # The same window (order and all), so both come out of one sort.
+            func.count()
+            .over(partition_by=keys or None, order_by=column, rows=(None, None))
+            .label("n"),
+        )
+        .where(column.is_not(None))
+        .subquery()
+    )
