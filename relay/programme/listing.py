@@ -160,7 +160,7 @@ def checkins(
     if cohort is not None:
         query = query.where(Cohort.name == cohort)
     lines = []
-    for row, token, cohort_name, role, name in session.execute(query).tuples():
+    for row, token, cohort_name, role, name in session.execute(query):
         low = (row.score is not None and row.score <= LOW_SCORE) or row.flagged
         if low_only and not low:
             continue
