@@ -40,6 +40,14 @@ FOLDED_TYPES = frozenset(
 )
 _FOLD = re.compile(r"\r?\n[ \t]")
 _FOLD_WIDTH = 75
+# Every form of "@" above holds one of these, in any letter case: text with none
+# of them holds no address, which is decided far faster than the pattern's scan.
+_AT_MARKERS = ("@", "&", "\\", "%40", "=40")
+
+
+def may_hold_address(text: str) -> bool:
+    """False only if no form of "@" (so no address written with one) is in the text."""
+    return any(marker in text for marker in _AT_MARKERS)
 
 
 def _char_forms(char: str) -> str:
@@ -103,6 +111,8 @@ class Scrubber:
         self.strip_remote = strip_remote  # remove remote images and CSS url() from HTML
         self.pattern = address_pattern(listed)
         self.markup_pattern = address_pattern(listed, markup=True)
+        # The "@" gate holds only if every address has one (a registered address does).
+        self._gated = all("@" in address for address in listed)
         domains = (
             hidden_domains
             if hidden_domains is not None
@@ -112,12 +122,16 @@ class Scrubber:
 
     def text(self, text: str) -> str:
         """The participants' addresses replaced by the pair address."""
-        return self.pattern.sub(self.replacement, text) if self.pattern else text
+        if self.pattern is None or (self._gated and not may_hold_address(text)):
+            return text
+        return self.pattern.sub(self.replacement, text)
 
     def markup(self, html_text: str) -> str:
         """Addresses replaced in HTML source, also where tags split them."""
         pattern = self.markup_pattern
-        return pattern.sub(self.replacement, html_text) if pattern else html_text
+        if pattern is None or (self._gated and not may_hold_address(html_text)):
+            return html_text
+        return pattern.sub(self.replacement, html_text)
 
     def hosts_too(self, text: str) -> str:
         """Addresses replaced, then any host on a participant's domain replaced by the relay's.

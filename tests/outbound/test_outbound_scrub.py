@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
 
 from relay.outbound.scrub import headers_only_kept, scrub_message
-from relay.outbound.scrub_text import Scrubber, address_pattern, replace_addresses
+from relay.outbound.scrub_text import (
+    Scrubber,
+    _char_forms,
+    address_pattern,
+    may_hold_address,
+    replace_addresses,
+)
 
 ANA = "ana.real@mentors.example.org"
 BEN = "ben.real@school.example.net"
@@ -141,3 +148,21 @@ def test_nothing_to_hide_changes_nothing() -> None:
     before = message.as_bytes()
     assert scrub_message(message, [], PAIR) == 0
     assert message.as_bytes() == before
+
+
+def test_the_at_gate_passes_every_form_of_at_the_pattern_knows() -> None:
+    """The quick "no "@" here" test must never skip text the pattern would change."""
+    forms = _char_forms("@")[3:-1].split("|")  # "(?:" form "|" form ... ")"
+    written = {
+        re.sub(r"\\(.)", r"\1", form).replace("0*", "00").replace(";?", ";") for form in forms
+    }
+    assert "&commat;" in written and "%40" in written and "\\x40" in written
+    for at in written:
+        for text in (
+            f"ana.real{at}mentors.example.org",
+            f"ANA.REAL{at.upper()}MENTORS.EXAMPLE.ORG",
+        ):
+            assert may_hold_address(text)
+            assert Scrubber([ANA], PAIR).text(text) == PAIR
+            assert Scrubber([ANA], PAIR).markup(f"<b>{text}</b>") == f"<b>{PAIR}</b>"
+    assert not may_hold_address("ana.real at mentors.example.org" * 100)
