@@ -14,6 +14,12 @@ one between fetches, and between messages with the same header text, is safe.
 The stdlib's header registry also builds a new class for every header it
 parses (``type(...)`` in ``HeaderRegistry.__getitem__``); that class depends
 only on the header's name, so it is built once per name here.
+
+Folding a parsed header for the wire walks its parse tree again each time;
+the relay writes the same Content-Type, MIME-Version and
+Content-Transfer-Encoding objects into message after message, so a header
+object keeps what it folded to under each set of folding options
+(``SMTP_POLICY`` is the outbound one).
 """
 
 from __future__ import annotations
@@ -57,6 +63,17 @@ class CachingPolicy(EmailPolicy):
             return (name, _parse(self.header_factory, name, value))
         return super().header_store_parse(name, value)
 
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        if not hasattr(value, "name"):
+            return super().fold_binary(name, value)
+        # What the folding reads of the policy; a parsed header ignores `name`.
+        options = (self.max_line_length, self.linesep, self.utf8, self.cte_type)
+        folds: dict[tuple[Any, ...], bytes] = value.__dict__.setdefault("_relay_folds", {})
+        folded = folds.get(options)
+        if folded is None:
+            folded = folds[options] = super().fold_binary(name, value)
+        return folded
+
 
 @functools.lru_cache(maxsize=CACHED_HEADERS)
 def _parse(factory: Any, name: str, value: str) -> BaseHeader:
@@ -88,3 +105,4 @@ _UNSTRUCTURED = "x-mentor-relay-unstructured"  # any name the registry has no cl
 
 
 POLICY = CachingPolicy()
+SMTP_POLICY = POLICY.clone(linesep="\r\n")  # the stdlib's policy.SMTP, with the caches

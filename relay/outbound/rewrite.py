@@ -15,11 +15,11 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
-from email import policy
 from email.message import EmailMessage
 
 from relay.mail.addresses import display_address
 from relay.mail.headerlist import keep_only
+from relay.mail.policy import SMTP_POLICY
 from relay.outbound.identity_parts import strip_identity_parts
 from relay.outbound.reemit import reemit_content_headers, relay_date
 from relay.outbound.scrub import scrub_message
@@ -110,4 +110,4 @@ def _replace_header(message: EmailMessage, name: str, value: str) -> None:
 
 def as_outbound_bytes(message: EmailMessage) -> bytes:
     """Wire form: CRLF line ends, long lines folded, 8-bit bodies left as they are."""
-    return message.as_bytes(policy=policy.SMTP)
+    return message.as_bytes(policy=SMTP_POLICY)

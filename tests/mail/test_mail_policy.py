@@ -76,3 +76,28 @@ def test_a_header_with_a_line_break_is_still_refused():
     message = EmailMessage(policy=POLICY)
     with pytest.raises(ValueError):
         message["Subject"] = "hello\r\nBcc: someone@example.org"
+
+
+FOLDED = [
+    ("Content-Type", 'text/plain; charset="utf-8"; format=flowed'),
+    ("Content-Type", "multipart/mixed; boundary=" + "b" * 90),
+    ("MIME-Version", "1.0"),
+    ("Date", "Sun, 29 Nov 2026 09:50:00 +0000"),
+    ("Subject", "Caf\u00e9 " * 30),
+    ("To", ", ".join(f"Person {n} <p{n}@example.org>" for n in range(8))),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), FOLDED)
+def test_a_parsed_header_folds_as_the_stdlib_folds_it_each_time(name: str, value: str):
+    """Its fold is remembered per header object: the same bytes under every policy, again."""
+    header = relay_policy._parse(POLICY.header_factory, name, value)
+    for stdlib, ours in (
+        (policy.SMTP, relay_policy.SMTP_POLICY),
+        (policy.default, POLICY),
+        (policy.SMTP.clone(max_line_length=40), relay_policy.SMTP_POLICY.clone(max_line_length=40)),
+        (policy.SMTPUTF8, relay_policy.SMTP_POLICY.clone(utf8=True)),
+    ):
+        expected = stdlib.fold_binary(name, stdlib.header_factory(name, value))
+        assert ours.fold_binary(name, header) == expected
+        assert ours.fold_binary(name, header) == expected  # from what it remembered
