@@ -16,6 +16,7 @@ match offers and invitations from ``offer-<id>-<signature>@``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -44,6 +45,17 @@ def new_token() -> str:
 
 def normalise(address: str) -> str:
     """Bare, lowercased address; '' when the text holds no plausible address."""
+    # The same few addresses (sender, pair, participants) are read many times per message.
+    if len(address) > _CACHED_LENGTH:
+        return _normalise.__wrapped__(address)
+    return _normalise(address)
+
+
+_CACHED_LENGTH = 320  # an address is at most 254; a longer text is parsed, not kept
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalise(address: str) -> str:
     _, bare = parseaddr(address)
     bare = bare.strip().lower()
     local, at, domain = bare.rpartition("@")
