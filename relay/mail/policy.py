@@ -63,6 +63,10 @@ class CachingPolicy(EmailPolicy):
             return (name, _parse(self.header_factory, name, value))
         return super().header_store_parse(name, value)
 
+    def header_max_count(self, name: str) -> int | None:
+        # Asked on every header set; the stdlib would build the header's class again.
+        return _header_class(self.header_factory, name.lower()).max_count  # type: ignore[no-any-return]
+
     def fold_binary(self, name: str, value: Any) -> bytes:
         if not hasattr(value, "name"):
             return super().fold_binary(name, value)

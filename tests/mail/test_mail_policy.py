@@ -101,3 +101,12 @@ def test_a_parsed_header_folds_as_the_stdlib_folds_it_each_time(name: str, value
         expected = stdlib.fold_binary(name, stdlib.header_factory(name, value))
         assert ours.fold_binary(name, header) == expected
         assert ours.fold_binary(name, header) == expected  # from what it remembered
+
+
+def test_a_unique_header_set_twice_is_still_refused():
+    message = EmailMessage(policy=POLICY)
+    message["To"] = "a@example.org"
+    message["X-Note"] = "one"
+    message["X-Note"] = "two"  # any number of these
+    with pytest.raises(ValueError, match="at most 1"):
+        message["to"] = "b@example.org"
