@@ -25,7 +25,7 @@ from relay.reports.held import held_messages
 from relay.reports.moderation import moderation_figures
 from relay.reports.pairs import PairQuery, pair_rows
 from relay.reports.period import Period
-from relay.reports.replies import reply_histogram, reply_times
+from relay.reports.replies import reply_figures, reply_times
 from relay.reports.selection import selected_pairs
 from relay.reports.series import chart_series
 from relay.reports.sql import Dialect
@@ -76,8 +76,8 @@ def _report(
 ) -> dict[str, Any]:
     domain = config.relay.domain
     query = PairQuery(session, dialect, period, selection, replies, held, domain, with_addresses)
-    pairs = pair_rows(query)
-    histogram = reply_histogram(session, replies)
+    medians, histogram = reply_figures(session, dialect, replies)
+    pairs = pair_rows(query, medians)
     listed = focus_list(session, config, period.as_of, period.cohort)
     focus: list[dict[str, Any]] = [entry.to_json() for entry in listed]
     by_address = {row["address"]: row for row in pairs}

@@ -21,7 +21,8 @@ from sqlalchemy.sql.expression import Subquery
 from relay.mail.addresses import pair_address
 from relay.reports.period import Period
 from relay.reports.prompts import prompt_counts
-from relay.reports.sql import Dialect, median
+from relay.reports.replies import PairMedians
+from relay.reports.sql import Dialect
 from relay.store.models import Checkin, Cohort, Message, Pair, Participant
 from relay.store.states import MessageStatus
 
@@ -50,11 +51,11 @@ def one_decimal(value: float | None) -> float | None:
     return None if value is None else round(float(value), 1)
 
 
-def pair_rows(query: PairQuery) -> list[dict[str, Any]]:
+def pair_rows(query: PairQuery, replies: PairMedians) -> list[dict[str, Any]]:
+    """One row per selected pair; replies: the median reply times (relay.reports.replies)."""
     period = query.period
     stats = _message_stats(query)
     held, rejected = _moderated(query)
-    replies = _median_replies(query)
     prompts = {
         row.pair_id: (int(row.prompts), int(row.answered or 0))
         for row in query.session.execute(select(prompt_counts(period, query.selection)))
@@ -181,14 +182,6 @@ def _moderated(query: PairQuery) -> tuple[dict[int, int], dict[int, int]]:
         .group_by(Message.pair_id)
     )
     return held_counts, {pair_id: int(n) for pair_id, n in query.session.execute(rejected)}
-
-
-def _median_replies(query: PairQuery) -> dict[tuple[int, str], float]:
-    statement = median(query.replies, "hours", ("pair_id", "by_mentor"))
-    return {
-        (pair_id, "mentor" if by_mentor else "mentee"): float(value)
-        for pair_id, by_mentor, value in query.session.execute(statement)
-    }
 
 
 def _latest_scores(query: PairQuery) -> dict[tuple[int, int], int]:
