@@ -21,7 +21,6 @@ from sqlalchemy import (
     Table,
     Text,
     case,
-    insert,
     select,
     union,
 )
@@ -29,7 +28,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Subquery
 
 from relay.reports.period import Period
-from relay.reports.sql import Dialect
+from relay.reports.sql import Dialect, filled_temporary_table
 from relay.store.base import UtcDateTime
 from relay.store.models import Message, ModerationAction
 from relay.store.states import MessageStatus, ModerationVerdict
@@ -54,17 +53,8 @@ def _held_table() -> Table:
 def held_messages(
     session: Session, dialect: Dialect, period: Period, selection: Subquery
 ) -> Iterator[Table]:
-    table = _held_table()
-    connection = session.connection()
-    table.create(connection)
-    try:
-        statement = insert(table).from_select(
-            [c.name for c in table.columns], _held(dialect, period, selection)
-        )
-        session.execute(statement)
+    with filled_temporary_table(session, _held_table(), _held(dialect, period, selection)) as table:
         yield table
-    finally:
-        table.drop(connection)
 
 
 def _held(dialect: Dialect, period: Period, selection: Subquery) -> Select[Any]:

@@ -30,14 +30,13 @@ from sqlalchemy import (
     case,
     cast,
     func,
-    insert,
     select,
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Subquery
 
 from relay.reports.period import Period
-from relay.reports.sql import Dialect
+from relay.reports.sql import Dialect, filled_temporary_table
 from relay.store.base import UtcDateTime
 from relay.store.models import Message, Pair
 
@@ -63,15 +62,9 @@ def reply_times(
     session: Session, dialect: Dialect, period: Period, selection: Subquery
 ) -> Iterator[Table]:
     """A temporary table of the replies in the period, for the length of the block."""
-    table = _reply_table()
-    connection = session.connection()
-    table.create(connection)
-    try:
-        query = _replies(dialect, period, selection)
-        session.execute(insert(table).from_select([c.name for c in table.columns], query))
+    query = _replies(dialect, period, selection)
+    with filled_temporary_table(session, _reply_table(), query) as table:
         yield table
-    finally:
-        table.drop(connection)
 
 
 def _replies(dialect: Dialect, period: Period, selection: Subquery) -> Select[Any]:

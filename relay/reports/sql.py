@@ -1,7 +1,8 @@
 """What the report's queries need that SQLite and PostgreSQL spell differently.
 
-Owns time arithmetic (hours and days between two timestamps, a timestamp's
-week as a number, cheap to compute over every message) and order
+Owns the temporary tables several figures read, time arithmetic (hours and
+days between two timestamps, a timestamp's week as a number, cheap to
+compute over every message) and order
 statistics (median, nearest-rank percentile) built from window functions,
 which both backends run: SQLite has no percentile function, so a
 percentile is the row whose rank is the wanted one within its group.
@@ -9,16 +10,42 @@ percentile is the row whose rank is the wanted one within its group.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Integer, Select, and_, cast, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    Select,
+    Table,
+    and_,
+    cast,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import FromClause
 from sqlalchemy.types import DateTime
 
 EPOCH_MONDAY = date(1970, 1, 5)
 EPOCH_MONDAY_JULIAN = 2440591.5  # julianday('1970-01-05')
 EPOCH_MONDAY_SECONDS = 4 * 86400  # 1970-01-05 in Unix time
+
+
+@contextmanager
+def filled_temporary_table(session: Session, table: Table, query: Select[Any]) -> Iterator[Table]:
+    """The table created and filled from the query, for the length of the block, then dropped."""
+    connection = session.connection()
+    table.create(connection)
+    try:
+        session.execute(insert(table).from_select([c.name for c in table.columns], query))
+        yield table
+    finally:
+        table.drop(connection)
 
 
 class Dialect:
