@@ -72,6 +72,16 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "c
 def _empty_postgres(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as connection:
+        # A connection an earlier test left open in a transaction (a daemon that did not
+        # stop, a proxied socket) would make DROP SCHEMA wait for ever: end them first,
+        # and let a lock that is still held fail this test instead of stalling the run.
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        connection.execute(text("SET LOCAL lock_timeout = '30s'"))
         connection.execute(text("DROP SCHEMA public CASCADE"))
         connection.execute(text("CREATE SCHEMA public"))
     engine.dispose()

@@ -324,6 +324,10 @@ class FreezingProxy:
         self.flowing.set()
         self.listener.close()
         for each in self.sockets:
+            # close() alone does not wake a pump blocked in recv() on Linux, so no FIN
+            # reaches PostgreSQL and a backend idle in transaction keeps its locks.
+            with contextlib.suppress(OSError):
+                each.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 each.close()
 
