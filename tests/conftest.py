@@ -78,7 +78,8 @@ def _empty_postgres(url: str) -> None:
         connection.execute(
             text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " WHERE datname = current_database() AND usename = current_user"
+                " AND pid <> pg_backend_pid()"
             )
         )
         connection.execute(text("SET LOCAL lock_timeout = '30s'"))
