@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -48,6 +49,7 @@ from relay.sources.listener import inbound_server
 from relay.sources.smtp import SmtpServer
 from relay.store.db import Store, open_store
 from relay.store.group_commit import GroupWriter
+from relay.store.notify import PostgresListener, stop_listener
 from relay.store.states import utcnow
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,8 @@ class Running:
     scheduler: Scheduler | None = None
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     wake_listener: WakeListener | None = None
+    notifications: PostgresListener | None = None  # LISTEN/NOTIFY, on PostgreSQL only
+    notification_task: asyncio.Task[None] | None = None
 
 
 # Threads for intake and the store. A message's thread waits for its group commit, so
@@ -104,6 +108,14 @@ async def start(config: Config) -> Running:
         if running.metrics is not None:
             running.smtp.handler.on_outcome = running.metrics.observe
         await running.smtp.start()
+    if not store.is_sqlite:
+        # Commands on any host NOTIFY; the local socket above only reaches this host.
+        running.notifications = PostgresListener(
+            config.database, worker.wake, functools.partial(forget_pairs, running)
+        )
+        running.notification_task = asyncio.create_task(
+            running.notifications.run(), name="notifications"
+        )
     tasks = running.tasks
     tasks["delivery"] = asyncio.create_task(worker.run(running.stopping), name="delivery")
     tasks["alerts"] = asyncio.create_task(alert_moderators(running), name="alerts")
@@ -120,6 +132,12 @@ async def start(config: Config) -> Running:
         source = ImapSource(config, store, intake, on_queued=worker.wake)
         tasks["imap"] = asyncio.create_task(source.run(running.stopping), name="imap")
     return running
+
+
+def forget_pairs(running: Running) -> None:
+    """A pair or participant changed (NOTIFY): empty every intake's pair directory cache."""
+    for intake in running.intakes:
+        intake.directory.forget()
 
 
 async def alert_moderators(running: Running) -> None:
@@ -229,6 +247,7 @@ async def stop(running: Running, grace_seconds: float | None = None) -> list[str
     running.stopping.set()
     if running.wake_listener is not None:
         running.wake_listener.stop(loop)
+    await stop_listener(running.notification_task)
     if running.smtp is not None and not await running.smtp.stop(left()):
         left_behind.append("smtp")
     for name in ("alerts", "safeguarding", "scheduler", "health", "imap", "delivery"):

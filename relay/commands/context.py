@@ -66,14 +66,20 @@ class Context:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A unit of work; if it queued mail, the running daemon is woken after the commit."""
+        """A unit of work; if it queued mail, the running daemon is woken after the commit.
+
+        On PostgreSQL the same transaction NOTIFYs every daemon on the database, on any
+        host (relay.store.notify), also when it changed a pair or a participant.
+        """
         from sqlalchemy import event
 
         from relay.ops.wakeup import QUEUED_MAIL, wake_daemon
+        from relay.store.notify import announce, note_changes
 
         with self.store.session() as session:
-            event.listen(session, "after_flush", _note_queued_mail)
+            event.listen(session, "after_flush", note_changes)
             yield session
+            announce(session)
         if session.info.get(QUEUED_MAIL):
             wake_daemon(self.config.daemon.pid_file)
 
@@ -96,14 +102,6 @@ class Context:
     def close(self) -> None:
         if self._store is not None:
             self._store.dispose()
-
-
-def _note_queued_mail(session: Session, _flush_context: Any) -> None:
-    from relay.ops.wakeup import QUEUED_MAIL
-    from relay.store.models import OutboxEntry
-
-    if any(isinstance(row, OutboxEntry) for row in (*session.new, *session.dirty)):
-        session.info[QUEUED_MAIL] = True
 
 
 pass_context = click.make_pass_decorator(Context)

@@ -124,6 +124,12 @@ class PairDirectory:
             self._refresh(current)
             raise StaleDirectory
 
+    def forget(self) -> None:
+        """Empty the cache (PostgreSQL announced a change); the next lookup reads the version."""
+        with self._lock:
+            self._entries.clear()
+            self._version = None
+
     def _refresh(self, version: int) -> None:
         with self._lock:
             if version != self._version:
