@@ -22,12 +22,13 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from relay.errors import DatabaseError, SchemaBehindError
@@ -39,6 +40,12 @@ if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
 READ_ONLY = "relay_read_only"  # execution option: begin a deferred (reading) transaction
+# Connections kept open (PostgreSQL): the daemon's intake threads each hold one while they
+# read, and one closed on its return is one more backend started for the next message.
+POOL_SIZE = 20
+POOL_OVERFLOW = 20
+PING_AFTER_IDLE = 2.0  # seconds unused before a pooled connection is checked on checkout
+_IDLE_SINCE = "relay_idle_since"
 
 
 def make_engine(url: str, settings: DatabaseSettings | None = None) -> Engine:
@@ -49,7 +56,32 @@ def make_engine(url: str, settings: DatabaseSettings | None = None) -> Engine:
         _tune_sqlite(engine, int(busy * 1000))
         return engine
     connect_args = postgres_connect_args(limits) if url.startswith("postgresql") else {}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    engine = create_engine(
+        url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, connect_args=connect_args
+    )
+    _ping_after_idle(engine)
+    return engine
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """pool_pre_ping, but only for a connection that sat unused: under load it cost a
+    round trip per transaction, while a server restarted or a connection cut while idle
+    is still found (and replaced) before it fails a statement."""
+
+    @event.listens_for(engine, "checkin")
+    def on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return  # new, or just used
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool replaces the connection and tries again.
+            raise DisconnectionError(str(error)) from error
 
 
 def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

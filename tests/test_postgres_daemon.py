@@ -1,13 +1,19 @@
-"""LISTEN/NOTIFY on PostgreSQL (issue 14): commands wake every daemon on the database.
+"""The daemon's PostgreSQL connections (issue 14): LISTEN/NOTIFY, and pooled ones cut.
+
+LISTEN/NOTIFY: commands wake every daemon on the database.
 
 Two daemons share one PostgreSQL database, each with its own pid file and so
 its own host-local wake-up socket, which the command never reaches (as for a
 daemon on another host). Their poll is 60 s; the 10 s bounds below are hang
 guards far inside it, so passing proves the notification, not a speed.
+
+The pool checks a connection that sat idle before using it (instead of a
+ping on every checkout), so a connection cut while idle costs no client a 451.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -138,3 +144,24 @@ def test_a_participant_changed_by_a_command_empties_every_daemons_pair_cache(
         timeout=10,
         what="the caches emptied",
     )
+
+
+def test_a_pooled_connection_cut_while_idle_is_replaced_before_it_fails_a_statement(
+    database_url: str,
+):
+    from relay.store.db import PING_AFTER_IDLE
+
+    store = db.Store(database_url)
+    other = db.Store(database_url)
+    try:
+        with store.read_connection() as connection:
+            pid = connection.scalar(text("SELECT pg_backend_pid()"))
+        with other.engine.begin() as connection:
+            assert connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        time.sleep(PING_AFTER_IDLE + 0.5)
+        # The same pooled connection, now dead: checked, replaced, and the read succeeds.
+        with store.read_connection() as connection:
+            assert connection.scalar(text("SELECT pg_backend_pid()")) != pid
+    finally:
+        store.dispose()
+        other.dispose()
