@@ -95,7 +95,11 @@ class Prepared:
             insert_set_aside(connection, each.row, STATUS[self.action])
         ids = []
         for rows in self.rows:
-            message_id = insert_message(connection, rows.message)
+            # A plain forward (or a hold without a notice) is written with the batch's
+            # others at its end; what reads its rows in this transaction is written now.
+            plain = not rows.held_notice_to and rows.escalate is None
+            plain = plain and rows.guardian_copy_of is None
+            message_id = insert_message(connection, rows.message, deferred=plain)
             ids.append(message_id)
             outbox = rows.outbox
             if rows.held_notice_to and not held_notice_allowed(
@@ -103,7 +107,7 @@ class Prepared:
             ):
                 outbox = None
             if outbox is not None:
-                insert_outbox(connection, {**outbox, "message_id": message_id})
+                insert_outbox(connection, {**outbox, "message_id": message_id}, deferred=plain)
             if rows.escalate is not None:
                 self._escalate(connection, message_id, rows.escalate)
             if rows.guardian_copy_of is not None:

@@ -210,6 +210,59 @@ def test_group_writer_shares_commits_and_one_bad_piece_fails_alone(store: db.Sto
         writer.submit(row(1, None, "late"))
 
 
+def test_rows_handed_to_later_share_one_statement_and_a_bad_row_fails_its_piece_alone(
+    store: db.Store,
+):
+    from sqlalchemy import Connection, event, insert
+
+    from relay.store.group_commit import GroupWriter, later
+    from relay.store.models import RelaySecret
+
+    writer = GroupWriter(store)
+    started, release = threading.Event(), threading.Event()
+    statements: list[tuple[str, bool]] = []
+    insert_secret = insert(RelaySecret)  # one statement object, as the hot path's are
+
+    def count(_conn, _cursor, statement, _params, _context, executemany) -> None:
+        if statement.startswith("INSERT INTO relay_secrets"):
+            statements.append((statement, executemany))
+
+    def hold(connection: Connection) -> None:
+        started.set()
+        assert release.wait(10)  # the pieces below queue up behind this commit
+
+    def row(name: str):
+        def work(connection: Connection) -> str:
+            later(connection, insert_secret, {"name": name, "value": "1"})
+            return name  # told only after the commit that wrote the row
+
+        return work
+
+    writer.submit(hold)
+    assert started.wait(10)
+    event.listen(store.engine, "before_cursor_execute", count)
+    futures = [writer.submit(row(f"later{n}")) for n in range(10)]
+    release.set()
+    assert [future.result(30) for future in futures] == [f"later{n}" for n in range(10)]
+    assert len(statements) == 1 and statements[0][1]  # ten rows, one executemany
+    # A row that breaks a constraint at the batch's end fails only the piece that gave it.
+    started.clear()
+    release.clear()
+    writer.submit(hold)
+    assert started.wait(10)
+    names = ["fresh0", "later3", "fresh1"]  # later3 exists: the unique name is violated
+    futures = [writer.submit(row(name)) for name in names]
+    release.set()
+    outcomes = [future.exception(30) or future.result() for future in futures]
+    writer.close()
+    event.remove(store.engine, "before_cursor_execute", count)
+    assert outcomes[0] == "fresh0" and outcomes[2] == "fresh1"
+    assert isinstance(outcomes[1], Exception)
+    with store.session() as session:
+        stored = set(session.scalars(select(RelaySecret.name)))
+    assert {"fresh0", "fresh1", *(f"later{n}" for n in range(10))} <= stored
+
+
 # -- the pair directory cache ------------------------------------------------------
 
 

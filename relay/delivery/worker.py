@@ -42,7 +42,7 @@ from relay.delivery.transports import PermanentFailure, TemporaryFailure, Transp
 from relay.ops.wakeup import QUEUED_MAIL
 from relay.settings import DeliverySettings
 from relay.store.db import Store
-from relay.store.group_commit import GroupWriter
+from relay.store.group_commit import GroupWriter, later
 from relay.store.models import OutboxEntry, UtcDateTime
 from relay.store.states import DeliveryStatus, utcnow
 
@@ -282,18 +282,18 @@ class DeliveryWorker:
 
     def _mark_delivered(self, connection: Connection, items: list[Claimed]) -> None:
         """Delivered, where the row still carries our claim (else its new owner decides)."""
-        connection.execute(
-            _MARK_DELIVERED,
-            [
+        for item in items:
+            # With the other outcomes of this group commit, in one statement.
+            later(
+                connection,
+                _MARK_DELIVERED,
                 {
                     "row_id": item.outbox_id,
                     "attempt": item.attempts,
                     "claimer": self.name,
                     "now": utcnow(),
-                }
-                for item in items
-            ],
-        )
+                },
+            )
         # One line per recorded batch, not per row: under load the lines cost more than
         # the update (grouped by attempt, so the line still says which try it was).
         by_attempt: dict[int, list[str]] = {}

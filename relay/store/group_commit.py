@@ -12,6 +12,12 @@ a crash between batch and commit loses only mail nobody was told was taken.
 If a batch fails, it is rolled back and each piece is run again in its own
 transaction, so one bad message fails only its own client (451), never its
 neighbours.
+
+A piece may also hand rows to `later()`: they are written at the end of the
+batch, every piece's rows for one statement in one executemany, still before
+the commit. On PostgreSQL that is one round trip for a batch's forwards or
+delivery outcomes instead of one per message, in the one thread every
+commit waits for.
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Executable
 
 from relay.store.db import Store
 
@@ -33,6 +40,42 @@ MAX_BATCH = 64
 T = TypeVar("T")
 Work = Callable[[Connection], Any]
 _STOP = object()
+_BATCH = "relay_group_batch"  # connection.info: the Batch being written, while it is
+
+
+@dataclass
+class Batch:
+    """What the pieces of one group commit share: their number, rows kept for the end."""
+
+    size: int
+    pending: dict[tuple[Executable, tuple[str, ...]], list[dict[str, Any]]] = field(
+        default_factory=dict
+    )
+    reserved: dict[str, list[int]] = field(default_factory=dict)  # ids taken ahead, per table
+
+
+def current_batch(connection: Connection) -> Batch | None:
+    """The group commit this connection is writing, if any (else a plain transaction)."""
+    batch: Batch | None = connection.info.get(_BATCH)
+    return batch
+
+
+def later(connection: Connection, statement: Executable, values: dict[str, Any]) -> None:
+    """Run statement with values at the end of this group commit, in one executemany with
+    every other piece's rows for the same statement object (and keys); at once outside a
+    group commit. Nothing in the batch may read the row before the end."""
+    batch = current_batch(connection)
+    if batch is None:
+        connection.execute(statement, values)
+        return
+    batch.pending.setdefault((statement, tuple(values)), []).append(values)
+
+
+def _write_pending(connection: Connection, batch: Batch) -> None:
+    # In the order first used: a message's row before the outbox row naming it.
+    for (statement, _), rows in batch.pending.items():
+        connection.execute(statement, rows)
+    batch.pending.clear()
 
 
 class GroupWriter:
@@ -93,7 +136,13 @@ class GroupWriter:
     def _commit(self, batch: list[tuple[Work, Future[Any]]]) -> None:
         try:
             with self.store.write_connection() as connection:
-                results = [work(connection) for work, _ in batch]
+                shared = Batch(len(batch))
+                connection.info[_BATCH] = shared
+                try:
+                    results = [work(connection) for work, _ in batch]
+                    _write_pending(connection, shared)
+                finally:
+                    del connection.info[_BATCH]
         except Exception as error:
             if len(batch) == 1:
                 batch[0][1].set_exception(error)
