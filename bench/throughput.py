@@ -642,6 +642,26 @@ class LatencyRow:
     size: int
     bare: list[Latency] = field(default_factory=list)
     relay: list[Latency] = field(default_factory=list)
+    fsync: list[Latency] = field(default_factory=list)  # the disk's floor, same run
+
+
+def measure_fsync(folder: Path, count: int) -> Latency:
+    """A plain write + fsync loop where the run's SQLite file lives: the floor of a
+    durable commit (SQLite's synchronous=FULL fsyncs the WAL once per commit)."""
+    samples: list[float] = []
+    path = folder / "fsync-floor"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        block = os.urandom(4096)
+        for _ in range(count):
+            started = time.perf_counter()
+            os.write(descriptor, block)
+            os.fsync(descriptor)
+            samples.append(time.perf_counter() - started)
+    finally:
+        os.close(descriptor)
+        path.unlink()
+    return Latency(samples)
 
 
 @contextlib.contextmanager
@@ -683,6 +703,14 @@ def run_all(options: Options, latency: bool = True) -> tuple[list[Row], list[Lat
                     f"{server.name:5}: p50 {latency.p50_ms:.2f} ms, p99 {latency.p99_ms:.2f} ms",
                     flush=True,
                 )
+            with run_folder(options, "fsync") as folder:
+                floor = measure_fsync(folder, max(options.latency_messages, 100))
+            lrow.fsync.append(floor)
+            print(
+                f"run {run}/{options.runs} write+fsync 4 KB (the floor): "
+                f"p50 {floor.p50_ms:.2f} ms, p99 {floor.p99_ms:.2f} ms",
+                flush=True,
+            )
     return rows, latency_rows
 
 
@@ -767,6 +795,8 @@ def report(options: Options, rows: list[Row], latency_rows: list[LatencyRow]) ->
                 f"{median(relay99):.2f}",
                 f"{ratios(relay50, bare50):.1f}",
                 f"{ratios(relay99, bare99):.1f}",
+                f"{median([each.p50_ms for each in lrow.fsync]):.2f}",
+                f"{median([each.p99_ms for each in lrow.fsync]):.2f}",
             ]
         )
     lines.append(
@@ -784,6 +814,8 @@ def report(options: Options, rows: list[Row], latency_rows: list[LatencyRow]) ->
                 "relay p99 ms",
                 "p50 relay/bare",
                 "p99 relay/bare",
+                "write+fsync p50 ms",
+                "write+fsync p99 ms",
             ],
             latency_lines,
         )
@@ -847,6 +879,11 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--only-more", action="store_true", help="--more without throughput")
     parser.add_argument("--idle", type=int, default=500, help="idle sessions (default 500)")
+    parser.add_argument(
+        "--more-rows",
+        default="approval,recovery,idle,two",
+        help="which --more rows, comma-separated (default approval,recovery,idle,two)",
+    )
     parser.add_argument(
         "--recovery-timeout", type=float, default=330.0, help="seconds (default 330)"
     )
@@ -958,42 +995,51 @@ def run_more(options: Options, arguments: argparse.Namespace) -> str:
     idle: dict[str, list[tuple[float, float, int]]] = {"bare": [], "relay": []}
     pairs: list[tuple[float, float]] = []
     for run in range(1, options.runs + 1):
-        with run_folder(options, "approval") as folder:
-            total, exited = scenarios.approval_latency(relay, folder)
-        approvals += total
-        after_exit += exited
-        print(f"run {run}: approval -> delivered {[f'{t:.2f}' for t in total]} s", flush=True)
-        with run_folder(options, "recovery") as folder:
-            result = scenarios.recovery(relay, folder, options.messages, arguments.recovery_timeout)
-        recoveries.append(result)
-        print(f"run {run}: recovery {result}", flush=True)
-        for server in (bare, relay):
+        wanted = set(arguments.more_rows.split(","))
+        if "approval" in wanted:
+            with run_folder(options, "approval") as folder:
+                total, exited = scenarios.approval_latency(relay, folder)
+            approvals += total
+            after_exit += exited
+            print(f"run {run}: approval -> delivered {[f'{t:.2f}' for t in total]} s", flush=True)
+        if "recovery" in wanted:
+            with run_folder(options, "recovery") as folder:
+                result = scenarios.recovery(
+                    relay, folder, options.messages, arguments.recovery_timeout
+                )
+            recoveries.append(result)
+            print(f"run {run}: recovery {result}", flush=True)
+        for server in (bare, relay) if "idle" in wanted else ():
             with run_folder(options, f"idle-{server.name}") as folder:
                 figures = scenarios.idle_effect(server, folder, options, arguments.idle)
             idle[server.name].append(figures)
             print(f"run {run}: idle {server.name} {figures}", flush=True)
-        if options.database or arguments.postgres:
+        if "two" in wanted and (options.database or arguments.postgres):
             on_postgres = Relay(replace(options, database=options.database or arguments.postgres))
             with run_folder(options, "two") as folder:
                 pairs.append(scenarios.two_processes(on_postgres, folder, options.messages))
             print(f"run {run}: one vs two processes {pairs[-1]}", flush=True)
-    lines.append(
-        f"approval: `relay approve ID` (a new process) -> file in the Maildir, daemon polling "
-        f"every 10 s; {len(approvals)} approvals: median {median(approvals):.2f} s, "
-        f"max {max(approvals):.2f} s, the command's own start-up included; from the "
-        f"approval's commit to the file: median {median(after_exit):.3f} s, "
-        f"max {max(after_exit):.3f} s"
-    )
-    lines.append(
-        "recovery: kill -9 with a third of "
-        f"{options.messages} x 1 KB stored (16 connections, Maildir, 5-minute lease), "
-        "restart -> every stored forward delivered: "
-        + ", ".join(
-            f"{r.seconds:.1f} s" + ("" if r.complete else " (timed out)") for r in recoveries
+    if approvals:
+        lines.append(
+            f"approval: `relay approve ID` (a new process) -> file in the Maildir, daemon polling "
+            f"every 10 s; {len(approvals)} approvals: median {median(approvals):.2f} s, "
+            f"max {max(approvals):.2f} s, the command's own start-up included; from the "
+            f"approval's commit to the file: median {median(after_exit):.3f} s, "
+            f"max {max(after_exit):.3f} s"
         )
-        + f"; duplicates in the Maildir: {[r.duplicates for r in recoveries]}"
-    )
+    if recoveries:
+        lines.append(
+            "recovery: kill -9 with a third of "
+            f"{options.messages} x 1 KB stored (16 connections, Maildir, 5-minute lease), "
+            "restart -> every stored forward delivered: "
+            + ", ".join(
+                f"{r.seconds:.1f} s" + ("" if r.complete else " (timed out)") for r in recoveries
+            )
+            + f"; duplicates in the Maildir: {[r.duplicates for r in recoveries]}"
+        )
     for name, figures in idle.items():
+        if not figures:
+            continue
         ratio = median([loaded / plain for plain, loaded, _ in figures])
         lines.append(
             f"idle: {name}, 1 KB x16 with {figures[0][2]} idle sessions held open: "
