@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from itertools import groupby
 from typing import NamedTuple
 
+from relay.rules.detectors.digits import Digits, finditer_windows, match_at
 from relay.rules.detectors.kinds import EMAIL, HANDLE, OFFER, PHONE, POSTAL
 from relay.rules.detectors.text import (
     Found,
@@ -38,6 +39,10 @@ _PHONE_CANDIDATE = re.compile(
 # is "[0-9]": sre tests a set of characters at each offset twice as fast as
 # a Unicode category.
 _PHONE_CANDIDATE_NARROW = re.compile(_PHONE_CANDIDATE.pattern.replace(r"[+(\d]", "[+(0-9]", 1))
+# A candidate ends in a digit at most 41 characters after its start and at
+# least 6; an attempt reads at most 44 characters (its lookahead included).
+_PHONE_WINDOW = (41, -7)
+_PHONE_REACH = 44
 _PHONE_CUE = re.compile(
     r"\b(?:call|ring|text|txt|phone|mobile|mob|cell|tel|number|whats\s?app|sms|reach)\b"
 )
@@ -167,21 +172,46 @@ _STATES = (
 # sre scans for a character class (a digit, a capital) several times slower
 # than for a literal, so the street pattern waits for a street word after a
 # blank, looked for by its capital as a literal.
-_POSTAL = (
-    _Gated(
-        re.compile(
-            rf"\d{{1,5}}[A-Za-z]?,?[ \t]+(?:[A-Z][\w'’-]+[ \t]+){{1,3}}(?:{_STREET_SUFFIX})\b\.?"
-        ),
-        tuple(
-            re.compile(rf"{c}(?<=[ \t]{c})(?:{'|'.join(w[1:] for w in words)})\b")
-            for c, words in groupby(sorted(_STREET_SUFFIX.split("|")), key=lambda w: w[0])
-        ),
+_STREET = _Gated(
+    re.compile(
+        rf"\d{{1,5}}[A-Za-z]?,?[ \t]+(?:[A-Z][\w'’-]+[ \t]+){{1,3}}(?:{_STREET_SUFFIX})\b\.?"
     ),
-    # No gates for these two: any cheap test for them scans digits, which costs
-    # as much as the patterns do.
-    _Gated(re.compile(r"[A-Z][A-Z]?\d[A-Z\d]?[ \t]?\d(?!AM\b|PM\b)[A-Z]{2}\b")),  # UK postcode
-    _Gated(re.compile(rf"(?:{_STATES})[ \t]+\d{{5}}(?:-\d{{4}})?\b")),  # US state + ZIP
+    tuple(
+        re.compile(rf"{c}(?<=[ \t]{c})(?:{'|'.join(w[1:] for w in words)})\b")
+        for c, words in groupby(sorted(_STREET_SUFFIX.split("|")), key=lambda w: w[0])
+    ),
 )
+# These two are searched only next to digits (relay.rules.detectors.digits).
+# A UK postcode's first digit is its second or third character; an attempt
+# reads at most 9 characters.
+_UK_POSTCODE = re.compile(r"[A-Z][A-Z]?\d[A-Z\d]?[ \t]?\d(?!AM\b|PM\b)[A-Z]{2}\b")
+_UK_POSTCODE_WINDOW = (2, -2)
+_UK_POSTCODE_REACH = 12
+# A ZIP code is a run of exactly five digits after blanks after a state.
+_US_ZIP = re.compile(rf"(?:{_STATES})[ \t]+\d{{5}}(?:-\d{{4}})?\b")
+
+
+def _zip_starts(text: str, digits: Digits) -> Iterator[int]:
+    """Where a state + ZIP match can start: two letters before the blanks before
+    a run of five digits."""
+    for start in digits.runs_after_blank(5):
+        blank = start - 1
+        while blank > 0 and text[blank - 1] in " \t":
+            blank -= 1
+        if blank >= 2:
+            yield blank - 2
+
+
+def _postal(text: str, digits: Digits) -> Iterator[re.Match[str]]:
+    """Street addresses, UK postcodes, US state + ZIP: each family in text order."""
+    if not digits:
+        return  # each of them holds a digit
+    yield from _STREET.finditer(text)
+    yield from finditer_windows(
+        _UK_POSTCODE, text, digits.windows(*_UK_POSTCODE_WINDOW), _UK_POSTCODE_REACH
+    )
+    yield from match_at(_US_ZIP, text, _zip_starts(text, digits))
+
 
 MESSENGERS = (
     "WhatsApp", "Snapchat", "Instagram", "Insta", "Telegram", "Discord", "TikTok",
@@ -269,8 +299,9 @@ def find_contacts(text: str, allowed_addresses: frozenset[str] = frozenset()) ->
     """Phone numbers, addresses, handles and offers to talk elsewhere."""
     low = lower_keeping_offsets(text)
     found: list[Found] = []
+    digits = Digits.of(text)
     phones = _PHONE_CANDIDATE_NARROW if latin1(text) else _PHONE_CANDIDATE
-    for m in phones.finditer(text):
+    for m in finditer_windows(phones, text, digits.windows(*_PHONE_WINDOW), _PHONE_REACH):
         if _is_phone(m.group(), low[max(0, m.start() - 40) : m.start()]):
             found.append(Found(m.start(), m.end(), PHONE))
     if _may_spell_number(low):
@@ -289,10 +320,9 @@ def find_contacts(text: str, allowed_addresses: frozenset[str] = frozenset()) ->
         or any(b.search(low) for b in _BRACKET_AT)
     ):
         found += [Found(m.start(), m.end(), EMAIL) for m in _OBFUSCATED_EMAIL.finditer(low)]
-    for postal in _POSTAL:
-        for m in postal.finditer(text):
-            if word_start(text, m.start()):
-                found.append(Found(m.start(), m.end(), POSTAL))
+    for m in _postal(text, digits):
+        if word_start(text, m.start()):
+            found.append(Found(m.start(), m.end(), POSTAL))
     for start, end, _name in _MESSENGER_NAMES.finditer(text):
         found.append(Found(start, _extend_to_handle(low, end), HANDLE))
     if any(word in low for word in _WEAK_TRIGGERS):
