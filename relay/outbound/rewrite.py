@@ -15,7 +15,9 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
+from email.generator import BytesGenerator
 from email.message import EmailMessage
+from io import BytesIO
 
 from relay.mail.addresses import display_address
 from relay.mail.headerlist import keep_only
@@ -108,6 +110,40 @@ def _replace_header(message: EmailMessage, name: str, value: str) -> None:
         message[name] = value
 
 
+class _WholeBodyGenerator(BytesGenerator):
+    """The stdlib's BytesGenerator, writing a body in one piece.
+
+    The stdlib writes a body line by line, two writes and two encodes a line
+    (a 50 KB body: some 1,300 calls); replacing every line end with the
+    policy's at once writes the same bytes: the pieces between line ends,
+    each followed by a line end, and the last piece as it is.
+    """
+
+    def _write_lines(self, lines: str) -> None:
+        if lines:
+            self.write(_with_line_ends(lines, self._NL))  # type: ignore[attr-defined]
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")  # the stdlib generator's NLCRE
+
+
+def _with_line_ends(text: str, line_end: str) -> str:
+    """``text`` with every CRLF, CR and LF made ``line_end``."""
+    # Parsed mail has one kind of line end throughout (intake makes them CRLF):
+    # str.replace, or nothing at all, is many times faster than the pattern.
+    cr, lf = text.count("\r"), text.count("\n")
+    if not cr:
+        return text.replace("\n", line_end) if lf and line_end != "\n" else text
+    if cr == lf == text.count("\r\n"):
+        return text if line_end == "\r\n" else text.replace("\r\n", line_end)
+    return _LINE_END.sub(line_end, text)
+
+
 def as_outbound_bytes(message: EmailMessage) -> bytes:
-    """Wire form: CRLF line ends, long lines folded, 8-bit bodies left as they are."""
-    return message.as_bytes(policy=SMTP_POLICY)
+    """Wire form: CRLF line ends, long lines folded, 8-bit bodies left as they are.
+
+    What ``message.as_bytes(policy=SMTP_POLICY)`` gives, with a faster writer.
+    """
+    out = BytesIO()
+    _WholeBodyGenerator(out, mangle_from_=False, policy=SMTP_POLICY).flatten(message)
+    return out.getvalue()
