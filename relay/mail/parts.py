@@ -146,7 +146,10 @@ def _content_headers(part: EmailMessage) -> list[tuple[str, str]]:
 
 def _transfer_encoding(data: bytes) -> str:
     """7bit when it is, else quoted-printable, or base64 when mostly non-ASCII."""
-    if data.isascii() and all(len(line) <= _MAX_LINE for line in data.splitlines()):
+    if data.isascii() and max(map(len, data.splitlines()), default=0) <= _MAX_LINE:
         return "7bit"
-    high = sum(1 for byte in data if byte > 127)
+    high = len(data.translate(None, _ASCII))  # the bytes above 127, counted in C
     return "base64" if high * 3 > len(data) else "quoted-printable"
+
+
+_ASCII = bytes(range(128))

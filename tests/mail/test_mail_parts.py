@@ -6,7 +6,10 @@ import base64
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
-from relay.mail.parts import decode_text, replace_text
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relay.mail.parts import _transfer_encoding, decode_text, replace_text
 from relay.mail.text import MailView
 from relay.outbound.scrub import scrub_message
 
@@ -98,3 +101,22 @@ def test_a_textual_attachment_keeps_its_type_name_and_content_id() -> None:
     assert card.get_filename() == "ana.vcf"
     assert card["Content-ID"] == "<card@example.org>"
     assert card.get_content() == b"BEGIN:VCARD\r\nEND:VCARD\r\n"
+
+
+_LINES = st.lists(st.integers(0, 1100), max_size=4).map(lambda ns: b"\n".join(b"a" * n for n in ns))
+
+
+@settings(max_examples=300)
+@given(
+    data=st.one_of(st.binary(max_size=200), _LINES, st.tuples(_LINES, st.binary()).map(b"".join))
+)
+def test_transfer_encoding_is_the_lightest_that_fits(data: bytes) -> None:
+    """7bit for ASCII lines of up to 998 bytes, base64 when over a third of the bytes
+    are 8-bit, quoted-printable otherwise."""
+    lines_fit = all(len(line) <= 998 for line in data.splitlines())
+    high = sum(1 for byte in data if byte > 127)
+    if data.isascii() and lines_fit:
+        expected = "7bit"
+    else:
+        expected = "base64" if high * 3 > len(data) else "quoted-printable"
+    assert _transfer_encoding(data) == expected
