@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Found(NamedTuple):
@@ -125,8 +125,33 @@ def _skip_gaps(folded: str, count: int, pos: int) -> int:
 
 
 # Up to this many phrases, PhraseMatcher finds each with str.find; beyond, one
-# regex pass is cheaper (about as dear as 30 finds on prose).
+# pass of the longest_of pattern is cheaper (95 phrases: about 60 finds on prose).
 _FIND_EACH_UP_TO = 24
+
+
+def longest_of(keys: Iterable[str]) -> str:
+    """A pattern matching, at any offset, the longest of ``keys`` that starts there.
+
+    What the alternation of the keys, longest first, matches; but written as a
+    tree of their common prefixes ("he(?:hit(?:s)?me|beatsme)"), so sre
+    compares one character per branch at each step instead of trying every
+    key at every offset (a hundred phrases over 50 KB of prose: several ms).
+    A longer key is tried before the shorter one it extends (greedy "?").
+    """
+    tree: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        node = tree
+        for char in key:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a key ends here
+
+    def pattern(node: dict[str, Any]) -> str:
+        branches = [re.escape(char) + pattern(child) for char, child in node.items() if char]
+        if "" in node:
+            return f"(?:{'|'.join(branches)})?" if branches else ""
+        return branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+
+    return pattern(tree)
 
 
 class PhraseMatcher:
@@ -149,7 +174,7 @@ class PhraseMatcher:
                 self._phrases.setdefault(key, phrase.strip())
         ordered = sorted(self._phrases, key=len, reverse=True)
         self._ordered = tuple(ordered)
-        self._regex = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._regex = re.compile(longest_of(ordered)) if ordered else None
 
     def _searcher(self, compact: str) -> Callable[[int], tuple[int, str] | None]:
         """``self._regex.search(compact, pos)`` as (start, phrase key), or None.
