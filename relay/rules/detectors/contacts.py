@@ -18,7 +18,6 @@ from relay.rules.detectors.text import (
     Found,
     PhraseMatcher,
     finditer_near,
-    latin1,
     lower_keeping_offsets,
     positions,
     word_start,
@@ -35,8 +34,8 @@ _PHONE_CANDIDATE = re.compile(
     r"[\d \u00a0\u2009\u202f\u200b().\-\u2010-\u2013]{5,40}\d"
     r"(?![\w/%@]|[.,:]\d)"
 )
-# The same for text without non-ASCII digits (any Latin-1 text), where "\\d"
-# is "[0-9]": sre tests a set of characters at each offset twice as fast as
+# The same for text without decimal digits beyond 0-9 (Digits.ascii_only), where
+# "\\d" is "[0-9]": sre tests a set of characters at each offset twice as fast as
 # a Unicode category.
 _PHONE_CANDIDATE_NARROW = re.compile(_PHONE_CANDIDATE.pattern.replace(r"[+(\d]", "[+(0-9]", 1))
 # A candidate ends in a digit at most 41 characters after its start and at
@@ -300,7 +299,7 @@ def find_contacts(text: str, allowed_addresses: frozenset[str] = frozenset()) ->
     low = lower_keeping_offsets(text)
     found: list[Found] = []
     digits = Digits.of(text)
-    phones = _PHONE_CANDIDATE_NARROW if latin1(text) else _PHONE_CANDIDATE
+    phones = _PHONE_CANDIDATE_NARROW if digits.ascii_only else _PHONE_CANDIDATE
     for m in finditer_windows(phones, text, digits.windows(*_PHONE_WINDOW), _PHONE_REACH):
         if _is_phone(m.group(), low[max(0, m.start() - 40) : m.start()]):
             found.append(Found(m.start(), m.end(), PHONE))

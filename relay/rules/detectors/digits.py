@@ -18,9 +18,12 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
+from relay.rules.detectors.latin1 import as_latin1
+
 # One byte per character: b"1" a decimal digit (what "\d" matches in a str
 # pattern), b" " a space or tab, b"\0" anything else. Latin-1 holds no decimal
-# digit but 0-9; a character beyond it is marked by the error handler below,
+# digit but 0-9; the few characters beyond it are read one by one
+# (relay.rules.detectors.latin1), many of them by the error handler below,
 # called once per run of such characters.
 _DIGIT, _BLANK = b"1", b" "
 _MARKS = bytes(
@@ -52,16 +55,29 @@ class Digits(NamedTuple):
     marks: bytes
     # (first digit, after the last), ascending; or the whole text when digits are dense
     stretches: tuple[tuple[int, int], ...]
+    ascii_only: bool = False  # known to hold no decimal digit but 0-9
 
     @classmethod
     def of(cls, text: str, sparse: int = _SPARSE, gap: int = _GAP) -> Digits:
         """``sparse`` and ``gap``: see _SPARSE and _GAP (tests set them to both extremes)."""
-        marks = text.encode("latin-1", errors=_ERRORS).translate(_MARKS)
+        view = as_latin1(text)
+        decimals = []
+        if view.others is None:
+            marks = text.encode("latin-1", errors=_ERRORS).translate(_MARKS)
+        else:
+            marks = view.raw.translate(_MARKS)  # b"?" for each character beyond Latin-1
+            decimals = [at for at in view.others if text[at].isdecimal()]
+            if decimals:
+                marked = bytearray(marks)
+                for at in decimals:
+                    marked[at] = _DIGIT[0]
+                marks = bytes(marked)
+        ascii_only = view.others is not None and not decimals
         count = marks.count(_DIGIT)
         if not count:
-            return cls(marks, ())
+            return cls(marks, (), ascii_only)
         if count > len(marks) // sparse:
-            return cls(marks, ((0, len(marks)),))
+            return cls(marks, ((0, len(marks)),), ascii_only)
         stretches: list[tuple[int, int]] = []
         for m in _RUN.finditer(marks):
             start, end = m.span()
@@ -69,7 +85,7 @@ class Digits(NamedTuple):
                 stretches[-1] = (stretches[-1][0], end)
             else:
                 stretches.append((start, end))
-        return cls(marks, tuple(stretches))
+        return cls(marks, tuple(stretches), ascii_only)
 
     def __bool__(self) -> bool:
         return bool(self.stretches)

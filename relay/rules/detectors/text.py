@@ -9,9 +9,12 @@ what the sender wrote.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
+
+from relay.rules.detectors.latin1 import as_latin1
 
 
 class Found(NamedTuple):
@@ -75,28 +78,42 @@ def _latin1_table() -> tuple[bytes, bytes]:
 _SKELETON_LATIN1, _SKELETON_UNFIT = _latin1_table()
 
 
-def latin1(text: str) -> bool:
-    """Whether ``text`` is all Latin-1 (so its only decimal digits are 0-9)."""
-    if text.isascii():
-        return True
-    try:
-        text.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _fold(text: str) -> str:
     """``text.translate(_SKELETON)``, through bytes when it can (several times faster)."""
     # str.translate looks every character up in a dict once the text is not
-    # pure ASCII (a single "£" or "é" is enough); bytes.translate does not.
-    try:
-        raw = text.encode("latin-1")
-    except UnicodeEncodeError:
+    # pure ASCII (a single "£" or "é" is enough); bytes.translate does not. The
+    # few characters beyond Latin-1 (quotes, dashes) are folded one by one.
+    view = as_latin1(text)
+    if view.others is None or any(b in view.raw for b in _SKELETON_UNFIT):
         return text.translate(_SKELETON)
-    if any(b in raw for b in _SKELETON_UNFIT):
-        return text.translate(_SKELETON)
-    return raw.translate(_SKELETON_LATIN1).decode("latin-1")
+    folded = view.raw.translate(_SKELETON_LATIN1).decode("latin-1")
+    if not view.others:
+        return folded
+    pieces: list[str] = []
+    last = 0
+    for at in view.others:
+        pieces += (folded[last:at], _SKELETON.get(ord(text[at]), text[at]))
+        last = at + 1
+    pieces.append(folded[last:])
+    return "".join(pieces)
+
+
+_recent = threading.local()
+
+
+def _folded(text: str) -> tuple[str, str]:
+    """``text`` folded, and folded without its gaps: PhraseMatcher's reading of it.
+
+    The last text each thread folded is remembered: the messenger names, the
+    keywords and the safeguarding phrases are all looked for in the same text.
+    """
+    if getattr(_recent, "text", None) is text:
+        found: tuple[str, str] = _recent.folded
+        return found
+    folded = _fold(text)
+    found = (folded, folded.replace(_SEP, ""))
+    _recent.text, _recent.folded = text, found
+    return found
 
 
 def normalise_phrase(phrase: str) -> str:
@@ -211,8 +228,7 @@ class PhraseMatcher:
         """(start, end, configured phrase) for each match in ``text``."""
         if self._regex is None:
             return
-        folded = _fold(text)
-        compact = folded.replace(_SEP, "")
+        folded, compact = _folded(text)
         search = self._searcher(compact)
         m = search(0)
         if m is None:
