@@ -61,11 +61,9 @@ def windowed_phones(
     return spans(finditer_windows(pattern, text, windows, contacts._PHONE_REACH))
 
 
-def windowed_postcodes(text: str, tuning: tuple[int, int]) -> list[tuple[int, int]]:
-    windows = Digits.of(text, *tuning).windows(*contacts._UK_POSTCODE_WINDOW)
-    return spans(
-        finditer_windows(contacts._UK_POSTCODE, text, windows, contacts._UK_POSTCODE_REACH)
-    )
+def postcodes(text: str, tuning: tuple[int, int]) -> list[tuple[int, int]]:
+    starts = contacts._postcode_starts(Digits.of(text, *tuning))
+    return spans(match_at(contacts._UK_POSTCODE, text, starts))
 
 
 def zip_codes(text: str, tuning: tuple[int, int]) -> list[tuple[int, int]]:
@@ -80,7 +78,7 @@ def test_windows_find_exactly_what_the_full_patterns_find(tuning: str, text: str
     tuned = _TUNINGS[tuning]
     for phones in (contacts._PHONE_CANDIDATE, contacts._PHONE_CANDIDATE_NARROW):
         assert windowed_phones(text, phones, tuned) == spans(phones.finditer(text))
-    assert windowed_postcodes(text, tuned) == spans(contacts._UK_POSTCODE.finditer(text))
+    assert postcodes(text, tuned) == spans(contacts._UK_POSTCODE.finditer(text))
     assert zip_codes(text, tuned) == spans(contacts._US_ZIP.finditer(text))
 
 
@@ -106,7 +104,7 @@ def test_windows_at_their_edges(tuning: str, text: str) -> None:
     tuned = _TUNINGS[tuning]
     for phones in (contacts._PHONE_CANDIDATE, contacts._PHONE_CANDIDATE_NARROW):
         assert windowed_phones(text, phones, tuned) == spans(phones.finditer(text))
-    assert windowed_postcodes(text, tuned) == spans(contacts._UK_POSTCODE.finditer(text))
+    assert postcodes(text, tuned) == spans(contacts._UK_POSTCODE.finditer(text))
     assert zip_codes(text, tuned) == spans(contacts._US_ZIP.finditer(text))
 
 

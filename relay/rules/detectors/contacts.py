@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from itertools import groupby
 from typing import NamedTuple
 
-from relay.rules.detectors.digits import Digits, finditer_windows, match_at
+from relay.rules.detectors.digits import CAPITAL, Digits, finditer_windows, match_at
 from relay.rules.detectors.kinds import EMAIL, HANDLE, OFFER, PHONE, POSTAL
 from relay.rules.detectors.text import (
     Found,
@@ -180,14 +180,21 @@ _STREET = _Gated(
         for c, words in groupby(sorted(_STREET_SUFFIX.split("|")), key=lambda w: w[0])
     ),
 )
-# These two are searched only next to digits (relay.rules.detectors.digits).
-# A UK postcode's first digit is its second or third character; an attempt
-# reads at most 9 characters.
+# These two are tried only where their digits are (relay.rules.detectors.digits):
+# a UK postcode starts with one or two capitals before a digit (on capitals
+# alone, as in "1XXXX..." or shouted text, sre would try it at every letter),
+# a ZIP code is a run of exactly five digits after blanks after a state.
 _UK_POSTCODE = re.compile(r"[A-Z][A-Z]?\d[A-Z\d]?[ \t]?\d(?!AM\b|PM\b)[A-Z]{2}\b")
-_UK_POSTCODE_WINDOW = (2, -2)
-_UK_POSTCODE_REACH = 12
-# A ZIP code is a run of exactly five digits after blanks after a state.
 _US_ZIP = re.compile(rf"(?:{_STATES})[ \t]+\d{{5}}(?:-\d{{4}})?\b")
+
+
+def _postcode_starts(digits: Digits) -> Iterator[int]:
+    """Where a UK postcode can start: the capital before a digit, and one before it."""
+    marks = digits.marks
+    for capital in digits.capitals_before_digits():
+        if capital and marks[capital - 1] == CAPITAL[0]:
+            yield capital - 1
+        yield capital
 
 
 def _zip_starts(text: str, digits: Digits) -> Iterator[int]:
@@ -206,9 +213,7 @@ def _postal(text: str, digits: Digits) -> Iterator[re.Match[str]]:
     if not digits:
         return  # each of them holds a digit
     yield from _STREET.finditer(text)
-    yield from finditer_windows(
-        _UK_POSTCODE, text, digits.windows(*_UK_POSTCODE_WINDOW), _UK_POSTCODE_REACH
-    )
+    yield from match_at(_UK_POSTCODE, text, _postcode_starts(digits))
     yield from match_at(_US_ZIP, text, _zip_starts(text, digits))
 
 

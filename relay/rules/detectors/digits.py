@@ -21,14 +21,19 @@ from typing import NamedTuple
 from relay.rules.detectors.latin1 import as_latin1
 
 # One byte per character: b"1" a decimal digit (what "\d" matches in a str
-# pattern), b" " a space or tab, b"\0" anything else. Latin-1 holds no decimal
-# digit but 0-9; the few characters beyond it are read one by one
-# (relay.rules.detectors.latin1), many of them by the error handler below,
-# called once per run of such characters.
-_DIGIT, _BLANK = b"1", b" "
+# pattern), b" " a space or tab, b"A" a capital A-Z, b"\0" anything else.
+# Latin-1 holds no decimal digit but 0-9; the few characters beyond it are
+# read one by one (relay.rules.detectors.latin1), many of them by the error
+# handler below, called once per run of such characters.
+_DIGIT, _BLANK, CAPITAL = b"1", b" ", b"A"
 _MARKS = bytes(
-    _DIGIT[0] if 0x30 <= byte <= 0x39 else _BLANK[0] if byte in b" \t" else 0 for byte in range(256)
-)
+    _DIGIT[0] if 0x30 <= byte <= 0x39
+    else _BLANK[0] if byte in b" \t"
+    else CAPITAL[0] if 0x41 <= byte <= 0x5A
+    else 0
+    for byte in range(256)
+)  # fmt: skip
+_CAPITAL_DIGIT = re.compile(re.escape(CAPITAL + _DIGIT))
 _ERRORS = "relay-digit-marks"
 
 
@@ -95,6 +100,11 @@ class Digits(NamedTuple):
         digit to ``after`` past its last (negative: ahead of it)."""
         for start, end in self.stretches:
             yield max(start - before, 0), end + after
+
+    def capitals_before_digits(self) -> Iterator[int]:
+        """The offset of each capital A-Z that a digit follows."""
+        for m in _CAPITAL_DIGIT.finditer(self.marks):
+            yield m.start()
 
     def runs_after_blank(self, length: int) -> Iterator[int]:
         """The start of each run of exactly ``length`` digits right after a space or tab."""
