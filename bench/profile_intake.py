@@ -47,10 +47,12 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument(
         "--body",
-        choices=("bench", "prose"),
+        choices=("bench", "smtp-source", "prose"),
         default="bench",
-        help="bench: throughput.py's lines of X; prose: a letter with dates, numbers and "
-        "curly quotes (what the rules spend their time on in real mail)",
+        help="bench: throughput.py's lines of X (its latency runs); smtp-source: what "
+        "smtp-source -l sends in its throughput runs (each line a digit, then X); prose: a "
+        "letter with dates, numbers and curly quotes (what the rules spend their time on "
+        "in real mail)",
     )
     parser.add_argument(
         "--no-profile",
@@ -89,7 +91,9 @@ def main() -> int:
             registry.add_participant(session, MENTEE, "Mentee", Role.MENTEE)
             address = registry.create_pair(session, Notices(config), DOMAIN, MENTOR, MENTEE).address
         intake = Intake(store, config)
-        make = prose_bytes if arguments.body == "prose" else message_bytes
+        make = {"bench": message_bytes, "smtp-source": source_bytes, "prose": prose_bytes}[
+            arguments.body
+        ]
         incoming = [
             Incoming(make(size, address, n), MENTOR, (address,), "smtp")
             for n in range(arguments.messages)
@@ -164,6 +168,12 @@ def prose_bytes(size: int, to: str, number: int) -> bytes:
         "Content-Type: text/plain; charset=utf-8\r\n"
         "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
     ).encode() + quopri.encodestring(body.encode()).replace(b"\n", b"\r\n")
+
+
+def source_bytes(size: int, to: str, number: int) -> bytes:
+    """Postfix smtp-source's body: lines of 78 characters, a digit (1, 2, ... 9, 0) then X."""
+    lines = "".join(f"{n % 10}{'X' * 77}\r\n" for n in range(1, size // 80 + 1))
+    return message_bytes(0, to, number).split(b"\r\n\r\n")[0] + b"\r\n\r\n" + lines.encode()
 
 
 def show(profile: cProfile.Profile, top: int) -> None:
