@@ -10,5 +10,7 @@ can call it directly. Patterns are compiled once, at import or in
 - kinds.py     the kinds of contact detail and their reasons ([rules.contact] detect)
 - contacts.py  phone numbers, e-mail and postal addresses, messenger names and
                handles, offers to move off the relay
+- digits.py    where a text's digits are, and searching patterns only there
+- latin1.py    a text as one byte per character, for the C loops of bytes
 - links.py     links in text and in HTML attributes, allowed domains
 """
