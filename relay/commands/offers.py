@@ -68,6 +68,7 @@ def match_offer(
     from relay.delivery.notices import Notices
     from relay.offers import making
     from relay.offers.flow import Desk
+    from relay.offers.places import held_places
     from relay.programme import cohorts
     from relay.store import match_round
     from relay.store.states import utcnow
@@ -75,6 +76,14 @@ def match_offer(
     config = context.config
     if config.matching_problem:
         fail(config.matching_problem)
+    # What the round may use is read before the files; it is read again under the
+    # places lock when the offers are stored (relay.offers.making), so a round running
+    # at the same time never makes both count one place. Reading takes no write lock.
+    with context.store.read_session() as session:
+        cohort_id = cohorts.find_cohort(session, cohort).id if cohort else None
+        state = match_round.round_state(session, context.domain)
+        held = held_places(session)
+        offered = making.mentees_with_open_offers(session)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UnknownColumnWarning)
@@ -84,11 +93,6 @@ def match_offer(
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)
     capacity_of = {m.email: m.capacity for m in mentor_list}
-    with context.session() as session:
-        cohort_id = cohorts.find_cohort(session, cohort).id if cohort else None
-        state = match_round.round_state(session, context.domain)
-        held = making.held_places(session)
-        offered = making.mentees_with_open_offers(session)
     mentor_list = _in_role(state, mentor_list, Role.MENTOR)
     mentee_list = _in_role(state, mentee_list, Role.MENTEE)
     exclude = match_round.exclusions(state, [p.email for p in (*mentor_list, *mentee_list)])
@@ -106,22 +110,25 @@ def match_offer(
         for m in mentor_list
     ]
     result = make_offers(mentor_list, waiting, config.matching, choices, exclude)
+    click.echo(f"{counted(len(result.offers), 'offer')} computed; storing them")
     desk = Desk(
         config,
         Notices(config),
         load_bounce_addresses(context.store, context.domain).offer_addresses(),
     )
     with context.session() as session:
-        made = making.store_offers(session, desk, result.offers, capacity_of, cohort_id, utcnow())
-        shown = [(row.id, offer) for row, offer in zip(made, result.offers, strict=True)]
-    for offer_id, offer in shown:
+        stored = making.store_offers(session, desk, result.offers, capacity_of, cohort_id, utcnow())
+    for offer_id, offer in stored.made:
         names = ", ".join(c.mentor.name for c in offer.candidates)
         click.echo(f"offer {offer_id}: {offer.mentee.email}: {names}")
     for unmatched in result.unmatched:
         click.echo(f"no offer: {unmatched.mentee_email}: {unmatched.reason}")
+    for unplaced in stored.unplaced:
+        click.echo(f"not placed: {unplaced.email}: {unplaced.reason}")
+    left = len(result.unmatched) + len(stored.unplaced)
     click.echo(
-        f"{counted(len(shown), 'offer')} sent"
-        + (f", {len(result.unmatched)} mentees without one" if result.unmatched else "")
+        f"{counted(len(stored.made), 'offer')} sent"
+        + (f", {left} mentees without one" if left else "")
     )
 
 

@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from relay.config import Config
@@ -34,11 +34,12 @@ from relay.durations import format_duration
 from relay.errors import RelayError
 from relay.mail.addresses import SignedAddresses
 from relay.offers import letters
+from relay.offers.places import has_room
 from relay.programme import cohorts
 from relay.store import registry
 from relay.store.db import Store
-from relay.store.models import Cohort, MatchOffer, OfferChoice, Pair, Participant
-from relay.store.states import OPEN_PAIR_STATES, ChoiceState, OfferState
+from relay.store.models import Cohort, MatchOffer, OfferChoice, Participant
+from relay.store.states import ChoiceState, OfferState
 
 log = logging.getLogger(__name__)
 
@@ -189,35 +190,6 @@ def invite_next(session: Session, desk: Desk, offer: MatchOffer, now: datetime) 
         OfferState.DECLINED,
         "none of the mentors offered could take them (declined, no answer, or full)",
         now,
-    )
-
-
-def has_room(session: Session, choice: OfferChoice, offer_id: int) -> bool:
-    """Whether the mentor has a place: capacity - open pairs - places other offers hold."""
-    mentor = select(Participant.id).where(Participant.id == choice.mentor_id)
-    if session.get_bind().dialect.name != "sqlite":
-        session.execute(mentor.with_for_update())  # two offers never count the same place
-    pairs = session.scalar(
-        select(func.count())
-        .select_from(Pair)
-        .where(Pair.mentor_id == choice.mentor_id, Pair.status.in_(OPEN_PAIR_STATES))
-    )
-    held = session.scalar(
-        select(func.count(func.distinct(OfferChoice.offer_id)))
-        .join(MatchOffer, MatchOffer.id == OfferChoice.offer_id)
-        .where(holding(), OfferChoice.mentor_id == choice.mentor_id, MatchOffer.id != offer_id)
-    )
-    return (pairs or 0) + (held or 0) < choice.mentor_capacity
-
-
-def holding() -> ColumnElement[bool]:
-    """When a choice holds its mentor's place (joined with its offer)."""
-    return and_(
-        MatchOffer.state == OfferState.OPEN,
-        or_(
-            OfferChoice.state == ChoiceState.INVITED,
-            and_(OfferChoice.reserved.is_(True), OfferChoice.state == ChoiceState.LISTED),
-        ),
     )
 
 

@@ -36,19 +36,31 @@ def queue_from(
     **context: Any,
 ) -> None:
     """Render a notice and queue it with the given (signed) From."""
+    row = outbox_row(config, notices, notice, recipient, from_address, in_reply_to, **context)
+    session.add(OutboxEntry(**row))
+
+
+def outbox_row(
+    config: Config,
+    notices: Notices,
+    notice: Notice,
+    recipient: Addressee,
+    from_address: str,
+    in_reply_to: str = "",
+    **context: Any,
+) -> dict[str, Any]:
+    """A notice with the given (signed) From, as outbox column values (for a Core insert)."""
     message = notices.render(notice, recipient, **context)
     message.replace_header("From", display_address(config.relay.programme_name, from_address))
     if in_reply_to:
         message["In-Reply-To"] = in_reply_to
         message["References"] = in_reply_to
-    session.add(
-        OutboxEntry(
-            kind=OutboxKind.NOTICE,
-            notice=notice,
-            recipient=recipient.email,
-            content=outbound_bytes(config, message),
-        )
-    )
+    return {
+        "kind": OutboxKind.NOTICE,
+        "notice": notice.value,
+        "recipient": recipient.email,
+        "content": outbound_bytes(config, message),
+    }
 
 
 def when(moment: datetime) -> str:

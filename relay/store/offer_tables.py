@@ -42,6 +42,8 @@ class MatchOffer(Base):
     sent_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     # The mentee's choice or the open invitation must be answered by then.
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    # Half way to expires_at, the person it waits on is reminded; NULL once they were.
+    remind_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     chosen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     chosen_order: Mapped[str] = mapped_column(String(100), default="")  # "2,1,3": ranks
     answer_message_id: Mapped[str | None] = mapped_column(String(998))  # the choice's
