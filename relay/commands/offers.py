@@ -19,6 +19,7 @@ from relay.store.states import OfferState, Role
 
 if TYPE_CHECKING:
     from matching.profiles import Profile
+    from relay.offers.flow import Desk
     from relay.store.match_round import RoundState
 
 P = TypeVar("P", bound="Profile")
@@ -64,10 +65,7 @@ def match_offer(
     from matching.offers import make_offers
     from matching.profiles import ProfileError, UnknownColumnWarning, load_mentees, load_mentors
     from relay.commands.matching import _this_round
-    from relay.delivery.bounces import load_bounce_addresses
-    from relay.delivery.notices import Notices
     from relay.offers import making
-    from relay.offers.flow import Desk
     from relay.offers.places import held_places
     from relay.programme import cohorts
     from relay.store import match_round
@@ -111,11 +109,7 @@ def match_offer(
     ]
     result = make_offers(mentor_list, waiting, config.matching, choices, exclude)
     click.echo(f"{counted(len(result.offers), 'offer')} computed; storing them")
-    desk = Desk(
-        config,
-        Notices(config),
-        load_bounce_addresses(context.store, context.domain).offer_addresses(),
-    )
+    desk = _desk(context)
     with context.session() as session:
         stored = making.store_offers(session, desk, result.offers, capacity_of, cohort_id, utcnow())
     for offer_id, offer in stored.made:
@@ -130,6 +124,16 @@ def match_offer(
         f"{counted(len(stored.made), 'offer')} sent"
         + (f", {left} mentees without one" if left else "")
     )
+
+
+def _desk(context: Context) -> Desk:
+    """Settings, templates and the signed offer addresses, for the steps that send mail."""
+    from relay.delivery.bounces import load_bounce_addresses
+    from relay.delivery.notices import Notices
+    from relay.offers.flow import Desk
+
+    addresses = load_bounce_addresses(context.store, context.domain).offer_addresses()
+    return Desk(context.config, Notices(context.config), addresses)
 
 
 def _in_role(state: RoundState, people: list[P], role: Role) -> list[P]:
@@ -187,11 +191,15 @@ def offers_group(ctx: click.Context, state: str | None, as_json: bool) -> None:
 @click.option("--as", "by", default=getpass.getuser, show_default="your login name")
 @pass_context
 def offers_cancel(context: Context, offer_id: int, by: str) -> None:
-    """Withdraw an open offer; replies to it are then answered "moved on"."""
+    """Withdraw an open offer and tell the mentee (and an invited mentor) by mail.
+
+    Replies to it are then answered "moved on".
+    """
     from relay.offers import flow
     from relay.store.states import utcnow
 
+    desk = _desk(context)
     with context.session() as session:
-        if not flow.cancel(session, offer_id, by, utcnow()):
+        if not flow.cancel(session, desk, offer_id, by, utcnow()):
             fail(f"no open offer {offer_id}")
     click.echo(f"offer {offer_id} cancelled")

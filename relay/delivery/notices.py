@@ -79,6 +79,9 @@ class Notice(StrEnum):
     OFFER_MOVED_ON = "offer_moved_on"  # to either: this offer has moved on
     OFFER_NO_CHOICE_LEFT = "offer_no_choice_left"  # to the moderators: a mentee needs them
     OFFER_CLOSED = "offer_closed"  # to the mentee: no pair this time, a coordinator will call
+    OFFER_CANCELLED = "offer_cancelled"  # to the mentee: a coordinator withdrew the offer
+    OFFER_WITHDRAWN = "offer_withdrawn"  # to an invited mentor: no need to answer any more
+    OFFER_REMINDER = "offer_reminder"  # to whoever the offer waits on, half way to the deadline
 
 
 @dataclass(frozen=True)

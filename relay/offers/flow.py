@@ -22,18 +22,16 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from relay.config import Config
-from relay.delivery.notices import Notice, Notices
+from relay.delivery.notices import Notice
 from relay.durations import format_duration
 from relay.errors import RelayError
-from relay.mail.addresses import SignedAddresses
-from relay.offers import letters
+from relay.offers import letters, reminders
+from relay.offers.letters import Desk as Desk  # where the steps' callers find it
 from relay.offers.places import has_room
 from relay.programme import cohorts
 from relay.store import registry
@@ -50,15 +48,6 @@ LIVE_CHOICES = (ChoiceState.LISTED, ChoiceState.INVITED)
 
 class MovedOn(Exception):
     """The offer changed under this transaction; it is rolled back and nothing is done."""
-
-
-@dataclass(frozen=True)
-class Desk:
-    """What the offer steps need: settings, templates and the signed reply addresses."""
-
-    config: Config
-    notices: Notices
-    addresses: SignedAddresses
 
 
 def lock_offer(session: Session, offer_id: int) -> MatchOffer | None:
@@ -181,6 +170,7 @@ def invite_next(session: Session, desk: Desk, offer: MatchOffer, now: datetime) 
         choice.state = ChoiceState.INVITED
         choice.invited_at = now
         offer.expires_at = now + desk.config.offer_expires
+        offer.remind_at = now + desk.config.offer_expires / 2
         _invite(session, desk, offer, choice)
         return
     _close(
@@ -235,15 +225,48 @@ def expire_due(session: Session, desk: Desk, now: datetime) -> int:
     return len(due)
 
 
-def cancel(session: Session, offer_id: int, by: str, now: datetime) -> bool:
-    """A coordinator withdraws an open offer; later replies are answered "moved on"."""
+def cancel(session: Session, desk: Desk, offer_id: int, by: str, now: datetime) -> bool:
+    """A coordinator withdraws an open offer; the mentee and an invited mentor are told.
+
+    Later replies are answered "moved on". The letters come from the addresses the
+    offer and the invitation were sent from, and name nobody's address.
+    """
     offer = lock_offer(session, offer_id)
     if offer is None or offer.state is not OfferState.OPEN:
         return False
+    invited = session.scalar(
+        select(OfferChoice).where(
+            OfferChoice.offer_id == offer.id, OfferChoice.state == ChoiceState.INVITED
+        )
+    )
     offer.state = OfferState.CANCELLED
     offer.closed_at = now
+    offer.remind_at = None
     offer.reason = f"cancelled by {by}"
     _withdraw_rest(session, offer.id)
+    mentee = session.get(Participant, offer.mentee_id)
+    assert mentee is not None
+    letters.queue_from(
+        session,
+        desk.config,
+        desk.notices,
+        Notice.OFFER_CANCELLED,
+        mentee,
+        desk.addresses.address(offer.id),
+        sent=letters.when(offer.sent_at),
+    )
+    if invited is not None:
+        mentor = session.get(Participant, invited.mentor_id)
+        assert mentor is not None
+        letters.queue_from(
+            session,
+            desk.config,
+            desk.notices,
+            Notice.OFFER_WITHDRAWN,
+            mentor,
+            desk.addresses.address(invited.id),
+            mentee_name=letters.shown_profile(offer.profile)["name"],
+        )
     return True
 
 
@@ -254,6 +277,7 @@ def _close(
         return
     offer.state = state
     offer.closed_at = now
+    offer.remind_at = None
     offer.reason = reason
     _withdraw_rest(session, offer.id)
     session.flush()
@@ -298,11 +322,15 @@ def _withdraw_rest(session: Session, offer_id: int) -> None:
 
 
 def expire_all(store: Store, desk: Desk, now: datetime) -> int:
-    """Every offer past its deadline moved on, batch by batch (the scheduler's tick)."""
+    """The scheduler's tick for offers: every one past its deadline moved on, batch by
+    batch (how many is returned), then those half way to it reminded (relay.offers.reminders).
+    """
     moved = 0
     while True:
         with store.session() as session:
             done = expire_due(session, desk, now)
         moved += done
         if done < EXPIRY_BATCH:
-            return moved
+            break
+    reminders.remind_all(store, desk, now)
+    return moved

@@ -12,6 +12,7 @@ so a reply to them lands in the same place.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,10 +20,19 @@ from sqlalchemy.orm import Session
 
 from relay.config import Config
 from relay.delivery.notices import Addressee, Moderator, Notice, Notices
-from relay.mail.addresses import display_address
+from relay.mail.addresses import SignedAddresses, display_address
 from relay.outbound.signing import outbound_bytes
 from relay.store.models import OutboxEntry
 from relay.store.states import OutboxKind
+
+
+@dataclass(frozen=True)
+class Desk:
+    """What the offer steps need: settings, templates and the signed reply addresses."""
+
+    config: Config
+    notices: Notices
+    addresses: SignedAddresses
 
 
 def queue_from(
