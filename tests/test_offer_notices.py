@@ -20,7 +20,7 @@ from relay.offers import flow
 from relay.store import db
 from relay.store.models import OutboxEntry
 from relay.store.states import utcnow
-from tests.conftest import RunningRelay, Sink, wait_for
+from tests.conftest import RunningRelay, Sink, wait_for, write_config
 from tests.programme_helpers import ok
 from tests.test_offers import (
     ANA,
@@ -185,3 +185,36 @@ def test_two_relays_ticking_at_once_send_one_reminder(
         for store in stores:
             store.dispose()
     assert queued == [MENTEE]
+
+
+def test_a_round_s_letters_are_the_same_bytes_as_any_notice(tmp_path: Path):
+    """making.py builds a round's letters with letters.BATCH_POLICY (header objects reused)."""
+    import email.policy
+    import re
+
+    from relay.delivery.notices import Moderator, Notice
+    from relay.offers import letters
+
+    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'r.db'}")
+    config = load_config(path)
+    notices = Notices(config)
+    candidates = [
+        {"rank": 1, "name": "Zoë Ångström", "field": "Géographie", "interests": ["ponts"],
+         "goals": [], "languages": ["Français"], "reasons": ["parle français"]},
+    ]  # fmt: skip
+    built = []
+    for policy in (email.policy.default, letters.BATCH_POLICY, letters.BATCH_POLICY):
+        for who in ("Léa Novák", "Kai Berg", '"Quoted, Name" <x@y>'):
+            row = letters.outbox_row(
+                config,
+                notices,
+                Notice.OFFER,
+                Moderator(who, "lea@school.example.net"),
+                f"offer-12-{'a' * 16}@relay.test",
+                candidates=candidates,
+                expires="Monday",
+                policy=policy,
+            )
+            built.append(re.sub(rb"(Date|Message-ID): [^\r]*", b"", row["content"]))
+    assert built[:3] == built[3:6] == built[6:]
+    assert b"=?utf-8?" in built[0]  # the non-ASCII name was encoded, not written raw

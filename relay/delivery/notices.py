@@ -13,9 +13,11 @@ pair address.
 
 from __future__ import annotations
 
+import email.policy
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import formatdate
 from enum import StrEnum
 from importlib import resources
@@ -125,8 +127,15 @@ class Notices:
         return [path.name.removesuffix(".txt.j2") for path in folder.glob("*.txt.j2")]
 
     def render(
-        self, notice: Notice, recipient: Addressee, reply_to: str = "", **context: Any
+        self,
+        notice: Notice,
+        recipient: Addressee,
+        reply_to: str = "",
+        *,
+        policy: EmailPolicy[Any] = email.policy.default,
+        **context: Any,
     ) -> EmailMessage:
+        """The notice as a message; `policy` lets a batch reuse its repeated headers."""
         relay = self.config.relay
         template = notice.value
         text = self.environment.get_template(f"{template}.txt.j2").render(
@@ -137,7 +146,7 @@ class Notices:
         first_line, _, body = text.partition("\n")
         if not first_line.startswith("Subject:"):
             raise ConfigError(f"template {template}.txt.j2 must start with a 'Subject:' line")
-        message = EmailMessage()
+        message = EmailMessage(policy=policy)
         message["From"] = display_address(relay.programme_name, self.config.notice_address)
         message["To"] = display_address(recipient.display_name, recipient.email)
         message["Subject"] = first_line.removeprefix("Subject:").strip()

@@ -11,9 +11,12 @@ so a reply to them lands in the same place.
 
 from __future__ import annotations
 
+import email.policy
+import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from email.policy import EmailPolicy
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -50,6 +53,29 @@ def queue_from(
     session.add(OutboxEntry(**row))
 
 
+class RepeatedHeaders(EmailPolicy):
+    """email.policy.default, reusing the header objects a batch of letters repeats.
+
+    Parsing a header's value into its object was half the cost of a letter, and a
+    round's letters share most headers (Subject, the notices' From, Date within a
+    second, MIME headers). Header objects are immutable, so one can sit in many
+    messages; the bytes written are the same as with email.policy.default.
+    """
+
+    def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
+        if isinstance(value, str):
+            return _stored_header(name, value)
+        return super().header_store_parse(name, value)
+
+
+@functools.lru_cache(maxsize=256)
+def _stored_header(name: str, value: str) -> tuple[str, Any]:
+    return email.policy.default.header_store_parse(name, value)
+
+
+BATCH_POLICY = RepeatedHeaders()
+
+
 def outbox_row(
     config: Config,
     notices: Notices,
@@ -57,10 +83,15 @@ def outbox_row(
     recipient: Addressee,
     from_address: str,
     in_reply_to: str = "",
+    *,
+    policy: EmailPolicy[Any] = email.policy.default,
     **context: Any,
 ) -> dict[str, Any]:
-    """A notice with the given (signed) From, as outbox column values (for a Core insert)."""
-    message = notices.render(notice, recipient, **context)
+    """A notice with the given (signed) From, as outbox column values (for a Core insert).
+
+    A batch passes BATCH_POLICY (the same bytes, built about twice as fast).
+    """
+    message = notices.render(notice, recipient, policy=policy, **context)
     message.replace_header("From", display_address(config.relay.programme_name, from_address))
     if in_reply_to:
         message["In-Reply-To"] = in_reply_to

@@ -152,6 +152,7 @@ def store_offers(
                 desk.addresses.address(offer_id),
                 candidates=candidates,
                 expires=letters.when(expires_at),
+                policy=letters.BATCH_POLICY,
             )
         )
         made.append((offer_id, offer))
