@@ -110,8 +110,12 @@ def match_offer(
     result = make_offers(mentor_list, waiting, config.matching, choices, exclude)
     click.echo(f"{counted(len(result.offers), 'offer')} computed; storing them")
     desk = _desk(context)
+    now = utcnow()
+    letter_of = making.write_letters(desk, state, result.offers, now)  # before the write lock
     with context.session() as session:
-        stored = making.store_offers(session, desk, result.offers, capacity_of, cohort_id, utcnow())
+        stored = making.store_offers(
+            session, desk, result.offers, letter_of, capacity_of, cohort_id, now
+        )
     for offer_id, offer in stored.made:
         names = ", ".join(c.mentor.name for c in offer.candidates)
         click.echo(f"offer {offer_id}: {offer.mentee.email}: {names}")

@@ -4,9 +4,11 @@ Owns rendering and queueing: the mentee's offer (the candidates' profiles: displ
 name, field, interests, goals, languages, why they fit; never an address or an
 organisation, which the profiles stored for offers do not even hold), the mentor's
 invitation (the mentee's profile), "please answer with a number / yes or no",
-"this offer has moved on", and the moderators' "no choice left". Replies to the
-first two reach relay.offers.inbound; the answers are sent from the same address,
-so a reply to them lands in the same place.
+"this offer has moved on", the moderators' "no choice left", and what the
+steps' callers share (Desk). Replies to the first two reach relay.offers.inbound;
+the answers, reminders and cancellations are sent from the same address, so a
+reply to them lands in the same place. A round's letters are built in a batch
+(outbox_row with BATCH_POLICY) and inserted with Core.
 """
 
 from __future__ import annotations
@@ -51,6 +53,14 @@ def queue_from(
     """Render a notice and queue it with the given (signed) From."""
     row = outbox_row(config, notices, notice, recipient, from_address, in_reply_to, **context)
     session.add(OutboxEntry(**row))
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Whom a letter is for, when there is no Participant row to hand (a round's batch)."""
+
+    display_name: str
+    email: str
 
 
 class RepeatedHeaders(EmailPolicy):

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from relay.delivery.notices import Moderator, Notice
+from relay.delivery.notices import Notice
 from relay.mail import checks
 from relay.offers import letters
 from relay.offers.flow import Desk
@@ -86,16 +86,69 @@ def shown(profile: Profile, reasons: Iterable[str] = ()) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Letter:
+    """An offer's id and its mentee's letter, built before the writing transaction."""
+
+    offer_id: int
+    outbox: dict[str, Any]  # outbox column values
+
+
+def write_letters(
+    desk: Desk, state: match_round.RoundState, offers: Iterable[Offer], now: datetime
+) -> dict[str, Letter]:
+    """Each offer's letter, by the mentee's profile email.
+
+    Building the letters is most of a round's cost (about 1 ms each), so it is done
+    before store_offers: the write lock (SQLite's one writer, which the daemon's
+    intake also waits for, and the places lock) is then held only for the inserts.
+    """
+    domain = desk.config.relay.domain
+    expires = letters.when(now + desk.config.offer_expires)
+    made = {}
+    for offer in offers:
+        known = state.people.get(offer.mentee.email)
+        to = (
+            letters.Recipient(known.name, known.email)
+            if known is not None
+            else letters.Recipient(
+                checks.display_name(offer.mentee.name),
+                registry.valid_address(offer.mentee.email, domain),
+            )
+        )
+        offer_id = new_offer_id()
+        candidates = [
+            shown(candidate.mentor, candidate.reasons) | {"rank": rank}
+            for rank, candidate in enumerate(offer.candidates, start=1)
+        ]
+        made[offer.mentee.email] = Letter(
+            offer_id,
+            letters.outbox_row(
+                desk.config,
+                desk.notices,
+                Notice.OFFER,
+                to,
+                desk.addresses.address(offer_id),
+                candidates=candidates,
+                expires=expires,
+                policy=letters.BATCH_POLICY,
+            ),
+        )
+    return made
+
+
 def store_offers(
     session: Session,
     desk: Desk,
     offers: Iterable[Offer],
+    letter_of: Mapping[str, Letter],
     capacity_of: Mapping[str, int],
     cohort_id: int | None,
     now: datetime,
 ) -> StoredRound:
     """The offers that still fit, with their choices and letters; in the caller's commit.
 
+    letter_of: write_letters' result for these offers, with the same `now`.
     capacity_of: a mentor's email -> their whole capacity (mentors.csv), which the
     offer keeps to check for room when the mentor is invited.
     """
@@ -104,58 +157,42 @@ def store_offers(
     state = match_round.round_state(session, domain)
     kept, unplaced = _still_fitting(session, state, list(offers), capacity_of)
     people = _register(session, state, kept, domain)
-    expires_at = now + desk.config.offer_expires
     offer_rows: list[dict[str, Any]] = []
     choice_rows: list[dict[str, Any]] = []
     letter_rows: list[dict[str, Any]] = []
     made = []
     for offer in kept:
-        mentee = people[offer.mentee.email]
-        offer_id = new_offer_id()
+        letter = letter_of[offer.mentee.email]
         offer_rows.append(
             {
-                "id": offer_id,
-                "mentee_id": mentee.participant_id,
+                "id": letter.offer_id,
+                "mentee_id": people[offer.mentee.email].participant_id,
                 "cohort_id": cohort_id,
                 "state": OfferState.OPEN,
                 "profile": json.dumps(shown(offer.mentee)),
                 "sent_at": now,
-                "expires_at": expires_at,
+                "expires_at": now + desk.config.offer_expires,
                 "remind_at": now + desk.config.offer_expires / 2,
                 "chosen_order": "",
                 "reason": "",
             }
         )
-        candidates = []
-        for rank, candidate in enumerate(offer.candidates, start=1):
-            profile = shown(candidate.mentor, candidate.reasons)
-            choice_rows.append(
-                {
-                    "id": new_offer_id(),
-                    "offer_id": offer_id,
-                    "rank": rank,
-                    "mentor_id": people[candidate.mentor.email].participant_id,
-                    "mentor_capacity": capacity_of[candidate.mentor.email],
-                    "reserved": candidate.reserved,
-                    "score": candidate.score,
-                    "profile": json.dumps(profile),
-                    "state": ChoiceState.LISTED,
-                }
-            )
-            candidates.append(profile | {"rank": rank})
-        letter_rows.append(
-            letters.outbox_row(
-                desk.config,
-                desk.notices,
-                Notice.OFFER,
-                Moderator(mentee.name, mentee.email),
-                desk.addresses.address(offer_id),
-                candidates=candidates,
-                expires=letters.when(expires_at),
-                policy=letters.BATCH_POLICY,
-            )
+        choice_rows.extend(
+            {
+                "id": new_offer_id(),
+                "offer_id": letter.offer_id,
+                "rank": rank,
+                "mentor_id": people[candidate.mentor.email].participant_id,
+                "mentor_capacity": capacity_of[candidate.mentor.email],
+                "reserved": candidate.reserved,
+                "score": candidate.score,
+                "profile": json.dumps(shown(candidate.mentor, candidate.reasons)),
+                "state": ChoiceState.LISTED,
+            }
+            for rank, candidate in enumerate(offer.candidates, start=1)
         )
-        made.append((offer_id, offer))
+        letter_rows.append(letter.outbox)
+        made.append((letter.offer_id, offer))
     for table, rows in ((MatchOffer, offer_rows), (OfferChoice, choice_rows)):
         if rows:
             session.execute(insert(table), rows)
