@@ -24,7 +24,7 @@ from .blocks import ScoreModel
 from .candidates import collect_candidates
 from .match import Unmatched, match
 from .profiles import Mentee, Mentor
-from .score import RESOLUTION, explain, total_weight
+from .score import RESOLUTION, explainer, total_weight
 from .settings import MatchSettings
 
 __all__ = ["Candidate", "Offer", "OfferRound", "make_offers"]
@@ -83,6 +83,7 @@ def make_offers(
     listed = collect_candidates(model)
     scale = float(RESOLUTION * total_weight(settings)) or 1.0
     position = {m.email: i for i, m in enumerate(mentors)}
+    why = explainer(settings)  # the settings read once, not per candidate
     offers = []
     for u, mentee in enumerate(mentees):
         chosen_email = reserved.get(mentee.email)
@@ -111,7 +112,7 @@ def make_offers(
                     Candidate(
                         mentor=mentors[index],
                         score=score,
-                        reasons=tuple(explain(mentors[index], mentee, settings)),
+                        reasons=tuple(why(mentors[index], mentee)),
                         reserved=is_reserved,
                     )
                     for score, index, is_reserved in ordered
