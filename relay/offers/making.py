@@ -36,6 +36,7 @@ from relay.offers.flow import Desk
 from relay.offers.places import held_places, lock_places
 from relay.ops.wakeup import QUEUED_MAIL
 from relay.store import match_round, registry
+from relay.store.base import Base
 from relay.store.match_round import Person
 from relay.store.models import MatchOffer, OfferChoice, OutboxEntry, Participant
 from relay.store.models import ParticipantAddress as Address
@@ -195,11 +196,17 @@ def store_offers(
         made.append((letter.offer_id, offer))
     for table, rows in ((MatchOffer, offer_rows), (OfferChoice, choice_rows)):
         if rows:
-            session.execute(insert(table), rows)
+            _insert(session, table, rows)
     if letter_rows:
-        session.execute(insert(OutboxEntry), letter_rows)
+        _insert(session, OutboxEntry, letter_rows)
         session.info[QUEUED_MAIL] = True  # Core inserts pass the ORM's flush hooks by
     return StoredRound(made, unplaced)
+
+
+def _insert(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+    # On the table, not the ORM class: the ORM's bulk INSERT walks every row in
+    # Python first, which cost more than the database (8 of 14 s at 30,000 offers).
+    session.connection().execute(insert(model.__table__), rows)  # type: ignore[arg-type]
 
 
 def _still_fitting(
@@ -258,8 +265,9 @@ def _register(
             people[profile.email] = known
     if not new:
         return people
-    session.execute(
-        insert(Participant),
+    _insert(
+        session,
+        Participant,
         [{"email": p.email, "display_name": p.name, "role": p.role} for p in new.values()],
     )
     addresses = list(new)
@@ -268,7 +276,7 @@ def _register(
         chunk = addresses[start : start + CHUNK]
         query = select(Participant.email, Participant.id).where(Participant.email.in_(chunk))
         ids.update((email, pid) for email, pid in session.execute(query))
-    session.execute(insert(Address), [{"participant_id": ids[a], "email": a} for a in addresses])
+    _insert(session, Address, [{"participant_id": ids[a], "email": a} for a in addresses])
     return {
         email: p._replace(participant_id=ids.get(p.email, p.participant_id))
         for email, p in people.items()
