@@ -40,6 +40,7 @@ from relay.store.base import Base
 from relay.store.match_round import Person
 from relay.store.models import MatchOffer, OfferChoice, OutboxEntry, Participant
 from relay.store.models import ParticipantAddress as Address
+from relay.store.notify import DIRECTORY_CHANGED
 from relay.store.states import ChoiceState, OfferState, Role
 
 if TYPE_CHECKING:
@@ -199,7 +200,7 @@ def store_offers(
             _insert(session, table, rows)
     if letter_rows:
         _insert(session, OutboxEntry, letter_rows)
-        session.info[QUEUED_MAIL] = True  # Core inserts pass the ORM's flush hooks by
+        session.info[QUEUED_MAIL] = True  # Core inserts pass the ORM's flush hooks by (NOTIFY)
     return StoredRound(made, unplaced)
 
 
@@ -277,6 +278,7 @@ def _register(
         query = select(Participant.email, Participant.id).where(Participant.email.in_(chunk))
         ids.update((email, pid) for email, pid in session.execute(query))
     _insert(session, Address, [{"participant_id": ids[a], "email": a} for a in addresses])
+    session.info[DIRECTORY_CHANGED] = True  # as note_changes would for ORM rows
     return {
         email: p._replace(participant_id=ids.get(p.email, p.participant_id))
         for email, p in people.items()
