@@ -25,7 +25,7 @@ from relay.reports.held import held_messages
 from relay.reports.moderation import moderation_figures
 from relay.reports.pairs import PairQuery, pair_rows
 from relay.reports.period import Period
-from relay.reports.replies import reply_figures, reply_times
+from relay.reports.replies import reply_figures
 from relay.reports.selection import selected_pairs
 from relay.reports.series import chart_series
 from relay.reports.sql import Dialect
@@ -54,12 +54,9 @@ def build_report(
     if not session.scalar(select(func.count()).select_from(selection)):
         where = f" in cohort {period.cohort!r}" if period.cohort else ""
         raise NotFoundError(f"no pairs{where} were matched and open in that period")
-    with (
-        reply_times(session, dialect, period, selection) as replies,
-        held_messages(session, dialect, period, selection) as held,
-    ):
+    with held_messages(session, dialect, period, selection) as held:
         return _report(
-            session, config, dialect, period, selection, replies, held, with_addresses, with_series
+            session, config, dialect, period, selection, held, with_addresses, with_series
         )
 
 
@@ -69,14 +66,13 @@ def _report(
     dialect: Dialect,
     period: Period,
     selection: Subquery,
-    replies: Table,
     held: Table,
     with_addresses: bool,
     with_series: bool,
 ) -> dict[str, Any]:
     domain = config.relay.domain
-    query = PairQuery(session, dialect, period, selection, replies, held, domain, with_addresses)
-    medians, histogram = reply_figures(session, dialect, replies)
+    query = PairQuery(session, dialect, period, selection, held, domain, with_addresses)
+    medians, histogram = reply_figures(session, dialect, period, selection)
     pairs = pair_rows(query, medians)
     listed = focus_list(session, config, period.as_of, period.cohort)
     focus: list[dict[str, Any]] = [entry.to_json() for entry in listed]

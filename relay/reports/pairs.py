@@ -3,7 +3,7 @@
 Owns the figures a coordinator reads per pair (docs/reports.md lists them):
 one GROUP BY over the pair's messages per sender (first and last message,
 count in the period), held (relay.reports.held) and rejected counts, the
-median reply times (from relay.reports.replies' table), prompts answered
+median reply times (relay.reports.replies), prompts answered
 (relay.reports.prompts) and each side's latest check-in score; Python only
 joins those per-pair rows. Names are display names; real addresses only when asked for.
 """
@@ -35,7 +35,6 @@ class PairQuery:
     dialect: Dialect
     period: Period
     selection: Subquery
-    replies: Table
     held: Table
     domain: str
     with_addresses: bool = False

@@ -5,66 +5,32 @@ side; its reply time runs from that previous message (the one it answers).
 One window pass over the pair's messages in time order, which the index
 ix_messages_pair_received gives without sorting.
 
-The rows are computed once per report into a temporary table (per
-connection, dropped afterwards) that the per-pair medians, the cohort
-figures and the chart read: the pass over every message is the report's
-largest cost, and is paid once. Cohort and whole-report medians come from a
-histogram of reply times rounded to 0.1 h (one GROUP BY, small enough to
-read), so they are exact to 0.1 h; per-pair medians are exact. Both come
-from one sorted read of the table (one sort, not two).
+The pass is the report's largest cost and is paid once: its rows (one per
+reply, over a million at scale) go straight from the driver's cursor into
+the per-pair medians (exact) and a histogram of reply times rounded to
+0.1 h per cohort and side, from which cohort and whole-report medians (exact
+to 0.1 h) and the chart's bands are read. No temporary table and no Row
+objects: the driver's tuples become numpy arrays, sorted and counted there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import (
-    Column,
-    Float,
-    Integer,
-    MetaData,
-    Select,
-    Table,
-    case,
-    cast,
-    func,
-    select,
-)
+import numpy as np
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Subquery
 
 from relay.reports.period import Period
-from relay.reports.sql import Dialect, filled_temporary_table
-from relay.store.base import UtcDateTime
+from relay.reports.sql import Dialect, driver_batches
 from relay.store.models import Message, Pair
 
+# More tenths of an hour than any reply time can have (10**12 h)
+BUCKETS = 10**13
 # (cohort_id, by_mentor) -> {tenths of an hour: replies}
 Histogram = dict[tuple[int | None, int], dict[int, int]]
-
-
-def _reply_table() -> Table:
-    return Table(
-        "report_replies",
-        MetaData(),
-        Column("pair_id", Integer),
-        Column("cohort_id", Integer),
-        Column("by_mentor", Integer),  # 1: the mentor replied; 0: the mentee
-        Column("received_at", UtcDateTime),
-        Column("hours", Float),
-        prefixes=["TEMPORARY"],
-    )
-
-
-@contextmanager
-def reply_times(
-    session: Session, dialect: Dialect, period: Period, selection: Subquery
-) -> Iterator[Table]:
-    """A temporary table of the replies in the period, for the length of the block."""
-    query = _replies(dialect, period, selection)
-    with filled_temporary_table(session, _reply_table(), query) as table:
-        yield table
 
 
 def _replies(dialect: Dialect, period: Period, selection: Subquery) -> Select[Any]:
@@ -89,7 +55,6 @@ def _replies(dialect: Dialect, period: Period, selection: Subquery) -> Select[An
             written.c.pair_id,
             Pair.cohort_id,
             case((written.c.sender_id == Pair.mentor_id, 1), else_=0),
-            written.c.received_at,
             dialect.hours_between(written.c.received_at, written.c.previous_at),
         )
         .join(Pair, Pair.id == written.c.pair_id)
@@ -105,49 +70,53 @@ PairMedians = dict[tuple[int, str], float]
 
 
 def reply_figures(
-    session: Session, dialect: Dialect, replies: Table
+    session: Session, dialect: Dialect, period: Period, selection: Subquery
 ) -> tuple[PairMedians, Histogram]:
-    """Per-pair medians (exact) and the cohort histogram, from ONE ordered read of the replies.
-
-    Two GROUP BYs (the medians' window and the histogram) meant two sorts of
-    every reply; here the database sorts once and Python walks the rows,
-    through the driver's cursor (over a million rows: no Row objects).
-    """
-    tenths = cast(func.round(replies.c.hours * 10), Integer)
-    statement = (
-        select(replies.c.pair_id, replies.c.by_mentor, replies.c.cohort_id, replies.c.hours, tenths)
-        .where(replies.c.hours.is_not(None))
-        .order_by(replies.c.pair_id, replies.c.by_mentor, replies.c.hours)
+    """Per-pair medians (exact) and the cohort histogram, from ONE pass over the messages."""
+    # Every column as float64 (ids are far below 2**53: exact); a NULL cohort becomes NaN.
+    batches = [
+        np.array(rows, dtype=np.float64).reshape(-1, 4)
+        for rows in driver_batches(session, _replies(dialect, period, selection))
+    ]
+    table = np.concatenate(batches) if batches else np.empty((0, 4))
+    pair_ids, by_mentor = table[:, 0].astype(np.int64), table[:, 2].astype(np.int64)
+    cohorts = np.nan_to_num(table[:, 1], nan=-1).astype(np.int64)  # ids are positive
+    hours = table[:, 3]
+    return _medians(pair_ids * 2 + by_mentor, hours), _histogram(
+        cohorts, by_mentor, dialect.tenths(hours)
     )
-    # No parameters but the literal 10: nothing from outside goes into the SQL text.
-    sql = str(statement.compile(bind=session.connection(), compile_kwargs={"literal_binds": True}))
-    medians: PairMedians = {}
+
+
+def _medians(groups: Any, hours: Any) -> PairMedians:
+    """Each group's median: the middle value, or the mean of the two middle ones."""
+    if not len(groups):
+        return {}
+    order = np.lexsort((hours, groups))
+    groups, hours = groups[order], hours[order]
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    sizes = np.diff(np.r_[starts, len(groups)])
+    lower = hours[starts + (sizes + 1) // 2 - 1]
+    upper = hours[starts + (sizes + 2) // 2 - 1]
+    middle = np.where(sizes % 2 == 1, lower, (lower + upper) / 2)
+    return {
+        (int(group) // 2, "mentor" if group % 2 else "mentee"): float(value)
+        for group, value in zip(groups[starts].tolist(), middle.tolist(), strict=True)
+    }
+
+
+def _histogram(cohorts: Any, by_mentor: Any, buckets: Any) -> Histogram:
     histogram: Histogram = {}
-    group: tuple[int, int] | None = None
-    values: list[float] = []
-    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql)
-        while rows := cursor.fetchmany(10_000):
-            for pair_id, by_mentor, cohort_id, hours, bucket in rows:
-                if (pair_id, by_mentor) != group:
-                    _store_median(medians, group, values)
-                    group, values = (pair_id, by_mentor), []
-                    counts = histogram.setdefault((cohort_id, int(by_mentor)), {})
-                values.append(hours)
-                counts[bucket] = counts.get(bucket, 0) + 1
-    finally:
-        cursor.close()
-    _store_median(medians, group, values)
-    return medians, histogram
-
-
-def _store_median(medians: PairMedians, group: tuple[int, int] | None, values: list[float]) -> None:
-    if group is None or not values:
-        return
-    n = len(values)
-    middle = values[(n + 1) // 2 - 1 : (n + 2) // 2]
-    medians[(group[0], "mentor" if group[1] else "mentee")] = sum(middle) / len(middle)
+    if not len(buckets):
+        return histogram
+    # One integer per (cohort, side, bucket), so that counting is one sort of integers.
+    side_keys = (cohorts + 1) * 2 + by_mentor
+    keys, counts = np.unique(side_keys * BUCKETS + buckets, return_counts=True)
+    for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
+        side_key, bucket = divmod(key, BUCKETS)
+        cohort_id = side_key // 2 - 1
+        side = (None if cohort_id == -1 else cohort_id, side_key % 2)
+        histogram.setdefault(side, {})[bucket] = count
+    return histogram
 
 
 def merged(parts: Iterable[Mapping[int, int]]) -> dict[int, int]:

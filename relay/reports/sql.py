@@ -10,11 +10,12 @@ percentile is the row whose rank is the wanted one within its group.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     ColumnElement,
     Float,
@@ -48,6 +49,22 @@ def filled_temporary_table(session: Session, table: Table, query: Select[Any]) -
         table.drop(connection)
 
 
+def driver_batches(session: Session, statement: Select[Any]) -> Iterator[Sequence[Any]]:
+    """The statement's rows as the driver gives them (tuples, in batches), not as Row objects.
+
+    For the one query whose rows are counted in the millions: SQLAlchemy
+    still compiles the statement and binds its parameters (types and all);
+    only the per-row result processing, which would double its cost, is
+    skipped. The columns must need no conversion (numbers and NULLs).
+    """
+    result = session.connection().execute(statement)
+    try:
+        while rows := result.cursor.fetchmany(10_000):
+            yield rows
+    finally:
+        result.close()
+
+
 class Dialect:
     """Expressions for one database backend ("sqlite" or "postgresql")."""
 
@@ -68,6 +85,16 @@ class Dialect:
         if isinstance(getattr(value, "type", None), DateTime):
             return value
         return func.timezone("UTC", cast(value, DateTime(timezone=False)))
+
+    def tenths(self, hours: Any) -> Any:
+        """round(hours * 10) of a numpy array, as the database's own round() does it (hours >= 0).
+
+        SQLite rounds halves away from zero (floor(x + 0.5)); PostgreSQL's
+        round(double precision) halves to even, as numpy's rint does.
+        """
+        scaled = hours * 10
+        rounded = np.rint(scaled) if self.postgres else np.floor(scaled + 0.5)
+        return rounded.astype(np.int64)
 
     def week_number(self, moment: Any) -> ColumnElement[int]:
         """Whole weeks from Monday 1970-01-05 (UTC) to a timestamp: arithmetic, no formatting."""
