@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from relay.config import Config
 from relay.mail.addresses import pair_address
+from relay.programme.focus_inputs import FocusInputs, silences_from
 from relay.programme.silence import silences
 from relay.store.models import Checkin, Cohort, Message, Pair, ScheduledSend
 from relay.store.states import OPEN_PAIR_STATES, ItemKind, MessageStatus, SendStatus, utcnow
@@ -69,8 +70,18 @@ class FocusPair:
 
 
 def focus_list(
-    session: Session, config: Config, now: datetime, cohort: str | None = None
+    session: Session,
+    config: Config,
+    now: datetime,
+    cohort: str | None = None,
+    inputs: FocusInputs | None = None,
 ) -> list[FocusPair]:
+    """The pairs that need a coordinator at ``now``, most urgent first.
+
+    ``inputs``: facts the caller has already read (relay.programme.focus_inputs);
+    then only the pairs they cover are looked at, and the messages and prompts
+    are not read again.
+    """
     domain = config.relay.domain
     found: dict[int, FocusPair] = {}
 
@@ -81,29 +92,44 @@ def focus_list(
         return found[pair_id]
 
     base = (
-        select(Pair.id, Pair.token, Cohort.name, Pair.status)
+        select(
+            Pair.id,
+            Pair.token,
+            Cohort.name,
+            Pair.status,
+            Pair.started_on,
+            Pair.mentor_id,
+            Pair.mentee_id,
+            Pair.cohort_id,
+        )
         .outerjoin(Cohort, Cohort.id == Pair.cohort_id)
         .where(Pair.status.in_(OPEN_PAIR_STATES))
     )
     if cohort is not None:
         base = base.where(Cohort.name == cohort)
-    pairs: dict[int, PairKey] = {
-        row[0]: (row[0], row[1], row[2], str(row[3])) for row in session.execute(base)
-    }
+    rows = session.execute(base).all()
+    pairs: dict[int, PairKey] = {row[0]: (row[0], row[1], row[2], str(row[3])) for row in rows}
     if not pairs:
         return []
     _low_checkins(session, pairs, entry)
     _held(session, config, now, pairs, entry)
     programme = config.programme
-    last_prompts = _last_two_prompts(session)
-    for silence in silences(
-        session,
-        now,
-        programme.time_zone,
-        programme.send_hour,
-        statuses=tuple(OPEN_PAIR_STATES),
-        cohort=cohort,
-    ):
+    if inputs is None or inputs.last_prompts is None:
+        last_prompts = _last_two_prompts(session)
+    else:
+        last_prompts = dict(inputs.last_prompts)
+    if inputs is None:
+        quiet = silences(
+            session,
+            now,
+            programme.time_zone,
+            programme.send_hour,
+            statuses=tuple(OPEN_PAIR_STATES),
+            cohort=cohort,
+        )
+    else:
+        quiet = silences_from(inputs, rows, now, programme.time_zone, programme.send_hour)
+    for silence in quiet:
         row = pairs.get(silence.pair_id)
         if row is None:
             continue
@@ -157,7 +183,8 @@ def _held(
     rows = session.execute(
         select(Message.pair_id, func.min(Message.received_at), func.count(Message.id))
         .where(
-            Message.status == MessageStatus.HELD,
+            # Through the status index: held mail is rare among all messages.
+            Message.id.in_(select(Message.id).where(Message.status == MessageStatus.HELD)),
             Message.received_at <= now - config.programme.held_waiting,
         )
         .group_by(Message.pair_id)

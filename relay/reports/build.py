@@ -3,8 +3,8 @@
 Owns the order of the work and the report's shape, one object
 {"period", "summary", "pairs", "cohorts", "moderation", "focus"} (plus the
 charts' series for the page). The focus list is the programme's own
-(relay.programme.focus), as of the report's moment; each pair's row carries
-its reasons.
+(relay.programme.focus), as of the report's moment, fed with the report's
+own reading of when each side last wrote; each pair's row carries its reasons.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from relay.config import Config
 from relay.errors import NotFoundError
 from relay.programme.cohorts import find_cohort
 from relay.programme.focus import focus_list
+from relay.programme.focus_inputs import FocusInputs
 from relay.reports.cohorts import cohort_rows
 from relay.reports.held import held_messages
 from relay.reports.moderation import moderation_figures
-from relay.reports.pairs import PairQuery, pair_rows
+from relay.reports.pairs import PairQuery, message_stats, pair_rows
 from relay.reports.period import Period
 from relay.reports.replies import reply_figures
 from relay.reports.selection import selected_pairs
@@ -73,8 +74,17 @@ def _report(
     domain = config.relay.domain
     query = PairQuery(session, dialect, period, selection, held, domain, with_addresses)
     medians, histogram = reply_figures(session, dialect, period, selection)
-    pairs = pair_rows(query, medians)
-    listed = focus_list(session, config, period.as_of, period.cohort)
+    stats = message_stats(query)
+    pairs = pair_rows(query, stats, medians)
+    # The focus list's "when did each side last write" is in the report's own pass.
+    shared = FocusInputs(
+        pairs={row["id"] for row in pairs},
+        last_written={
+            pair_id: {sender: figures.latest for sender, figures in sides.items()}
+            for pair_id, sides in stats.items()
+        },
+    )
+    listed = focus_list(session, config, period.as_of, period.cohort, shared)
     focus: list[dict[str, Any]] = [entry.to_json() for entry in listed]
     by_address = {row["address"]: row for row in pairs}
     focus = [entry for entry in focus if entry["pair"] in by_address]

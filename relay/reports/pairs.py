@@ -50,10 +50,12 @@ def one_decimal(value: float | None) -> float | None:
     return None if value is None else round(float(value), 1)
 
 
-def pair_rows(query: PairQuery, replies: PairMedians) -> list[dict[str, Any]]:
-    """One row per selected pair; replies: the median reply times (relay.reports.replies)."""
+def pair_rows(query: PairQuery, stats: MessageStats, replies: PairMedians) -> list[dict[str, Any]]:
+    """One row per selected pair.
+
+    stats: message_stats(); replies: the median reply times (relay.reports.replies).
+    """
     period = query.period
-    stats = _message_stats(query)
     held, rejected = _moderated(query)
     prompts = {
         row.pair_id: (int(row.prompts), int(row.answered or 0))
@@ -88,7 +90,11 @@ def pair_rows(query: PairQuery, replies: PairMedians) -> list[dict[str, Any]]:
     for pair in query.session.execute(base):
         found = stats.get(pair.id, {})
         sides = {pair.mentor_id: "mentor", pair.mentee_id: "mentee"}
-        by_side = {sides.get(sender, "?"): figures for sender, figures in found.items()}
+        by_side = {
+            sides.get(sender, "?"): (figures.first, figures.last, figures.count)
+            for sender, figures in found.items()
+            if figures.first is not None
+        }
         sent, answered = prompts.get(pair.id, (0, 0))
         ended = pair.ended_at if pair.ended_at and pair.ended_at < period.until else None
         open_from = max(pair.created_at, period.start)
@@ -136,26 +142,40 @@ def pair_rows(query: PairQuery, replies: PairMedians) -> list[dict[str, Any]]:
     return rows
 
 
-def _message_stats(query: PairQuery) -> dict[int, dict[int, tuple[Any, Any, int]]]:
-    """pair -> sender -> (first message, last message, messages in the period)."""
+@dataclass(frozen=True)
+class SideFigures:
+    """One participant's messages to one pair."""
+
+    first: datetime | None  # before the report's moment
+    last: datetime | None  # before the report's moment
+    count: int  # in the period
+    latest: datetime  # at any time (the focus list's "last wrote")
+
+
+# pair -> sender -> figures
+MessageStats = dict[int, dict[int, SideFigures]]
+
+
+def message_stats(query: PairQuery) -> MessageStats:
+    """One GROUP BY over the selected pairs' messages, every message once (index only)."""
     period = query.period
+    before = Message.received_at < period.until
     statement = (
         select(
             Message.pair_id,
             Message.sender_id,
             func.min(Message.received_at),
+            func.max(case((before, Message.received_at))),
+            func.sum(case((before & (Message.received_at >= period.start), 1), else_=0)),
             func.max(Message.received_at),
-            func.sum(case((Message.received_at >= period.start, 1), else_=0)),
         )
-        .where(
-            Message.pair_id.in_(select(query.selection.c.id)),
-            Message.received_at < period.until,
-        )
+        .where(Message.pair_id.in_(select(query.selection.c.id)))
         .group_by(Message.pair_id, Message.sender_id)
     )
-    found: dict[int, dict[int, tuple[Any, Any, int]]] = {}
-    for pair_id, sender_id, first, last, count in query.session.execute(statement):
-        found.setdefault(pair_id, {})[sender_id] = (first, last, int(count or 0))
+    found: MessageStats = {}
+    for pair_id, sender_id, first, last, count, latest in query.session.execute(statement):
+        first = first if first < period.until else None
+        found.setdefault(pair_id, {})[sender_id] = SideFigures(first, last, int(count or 0), latest)
     return found
 
 
