@@ -3,8 +3,9 @@
 Owns the order of the work and the report's shape, one object
 {"period", "summary", "pairs", "cohorts", "moderation", "focus"} (plus the
 charts' series for the page). The focus list is the programme's own
-(relay.programme.focus), as of the report's moment, fed with the report's
-own reading of when each side last wrote; each pair's row carries its reasons.
+(relay.programme.focus), as of the report's moment, fed with what the report
+has read already (when each side last wrote, the last two prompts); each
+pair's row carries its reasons.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from relay.reports.held import held_messages
 from relay.reports.moderation import moderation_figures
 from relay.reports.pairs import PairQuery, message_stats, pair_rows
 from relay.reports.period import Period
+from relay.reports.prompts import pair_prompts
 from relay.reports.replies import reply_figures
 from relay.reports.selection import selected_pairs
 from relay.reports.series import chart_series
@@ -75,14 +77,16 @@ def _report(
     query = PairQuery(session, dialect, period, selection, held, domain, with_addresses)
     medians, histogram = reply_figures(session, dialect, period, selection)
     stats = message_stats(query)
-    pairs = pair_rows(query, stats, medians)
-    # The focus list's "when did each side last write" is in the report's own pass.
+    prompts = pair_prompts(session, period, selection)
+    pairs = pair_rows(query, stats, medians, prompts)
+    # The focus list reads what the report's own passes over messages and prompts found.
     shared = FocusInputs(
         pairs={row["id"] for row in pairs},
         last_written={
             pair_id: {sender: figures.latest for sender, figures in sides.items()}
             for pair_id, sides in stats.items()
         },
+        last_prompts={pair_id: found.last_two for pair_id, found in prompts.items()},
     )
     listed = focus_list(session, config, period.as_of, period.cohort, shared)
     focus: list[dict[str, Any]] = [entry.to_json() for entry in listed]

@@ -4,12 +4,14 @@ Owns the figures a coordinator reads per pair (docs/reports.md lists them):
 one GROUP BY over the pair's messages per sender (first and last message,
 count in the period), held (relay.reports.held) and rejected counts, the
 median reply times (relay.reports.replies), prompts answered
-(relay.reports.prompts) and each side's latest check-in score; Python only
+(relay.reports.prompts, read once with the focus list's
+prompts) and each side's latest check-in score; Python only
 joins those per-pair rows. Names are display names; real addresses only when asked for.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +22,7 @@ from sqlalchemy.sql.expression import Subquery
 
 from relay.mail.addresses import pair_address
 from relay.reports.period import Period
-from relay.reports.prompts import prompt_counts
+from relay.reports.prompts import PairPrompts
 from relay.reports.replies import PairMedians
 from relay.reports.sql import Dialect
 from relay.store.models import Checkin, Cohort, Message, Pair, Participant
@@ -50,17 +52,19 @@ def one_decimal(value: float | None) -> float | None:
     return None if value is None else round(float(value), 1)
 
 
-def pair_rows(query: PairQuery, stats: MessageStats, replies: PairMedians) -> list[dict[str, Any]]:
+def pair_rows(
+    query: PairQuery,
+    stats: MessageStats,
+    replies: PairMedians,
+    prompts: Mapping[int, PairPrompts],
+) -> list[dict[str, Any]]:
     """One row per selected pair.
 
-    stats: message_stats(); replies: the median reply times (relay.reports.replies).
+    stats: message_stats(); replies: the median reply times
+    (relay.reports.replies); prompts: relay.reports.prompts.pair_prompts().
     """
     period = query.period
     held, rejected = _moderated(query)
-    prompts = {
-        row.pair_id: (int(row.prompts), int(row.answered or 0))
-        for row in query.session.execute(select(prompt_counts(period, query.selection)))
-    }
     checkins = _latest_scores(query)
     mentor, mentee = aliased(Participant), aliased(Participant)
     base = (
@@ -95,7 +99,8 @@ def pair_rows(query: PairQuery, stats: MessageStats, replies: PairMedians) -> li
             for sender, figures in found.items()
             if figures.first is not None
         }
-        sent, answered = prompts.get(pair.id, (0, 0))
+        pair_prompts = prompts.get(pair.id)
+        sent, answered = (pair_prompts.sent, pair_prompts.answered) if pair_prompts else (0, 0)
         ended = pair.ended_at if pair.ended_at and pair.ended_at < period.until else None
         open_from = max(pair.created_at, period.start)
         span = max(((ended or period.until) - open_from).total_seconds() / 86400, 1.0)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -47,7 +48,11 @@ class ScheduledSend(Base):
     """
 
     __tablename__ = "scheduled_items"
-    __table_args__ = (UniqueConstraint("pair_id", "item_key", "participant_id"),)
+    __table_args__ = (
+        UniqueConstraint("pair_id", "item_key", "participant_id"),
+        # Sent prompts per pair with their times, for reports and the focus list (0016).
+        Index("ix_scheduled_items_sent", "kind", "status", "pair_id", "item_key", "done_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"))
