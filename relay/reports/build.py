@@ -75,7 +75,7 @@ def _report(
 ) -> dict[str, Any]:
     domain = config.relay.domain
     query = PairQuery(session, dialect, period, selection, held, domain, with_addresses)
-    medians, histogram = reply_figures(session, dialect, period, selection)
+    medians, histogram, written = reply_figures(session, dialect, period, selection, with_series)
     stats = message_stats(query)
     prompts = pair_prompts(session, period, selection)
     pairs = pair_rows(query, stats, medians, prompts)
@@ -105,6 +105,6 @@ def _report(
         "moderation": moderation_figures(session, dialect, period, held, accepting),
         "focus": focus,
     }
-    if with_series:
-        report["series"] = chart_series(session, dialect, period, selection, histogram)
+    if written is not None:
+        report["series"] = chart_series(session, dialect, period, selection, histogram, written)
     return report

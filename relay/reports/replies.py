@@ -16,6 +16,7 @@ objects: the driver's tuples become numpy arrays, sorted and counted there.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,12 @@ BUCKETS = 10**13
 Histogram = dict[tuple[int | None, int], dict[int, int]]
 
 
-def _replies(dialect: Dialect, period: Period, selection: Subquery) -> Select[Any]:
+def _replies(dialect: Dialect, period: Period, selection: Subquery, every: bool) -> Select[Any]:
+    """Columns: pair_id, cohort_id, by_mentor, reply hours [, week_number].
+
+    every=False: the replies of the period; True: every message of the period
+    (hours NULL when it is not a reply) with its week, for the page's charts.
+    """
     # Ordered by received_at alone, so the index gives the order (ties: the index's).
     written = (
         select(
@@ -50,41 +56,72 @@ def _replies(dialect: Dialect, period: Period, selection: Subquery) -> Select[An
         .where(Message.pair_id.in_(select(selection.c.id)), Message.received_at < period.until)
         .subquery()
     )
-    return (
-        select(
-            written.c.pair_id,
-            Pair.cohort_id,
-            case((written.c.sender_id == Pair.mentor_id, 1), else_=0),
-            dialect.hours_between(written.c.received_at, written.c.previous_at),
-        )
+    is_reply = written.c.previous_sender != written.c.sender_id
+    hours = dialect.hours_between(written.c.received_at, written.c.previous_at)
+    columns: list[Any] = [
+        written.c.pair_id,
+        Pair.cohort_id,
+        case((written.c.sender_id == Pair.mentor_id, 1), else_=0),
+    ]
+    if every:
+        columns += [case((is_reply, hours)), dialect.week_number(written.c.received_at)]
+    else:
+        columns.append(hours)
+    statement = (
+        select(*columns)
         .join(Pair, Pair.id == written.c.pair_id)
-        .where(
-            written.c.previous_sender != written.c.sender_id,
-            written.c.received_at >= period.start,
-        )
+        .where(written.c.received_at >= period.start)
     )
+    return statement if every else statement.where(is_reply)
 
 
 # (pair_id, "mentor" | "mentee") -> that side's median reply time, in hours
 PairMedians = dict[tuple[int, str], float]
 
 
+@dataclass(frozen=True)
+class Written:
+    """Every message of the period, as numpy arrays of equal length (for the page's charts)."""
+
+    pair_ids: Any
+    cohorts: Any  # -1: the pair has no cohort
+    weeks: Any  # relay.reports.sql.Dialect.week_number
+
+
 def reply_figures(
-    session: Session, dialect: Dialect, period: Period, selection: Subquery
-) -> tuple[PairMedians, Histogram]:
-    """Per-pair medians (exact) and the cohort histogram, from ONE pass over the messages."""
-    # Every column as float64 (ids are far below 2**53: exact); a NULL cohort becomes NaN.
+    session: Session,
+    dialect: Dialect,
+    period: Period,
+    selection: Subquery,
+    with_weeks: bool = False,
+) -> tuple[PairMedians, Histogram, Written | None]:
+    """Per-pair medians (exact) and the cohort histogram, from ONE pass over the messages.
+
+    with_weeks: also every message's pair, cohort and week (the pass reads
+    them all anyway; the charts need no second pass).
+    """
+    width = 5 if with_weeks else 4
+    # Every column as float64 (ids and weeks are far below 2**53: exact); NULL becomes NaN.
     batches = [
-        np.array(rows, dtype=np.float64).reshape(-1, 4)
-        for rows in driver_batches(session, _replies(dialect, period, selection))
+        np.array(rows, dtype=np.float64).reshape(-1, width)
+        for rows in driver_batches(session, _replies(dialect, period, selection, with_weeks))
     ]
-    table = np.concatenate(batches) if batches else np.empty((0, 4))
+    table = np.concatenate(batches) if batches else np.empty((0, width))
     pair_ids, by_mentor = table[:, 0].astype(np.int64), table[:, 2].astype(np.int64)
     cohorts = np.nan_to_num(table[:, 1], nan=-1).astype(np.int64)  # ids are positive
     hours = table[:, 3]
-    return _medians(pair_ids * 2 + by_mentor, hours), _histogram(
-        cohorts, by_mentor, dialect.tenths(hours)
-    )
+    written = None
+    if with_weeks:
+        written = Written(pair_ids, cohorts, table[:, 4].astype(np.int64))
+        replies = ~np.isnan(hours)
+        pair_ids, by_mentor, cohorts, hours = (
+            pair_ids[replies],
+            by_mentor[replies],
+            cohorts[replies],
+            hours[replies],
+        )
+    medians = _medians(pair_ids * 2 + by_mentor, hours)
+    return medians, _histogram(cohorts, by_mentor, dialect.tenths(hours)), written
 
 
 def _medians(groups: Any, hours: Any) -> PairMedians:
@@ -110,13 +147,24 @@ def _histogram(cohorts: Any, by_mentor: Any, buckets: Any) -> Histogram:
         return histogram
     # One integer per (cohort, side, bucket), so that counting is one sort of integers.
     side_keys = (cohorts + 1) * 2 + by_mentor
-    keys, counts = np.unique(side_keys * BUCKETS + buckets, return_counts=True)
+    keys, counts = counted(side_keys * BUCKETS + buckets)
     for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
         side_key, bucket = divmod(key, BUCKETS)
         cohort_id = side_key // 2 - 1
         side = (None if cohort_id == -1 else cohort_id, side_key % 2)
         histogram.setdefault(side, {})[bucket] = count
     return histogram
+
+
+def counted(keys: Any) -> tuple[Any, Any]:
+    """(the distinct integers, how often each occurs), smallest first.
+
+    np.unique(return_counts=True) does the same, but took ten times as long
+    here (numpy 2.x) as one sort and a comparison of neighbours.
+    """
+    ordered = np.sort(keys, kind="stable")
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    return ordered[starts], np.diff(np.r_[starts, len(ordered)])
 
 
 def merged(parts: Iterable[Mapping[int, int]]) -> dict[int, int]:
