@@ -35,43 +35,39 @@ Histogram = dict[tuple[int | None, int], dict[int, int]]
 
 
 def _replies(dialect: Dialect, period: Period, selection: Subquery, every: bool) -> Select[Any]:
-    """Columns: pair_id, cohort_id, by_mentor, reply hours [, week_number].
+    """Columns: pair_id, sender_id, reply hours [, week_number].
 
     every=False: the replies of the period; True: every message of the period
     (hours NULL when it is not a reply) with its week, for the page's charts.
     """
+    # Each message's time as the number both the hours and the week are computed
+    # from, once per message (on SQLite a julianday(), the pass's largest cost).
+    moment = dialect.moment(Message.received_at)
     # Ordered by received_at alone, so the index gives the order (ties: the index's).
     written = (
         select(
             Message.pair_id,
             Message.sender_id,
             Message.received_at,
+            moment.label("moment"),
             func.lag(Message.sender_id)
             .over(partition_by=Message.pair_id, order_by=Message.received_at)
             .label("previous_sender"),
-            func.lag(Message.received_at)
+            func.lag(moment)
             .over(partition_by=Message.pair_id, order_by=Message.received_at)
-            .label("previous_at"),
+            .label("previous_moment"),
         )
         .where(Message.pair_id.in_(select(selection.c.id)), Message.received_at < period.until)
         .subquery()
     )
     is_reply = written.c.previous_sender != written.c.sender_id
-    hours = dialect.hours_between(written.c.received_at, written.c.previous_at)
-    columns: list[Any] = [
-        written.c.pair_id,
-        Pair.cohort_id,
-        case((written.c.sender_id == Pair.mentor_id, 1), else_=0),
-    ]
+    hours = dialect.hours_between_moments(written.c.moment, written.c.previous_moment)
+    columns: list[Any] = [written.c.pair_id, written.c.sender_id]
     if every:
-        columns += [case((is_reply, hours)), dialect.week_number(written.c.received_at)]
+        columns += [case((is_reply, hours)), dialect.week_of_moment(written.c.moment)]
     else:
         columns.append(hours)
-    statement = (
-        select(*columns)
-        .join(Pair, Pair.id == written.c.pair_id)
-        .where(written.c.received_at >= period.start)
-    )
+    statement = select(*columns).where(written.c.received_at >= period.start)
     return statement if every else statement.where(is_reply)
 
 
@@ -100,19 +96,29 @@ def reply_figures(
     with_weeks: also every message's pair, cohort and week (the pass reads
     them all anyway; the charts need no second pass).
     """
-    width = 5 if with_weeks else 4
+    width = 4 if with_weeks else 3
     # Every column as float64 (ids and weeks are far below 2**53: exact); NULL becomes NaN.
     batches = [
         np.array(rows, dtype=np.float64).reshape(-1, width)
         for rows in driver_batches(session, _replies(dialect, period, selection, with_weeks))
     ]
     table = np.concatenate(batches) if batches else np.empty((0, width))
-    pair_ids, by_mentor = table[:, 0].astype(np.int64), table[:, 2].astype(np.int64)
-    cohorts = np.nan_to_num(table[:, 1], nan=-1).astype(np.int64)  # ids are positive
-    hours = table[:, 3]
+    pair_ids, senders, hours = table[:, 0].astype(np.int64), table[:, 1], table[:, 2]
+    # Each pair's mentor and cohort, looked up by position among the pairs' sorted ids.
+    pairs = np.array(
+        session.execute(
+            select(Pair.id, Pair.mentor_id, func.coalesce(Pair.cohort_id, -1))
+            .where(Pair.id.in_(select(selection.c.id)))
+            .order_by(Pair.id)
+        ).all(),
+        dtype=np.int64,
+    ).reshape(-1, 3)
+    place = np.searchsorted(pairs[:, 0], pair_ids)
+    by_mentor = (senders == pairs[place, 1]).astype(np.int64)
+    cohorts = pairs[place, 2]  # -1: no cohort (ids are positive)
     written = None
     if with_weeks:
-        written = Written(pair_ids, cohorts, table[:, 4].astype(np.int64))
+        written = Written(pair_ids, cohorts, table[:, 3].astype(np.int64))
         replies = ~np.isnan(hours)
         pair_ids, by_mentor, cohorts, hours = (
             pair_ids[replies],

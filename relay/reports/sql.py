@@ -96,6 +96,26 @@ class Dialect:
         rounded = np.rint(scaled) if self.postgres else np.floor(scaled + 0.5)
         return rounded.astype(np.int64)
 
+    def moment(self, timestamp: Any) -> ColumnElement[Any]:
+        """A timestamp as what hours_between_moments() and week_of_moment() take.
+
+        SQLite: its Julian day (the text is parsed once); PostgreSQL: itself.
+        """
+        return timestamp if self.postgres else func.julianday(timestamp)
+
+    def hours_between_moments(self, later: Any, earlier: Any) -> ColumnElement[Any]:
+        """hours_between() of two moment()s: the same value, to the last bit."""
+        if self.postgres:
+            return self.hours_between(later, earlier)
+        hours: ColumnElement[Any] = (later - earlier) * 24.0
+        return hours
+
+    def week_of_moment(self, moment: Any) -> ColumnElement[int]:
+        """week_number() of a moment(): the same value."""
+        if self.postgres:
+            return self.week_number(moment)
+        return cast((moment - EPOCH_MONDAY_JULIAN) / 7, Integer)
+
     def week_number(self, moment: Any) -> ColumnElement[int]:
         """Whole weeks from Monday 1970-01-05 (UTC) to a timestamp: arithmetic, no formatting."""
         if self.postgres:
