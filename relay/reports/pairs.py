@@ -28,8 +28,6 @@ from relay.reports.sql import Dialect
 from relay.store.models import Checkin, Cohort, Message, Pair, Participant
 from relay.store.states import MessageStatus
 
-SIDES = ("mentor", "mentee")
-
 
 @dataclass(frozen=True)
 class PairQuery:
@@ -91,19 +89,18 @@ def pair_rows(
         .order_by(Cohort.name, Pair.id)
     )
     rows = []
-    for pair in query.session.execute(base):
+    as_of, until, start = period.as_of, period.until, period.start
+    nothing = SideFigures(None, None, 0, as_of)
+    for pair in query.session.connection().execute(base):
         found = stats.get(pair.id, {})
-        sides = {pair.mentor_id: "mentor", pair.mentee_id: "mentee"}
-        by_side = {
-            sides.get(sender, "?"): (figures.first, figures.last, figures.count)
-            for sender, figures in found.items()
-            if figures.first is not None
-        }
+        from_mentor = found.get(pair.mentor_id, nothing)
+        from_mentee = found.get(pair.mentee_id, nothing)
         pair_prompts = prompts.get(pair.id)
         sent, answered = (pair_prompts.sent, pair_prompts.answered) if pair_prompts else (0, 0)
-        ended = pair.ended_at if pair.ended_at and pair.ended_at < period.until else None
-        open_from = max(pair.created_at, period.start)
-        span = max(((ended or period.until) - open_from).total_seconds() / 86400, 1.0)
+        ended = pair.ended_at if pair.ended_at and pair.ended_at < until else None
+        open_from = max(pair.created_at, start)
+        span = max(((ended or until) - open_from).total_seconds() / 86400, 1.0)
+        total = from_mentor.count + from_mentee.count
         row: dict[str, Any] = {
             "id": pair.id,
             "address": pair_address(pair.token, query.domain),
@@ -113,27 +110,25 @@ def pair_rows(
         }
         if query.with_addresses:
             row |= {"mentor_address": pair.mentor_address, "mentee_address": pair.mentee_address}
+        # The keys' order is the JSON's and the CSV's columns' order.
         row |= {
             "state": str(pair.status),
             "ended_reason": pair.ended_reason,
             "ended_by": pair.ended_by,
             "matched_on": pair.created_at.date().isoformat(),
-            "days_since_matched": days(period.as_of, pair.created_at),
+            "days_since_matched": days(as_of, pair.created_at),
             "days_in_period": round(span, 1),
-        }
-        counts = {side: by_side.get(side, (None, None, 0))[2] for side in SIDES}
-        total = counts["mentor"] + counts["mentee"]
-        for side in SIDES:
-            row[f"{side}_days_to_first"] = days(by_side.get(side, (None,))[0], pair.created_at)
-        for side in SIDES:
-            row[f"{side}_messages"] = counts[side]
-            row[f"{side}_per_30_days"] = round(counts[side] * 30 / span, 2)
-        row["mentor_share"] = round(counts["mentor"] / total, 3) if total else None
-        for side in SIDES:
-            row[f"{side}_median_reply_hours"] = one_decimal(replies.get((pair.id, side)))
-        for side in SIDES:
-            row[f"{side}_days_silent"] = days(period.as_of, by_side.get(side, (None, None))[1])
-        row |= {
+            "mentor_days_to_first": days(from_mentor.first, pair.created_at),
+            "mentee_days_to_first": days(from_mentee.first, pair.created_at),
+            "mentor_messages": from_mentor.count,
+            "mentor_per_30_days": round(from_mentor.count * 30 / span, 2),
+            "mentee_messages": from_mentee.count,
+            "mentee_per_30_days": round(from_mentee.count * 30 / span, 2),
+            "mentor_share": round(from_mentor.count / total, 3) if total else None,
+            "mentor_median_reply_hours": one_decimal(replies.get((pair.id, "mentor"))),
+            "mentee_median_reply_hours": one_decimal(replies.get((pair.id, "mentee"))),
+            "mentor_days_silent": days(as_of, from_mentor.last),
+            "mentee_days_silent": days(as_of, from_mentee.last),
             "prompts": sent,
             "prompts_answered": answered,
             "prompts_unanswered": sent - answered,
