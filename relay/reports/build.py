@@ -19,7 +19,6 @@ from sqlalchemy.sql.expression import Subquery
 
 from relay.config import Config
 from relay.errors import NotFoundError
-from relay.programme.cohorts import find_cohort
 from relay.programme.focus import focus_list
 from relay.programme.focus_inputs import FocusInputs
 from relay.reports.cohorts import cohort_rows
@@ -50,7 +49,12 @@ def build_report(
         # [database] statement_timeout bounds the daemon's statements; a report over a
         # large programme is one coordinator's batch, and may take longer.
         session.execute(text(f"SET LOCAL statement_timeout = '{REPORT_STATEMENT_TIMEOUT}'"))
-    cohort_id = find_cohort(session, period.cohort).id if period.cohort else None
+    cohort_id = None
+    if period.cohort:
+        # Imported here: relay.programme.cohorts pulls in the curricula and notices.
+        from relay.programme.cohorts import find_cohort
+
+        cohort_id = find_cohort(session, period.cohort).id
     if not session.scalar(select(func.count()).select_from(Pair)):
         raise NotFoundError("the programme has no pairs yet: nothing to report")
     selection = selected_pairs(period, cohort_id)

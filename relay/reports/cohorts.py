@@ -41,7 +41,12 @@ def cohort_rows(
     names = {cohort_id: name for cohort_id, name in session.execute(select(Cohort.id, Cohort.name))}
     cohort_of = {name: cohort_id for cohort_id, name in names.items()}
     found = _figures(session, dialect, period, selection, grouped=True)
-    found |= _figures(session, dialect, period, selection, grouped=False)
+    whole = _figures(session, dialect, period, selection, grouped=False)
+    # The whole report's scores are the cohorts' summed: no second pass over check-ins.
+    for figures in found.values():
+        for score, count in figures["scores"].items():
+            whole[ALL]["scores"][score] = whole[ALL]["scores"].get(score, 0) + count
+    found |= whole
     totals: dict[Any, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for row in pair_rows:
         for key in (cohort_of.get(row["cohort"]), ALL):
@@ -149,6 +154,8 @@ def _figures(
     )
     for group, value in session.execute(median(lengths, "days", ("key",))):
         found[group]["median_match_days"] = value
+    if not grouped:
+        return found  # the scores: summed from the groups' by the caller
     scores = (
         select(key, Checkin.score, func.count())
         .join(Pair, Pair.id == Checkin.pair_id)
