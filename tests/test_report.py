@@ -313,6 +313,20 @@ def test_the_focus_list_is_the_programme_one(programme: Programme):
     assert [entry["pair"] for entry in focus] == [programme.pairs[0], programme.pairs[3]]
 
 
+def test_the_focus_list_after_weeks_of_silence_is_the_programme_one(programme: Programme):
+    """The report hands the focus list its own reading of who last wrote and of the
+    prompts (relay.programme.focus_inputs); weeks later, the silences it finds must be
+    those `relay focus` finds by itself."""
+    later = programme.start + timedelta(days=59)
+    report = programme.report("--until", later.isoformat())
+    focus = json.loads(
+        ok(programme.config_path, "focus", "--json", "--at", f"{later + timedelta(days=1)} 00:00")
+    )
+    assert report["focus"] == focus
+    reasons = {reason["reason"] for entry in focus for reason in entry["reasons"]}
+    assert {"quiet pair", "one-sided silence"} & reasons
+
+
 def test_a_period_and_a_cohort_narrow_every_figure(programme: Programme):
     since = (programme.start + timedelta(days=10)).isoformat()
     report = programme.report("--since", since)
