@@ -15,8 +15,45 @@ from typing import Any
 
 
 def to_json(report: dict[str, Any]) -> str:
+    """The report as json.dumps(..., indent=2, ensure_ascii=False) writes it, byte for byte.
+
+    The pairs table is most of it (tens of thousands of rows), and json.dumps
+    with an indent writes it with the pure-Python encoder; each row here is
+    one call to the C encoder, whose item separator carries the newline and
+    the row's indentation. Everything else goes through json.dumps.
+    """
     shown = {key: value for key, value in report.items() if key != "series"}
-    return json.dumps(shown, indent=2, ensure_ascii=False)
+    parts = []
+    for key, value in shown.items():
+        if key == "pairs" and value:
+            text = "[\n" + ",\n".join(_pair_row(row) for row in value) + "\n  ]"
+        else:
+            text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        parts.append(f"  {json.dumps(key, ensure_ascii=False)}: {text}")
+    return "{\n" + ",\n".join(parts) + "\n}" if parts else "{}"
+
+
+# One pair row's items, one per line, at the depth a row of the "pairs" list has.
+_ROW_ITEMS = json.JSONEncoder(ensure_ascii=False, separators=(",\n      ", ": "))
+_CONTAINERS = (dict, list)
+
+
+def _pair_row(row: dict[str, Any]) -> str:
+    """A row as json.dumps(report, indent=2) writes it inside the "pairs" list."""
+    nested = [key for key, value in row.items() if type(value) in _CONTAINERS and value]
+    if nested == ["focus"] and next(reversed(row)) == "focus":
+        # Plain values, then the list of focus reasons last: the row with an empty list
+        # in one call, then the list as indent=2 writes it at that depth.
+        text = _ROW_ITEMS.encode({**row, "focus": []})
+        reasons = ",\n        ".join(json.dumps(item, ensure_ascii=False) for item in row["focus"])
+        text = text[: -len("[]}")] + "[\n        " + reasons + "\n      ]}"
+    elif not nested:
+        text = _ROW_ITEMS.encode(row)
+    else:
+        return "    " + json.dumps(row, indent=2, ensure_ascii=False).replace("\n", "\n    ")
+    if text == "{}":
+        return "    {}"
+    return "    {\n      " + text[1:-1] + "\n    }"
 
 
 def flat(row: dict[str, Any]) -> dict[str, Any]:
