@@ -327,6 +327,29 @@ def test_the_focus_list_after_weeks_of_silence_is_the_programme_one(programme: P
     assert {"quiet pair", "one-sided silence"} & reasons
 
 
+def test_the_json_is_what_json_dumps_writes(programme: Programme):
+    """--json writes the pairs table through its own fast path; the text must be
+    json.dumps(indent=2)'s to the byte, for the report and for awkward rows."""
+    from relay.reports.files import to_json
+
+    report = programme.report()
+    awkward = {
+        "period": {"since": None},
+        "pairs": [
+            {"id": 1, "mentor": 'Zoë "Z" \\ \u0000', "share": 0.1, "focus": []},
+            {"id": 2, "mentor": "Ana", "focus": ["quiet pair", "low check-in"]},
+            {"focus": ["first"], "id": 3},
+            {"id": 4, "nested": {"a": [1]}, "focus": ["x"]},
+            {},
+        ],
+        "focus": [{"reasons": [{"reason": "quiet pair"}]}],
+        "series": {"left": "out"},
+    }
+    for shown in (report, awkward):
+        expected = {key: value for key, value in shown.items() if key != "series"}
+        assert to_json(shown) == json.dumps(expected, indent=2, ensure_ascii=False)
+
+
 def test_a_period_and_a_cohort_narrow_every_figure(programme: Programme):
     since = (programme.start + timedelta(days=10)).isoformat()
     report = programme.report("--since", since)
@@ -465,26 +488,3 @@ def test_an_empty_programme_is_a_clear_error(config_path: Path, store: db.Store)
     result = run(config_path, "report")
     assert result.exit_code == 1
     assert result.output.strip() == "Error: the programme has no pairs yet: nothing to report"
-
-
-def test_the_json_is_what_json_dumps_writes(programme: Programme):
-    """--json writes the pairs table through its own fast path; the text must be
-    json.dumps(indent=2)'s to the byte, for the report and for awkward rows."""
-    from relay.reports.files import to_json
-
-    report = programme.report()
-    awkward = {
-        "period": {"since": None},
-        "pairs": [
-            {"id": 1, "mentor": 'Zoë "Z" \\ \u0000', "share": 0.1, "focus": []},
-            {"id": 2, "mentor": "Ana", "focus": ["quiet pair", "low check-in"]},
-            {"focus": ["first"], "id": 3},
-            {"id": 4, "nested": {"a": [1]}, "focus": ["x"]},
-            {},
-        ],
-        "focus": [{"reasons": [{"reason": "quiet pair"}]}],
-        "series": {"left": "out"},
-    }
-    for shown in (report, awkward):
-        expected = {key: value for key, value in shown.items() if key != "series"}
-        assert to_json(shown) == json.dumps(expected, indent=2, ensure_ascii=False)
