@@ -7,7 +7,7 @@ of the (pair, item, participant) rows was fetched from the table through
 the unique key.
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0018
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0016"
-down_revision = "0014"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
