@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from relay.errors import DatabaseError
+from relay.store.sqlite_files import UnreadableFile, holds_sqlite
 
 # SQLAlchemy's driver name -> the package on PyPI that provides it.
 DRIVER_PACKAGES = {
@@ -35,7 +36,6 @@ DRIVER_PACKAGES = {
     "pyodbc": "pyodbc",
     "pymssql": "pymssql",
 }
-_SQLITE_HEADER = b"SQLite format 3\x00"
 _EXAMPLES = "e.g. sqlite:///relay.db or postgresql+psycopg://user:password@host/relay"
 
 
@@ -87,9 +87,8 @@ def _check_sqlite_file(parsed: URL, *, create: bool) -> None:
             raise DatabaseError(f"cannot create the database {path}: {path.parent} does not exist")
         return
     try:
-        with path.open("rb") as handle:
-            header = handle.read(len(_SQLITE_HEADER))
-    except OSError as error:
-        raise DatabaseError(f"cannot read the database {path}: {error.strerror}") from None
-    if header and header != _SQLITE_HEADER:
+        is_database = holds_sqlite(path)
+    except UnreadableFile as error:
+        raise DatabaseError(f"cannot read the database {path}: {error}") from None
+    if not is_database:
         raise DatabaseError(f"{path} is not a SQLite database (check [database] url)")

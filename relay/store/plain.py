@@ -41,7 +41,6 @@ SCHEMA_REVISION = "SELECT version_num FROM alembic_version"
 
 # How SQLAlchemy's SQLite dialect stores a DateTime: text that sorts as time does.
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
-_SQLITE_HEADER = b"SQLite format 3\x00"
 _SQLITE_PREFIXES = ("sqlite:///", "sqlite+pysqlite:///")
 _PSYCOPG_PREFIX = "postgresql+psycopg://"
 _NAMED_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
@@ -172,10 +171,11 @@ def _open_sqlite(settings: DatabaseSettings) -> PlainReader | None:
     if not name or "?" in name or name == ":memory:" or name.startswith("file:"):
         return None
     path = Path(name)
+    # No header read with open(): see relay.store.sqlite_files. A file that is not SQLite
+    # fails the revision query, and relay.store.db says what is wrong, as for an empty one.
     try:
-        with path.open("rb") as handle:
-            if handle.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
-                return None  # empty (relay.store.db creates it) or not SQLite (it says so)
+        if path.stat().st_size == 0:
+            return None  # empty: relay.store.db creates the schema
     except OSError:
         return None  # missing or unreadable: relay.commands.database_url says so
     try:
