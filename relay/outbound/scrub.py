@@ -48,7 +48,7 @@ def scrub_message(
     domain or machine.
     """
     scrubber = Scrubber(addresses, replacement, hidden_domains, strip_remote)
-    if scrubber.pattern is None:
+    if not scrubber.addresses:
         return 0
     return scrub_parts.scrub_tree(message, scrubber, _scrub_body)
 

@@ -109,8 +109,6 @@ class Scrubber:
         self.replacement = replacement
         self.relay_domain = replacement.rpartition("@")[2]
         self.strip_remote = strip_remote  # remove remote images and CSS url() from HTML
-        self.pattern = address_pattern(listed)
-        self.markup_pattern = address_pattern(listed, markup=True)
         # The "@" gate holds only if every address has one (a registered address does).
         self._gated = all("@" in address for address in listed)
         domains = (
@@ -120,18 +118,29 @@ class Scrubber:
         )
         self.hosts = host_pattern(domains)
 
+    # Compiled on first use: a pair's patterns take ~15 ms each to compile, and most
+    # messages never need them (no form of "@" in the text, or no HTML part).
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str] | None:
+        return address_pattern(self.addresses)
+
+    @functools.cached_property
+    def markup_pattern(self) -> re.Pattern[str] | None:
+        return address_pattern(self.addresses, markup=True)
+
     def text(self, text: str) -> str:
         """The participants' addresses replaced by the pair address."""
-        if self.pattern is None or (self._gated and not may_hold_address(text)):
+        if self._gated and not may_hold_address(text):
             return text
-        return self.pattern.sub(self.replacement, text)
+        pattern = self.pattern
+        return pattern.sub(self.replacement, text) if pattern is not None else text
 
     def markup(self, html_text: str) -> str:
         """Addresses replaced in HTML source, also where tags split them."""
-        pattern = self.markup_pattern
-        if pattern is None or (self._gated and not may_hold_address(html_text)):
+        if self._gated and not may_hold_address(html_text):
             return html_text
-        return pattern.sub(self.replacement, html_text)
+        pattern = self.markup_pattern
+        return pattern.sub(self.replacement, html_text) if pattern is not None else html_text
 
     def hosts_too(self, text: str) -> str:
         """Addresses replaced, then any host on a participant's domain replaced by the relay's.
