@@ -186,10 +186,8 @@ def invite_next(session: Session, desk: Desk, offer: MatchOffer, now: datetime) 
 def _invite(session: Session, desk: Desk, offer: MatchOffer, choice: OfferChoice) -> None:
     mentor = session.get(Participant, choice.mentor_id)
     assert mentor is not None
-    letters.queue_from(
+    desk.queue(
         session,
-        desk.config,
-        desk.notices,
         Notice.OFFER_INVITATION,
         mentor,
         desk.addresses.address(choice.id),
@@ -246,10 +244,8 @@ def cancel(session: Session, desk: Desk, offer_id: int, by: str, now: datetime) 
     _withdraw_rest(session, offer.id)
     mentee = session.get(Participant, offer.mentee_id)
     assert mentee is not None
-    letters.queue_from(
+    desk.queue(
         session,
-        desk.config,
-        desk.notices,
         Notice.OFFER_CANCELLED,
         mentee,
         desk.addresses.address(offer.id),
@@ -258,10 +254,8 @@ def cancel(session: Session, desk: Desk, offer_id: int, by: str, now: datetime) 
     if invited is not None:
         mentor = session.get(Participant, invited.mentor_id)
         assert mentor is not None
-        letters.queue_from(
+        desk.queue(
             session,
-            desk.config,
-            desk.notices,
             Notice.OFFER_WITHDRAWN,
             mentor,
             desk.addresses.address(invited.id),
@@ -300,10 +294,8 @@ def _close(
             for c in choices
         ],
     )
-    letters.queue_from(  # never left waiting in silence
+    desk.queue(  # never left waiting in silence
         session,
-        desk.config,
-        desk.notices,
         Notice.OFFER_CLOSED,
         mentee,
         desk.addresses.address(offer.id),

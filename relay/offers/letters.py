@@ -39,6 +39,17 @@ class Desk:
     notices: Notices
     addresses: SignedAddresses
 
+    def queue(
+        self,
+        session: Session,
+        notice: Notice,
+        recipient: Addressee,
+        from_address: str,
+        **context: Any,
+    ) -> None:
+        """Render a notice and queue it from a signed offer address."""
+        queue_from(session, self.config, self.notices, notice, recipient, from_address, **context)
+
 
 def queue_from(
     session: Session,

@@ -69,10 +69,8 @@ def _remind(session: Session, desk: Desk, offer: MatchOffer) -> int:
             .where(OfferChoice.offer_id == offer.id)
             .order_by(OfferChoice.rank)
         )
-        letters.queue_from(
+        desk.queue(
             session,
-            desk.config,
-            desk.notices,
             Notice.OFFER_REMINDER,
             mentee,
             desk.addresses.address(offer.id),
@@ -91,10 +89,8 @@ def _remind(session: Session, desk: Desk, offer: MatchOffer) -> int:
         return 0
     mentor = session.get(Participant, invited.mentor_id)
     assert mentor is not None
-    letters.queue_from(
+    desk.queue(
         session,
-        desk.config,
-        desk.notices,
         Notice.OFFER_REMINDER,
         mentor,
         desk.addresses.address(invited.id),
