@@ -61,10 +61,15 @@ def report_command(
     from relay.store.states import utcnow
 
     period = period_from(since, until, cohort, utcnow())
-    with context.store.read_session() as session:
-        report = build_report(
-            session, context.config, period, with_addresses, with_series=html_file is not None
-        )
+    report = build_report(
+        context.store,
+        context.config,
+        period,
+        with_addresses,
+        with_series=html_file is not None,
+        # matplotlib takes most of a second to import: while the second process starts.
+        meanwhile=_import_the_page if html_file is not None else lambda: None,
+    )
     written = []
     if csv_folder is not None:
         written += files.write_csv_folder(csv_folder, report)
@@ -81,3 +86,10 @@ def report_command(
             click.echo(line)
     for path in written:
         click.echo(f"wrote {path}", err=as_json)
+
+
+def _import_the_page() -> None:
+    # The SVG backend is otherwise imported by the first chart's savefig.
+    import matplotlib.backends.backend_svg  # noqa: F401
+
+    import relay.reports.page  # noqa: F401

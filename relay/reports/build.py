@@ -5,12 +5,15 @@ Owns the order of the work and the report's shape, one object
 charts' series for the page). The focus list is the programme's own
 (relay.programme.focus), as of the report's moment, fed with what the report
 has read already (when each side last wrote, the last two prompts); each
-pair's row carries its reasons.
+pair's row carries its reasons. The reply times and the prompts are read by
+a second process (relay.reports.parallel) on the same snapshot, while this
+one reads the other tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, func, select, text
@@ -21,34 +24,57 @@ from relay.config import Config
 from relay.errors import NotFoundError
 from relay.programme.focus import focus_list
 from relay.programme.focus_inputs import FocusInputs
+from relay.reports import parallel
 from relay.reports.cohorts import cohort_rows
 from relay.reports.held import held_messages
 from relay.reports.moderation import moderation_figures
 from relay.reports.pairs import PairQuery, message_stats, pair_rows
 from relay.reports.period import Period
-from relay.reports.prompts import pair_prompts
-from relay.reports.replies import reply_figures
+from relay.reports.prompts import PairPrompts, pair_prompts
+from relay.reports.replies import ReplyFigures, reply_figures
 from relay.reports.selection import selected_pairs
 from relay.reports.series import chart_series
 from relay.reports.sql import Dialect
 from relay.rules.base import Action
+from relay.store.db import Store
 from relay.store.models import Pair
 
 REPORT_STATEMENT_TIMEOUT = "10min"
 
 
 def build_report(
-    session: Session,
+    store: Store,
     config: Config,
     period: Period,
     with_addresses: bool = False,
     with_series: bool = False,
+    meanwhile: Callable[[], object] = lambda: None,
 ) -> dict[str, Any]:
-    dialect = Dialect(session.get_bind().dialect.name)
-    if dialect.postgres:
-        # [database] statement_timeout bounds the daemon's statements; a report over a
-        # large programme is one coordinator's batch, and may take longer.
-        session.execute(text(f"SET LOCAL statement_timeout = '{REPORT_STATEMENT_TIMEOUT}'"))
+    """meanwhile: work of the caller's (no database) for the wait while the second
+    process starts, such as importing what renders the page."""
+    with store.read_session() as session:
+        cohort_id = _checked_cohort(session, period)
+    selection = selected_pairs(period, cohort_id)
+    # The reply times and the prompts, the two largest passes, are read by a second
+    # process while this one reads the rest, both on one snapshot.
+    second = _SecondProcess(period, cohort_id, with_series)
+    with (
+        store.read_session() as session,
+        parallel.beside(store, session, second, meanwhile) as pending,
+    ):
+        dialect = Dialect(session.get_bind().dialect.name)
+        _allow_long_statements(session, dialect)
+        if not session.scalar(select(func.count()).select_from(selection)):
+            where = f" in cohort {period.cohort!r}" if period.cohort else ""
+            raise NotFoundError(f"no pairs{where} were matched and open in that period")
+        with held_messages(session, dialect, period, selection) as held:
+            return _report(
+                session, config, dialect, period, selection, held, with_addresses, pending
+            )
+
+
+def _checked_cohort(session: Session, period: Period) -> int | None:
+    """The cohort asked for (None: every pair); a clear error when there is nothing to report."""
     cohort_id = None
     if period.cohort:
         # Imported here: relay.programme.cohorts pulls in the curricula and notices.
@@ -57,14 +83,30 @@ def build_report(
         cohort_id = find_cohort(session, period.cohort).id
     if not session.scalar(select(func.count()).select_from(Pair)):
         raise NotFoundError("the programme has no pairs yet: nothing to report")
-    selection = selected_pairs(period, cohort_id)
-    if not session.scalar(select(func.count()).select_from(selection)):
-        where = f" in cohort {period.cohort!r}" if period.cohort else ""
-        raise NotFoundError(f"no pairs{where} were matched and open in that period")
-    with held_messages(session, dialect, period, selection) as held:
-        return _report(
-            session, config, dialect, period, selection, held, with_addresses, with_series
-        )
+    return cohort_id
+
+
+def _allow_long_statements(session: Session, dialect: Dialect) -> None:
+    if dialect.postgres:
+        # [database] statement_timeout bounds the daemon's statements; a report over a
+        # large programme is one coordinator's batch, and may take longer.
+        session.execute(text(f"SET LOCAL statement_timeout = '{REPORT_STATEMENT_TIMEOUT}'"))
+
+
+@dataclass(frozen=True)
+class _SecondProcess:
+    """What the second process reads: reply times (and the weeks, for the page), prompts."""
+
+    period: Period
+    cohort_id: int | None
+    with_weeks: bool
+
+    def __call__(self, session: Session) -> tuple[ReplyFigures, dict[int, PairPrompts]]:
+        dialect = Dialect(session.get_bind().dialect.name)
+        _allow_long_statements(session, dialect)
+        selection = selected_pairs(self.period, self.cohort_id)
+        replies = reply_figures(session, dialect, self.period, selection, self.with_weeks)
+        return replies, pair_prompts(session, self.period, selection)
 
 
 def _report(
@@ -75,13 +117,12 @@ def _report(
     selection: Subquery,
     held: Table,
     with_addresses: bool,
-    with_series: bool,
+    pending: parallel.Pending[tuple[ReplyFigures, dict[int, PairPrompts]]],
 ) -> dict[str, Any]:
     domain = config.relay.domain
     query = PairQuery(session, dialect, period, selection, held, domain, with_addresses)
-    medians, histogram, written = reply_figures(session, dialect, period, selection, with_series)
     stats = message_stats(query)
-    prompts = pair_prompts(session, period, selection)
+    (medians, histogram, written), prompts = pending.result()
     pairs = pair_rows(query, stats, medians, prompts)
     # The focus list reads what the report's own passes over messages and prompts found.
     shared = FocusInputs(

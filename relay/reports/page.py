@@ -74,13 +74,33 @@ def _cell(value: Any) -> str:
 
 def _pair_rows(pairs: list[dict[str, Any]], columns: list[tuple[str, str, bool]]) -> Markup:
     """The pairs table's rows, escaped (tens of thousands of rows: a jinja loop per cell
-    was most of the page's time)."""
-    opening = {key: '<td class="n">' if numeric else "<td>" for key, _, numeric in columns}
-    keys = [key for key, _, _ in columns]
+    was most of the page's time). One format string per row; numbers need no escaping."""
+    row_format = "<tr>{}</tr>\n".format(
+        "".join('<td class="n">{}</td>' if numeric else "<td>{}</td>" for _, _, numeric in columns)
+    )
+    keyed = [(key, numeric) for key, _, numeric in columns]
+    lines = [
+        row_format.format(
+            *[
+                ("–" if row[key] is None else row[key]) if numeric else escape(_cell(row[key]))
+                for key, numeric in keyed
+            ]
+        )
+        for row in pairs
+    ]
+    return Markup("".join(lines))
+
+
+def _focus_rows(focus: list[dict[str, Any]]) -> Markup:
+    """The focus table's rows, one per reason (thousands of them in a large programme)."""
     lines = []
-    for row in pairs:
-        cells = "".join(f"{opening[key]}{escape(_cell(row[key]))}</td>" for key in keys)
-        lines.append(f"<tr>{cells}</tr>\n")
+    for entry in focus:
+        pair, cohort = escape(entry["pair"]), escape(entry["cohort"])
+        for reason in entry["reasons"]:
+            lines.append(
+                f"<tr><td>{pair}</td><td>{cohort}</td><td>{escape(reason['reason'])}</td>"
+                f"<td>{escape(reason['since'][:10])}</td><td>{escape(reason['detail'])}</td></tr>\n"
+            )
     return Markup("".join(lines))
 
 
@@ -103,6 +123,7 @@ def render_page(report: dict[str, Any], programme: str) -> str:
         cohorts=report["cohorts"],
         moderation=report["moderation"],
         focus=report["focus"],
+        focus_rows=_focus_rows(report["focus"]),
         pair_columns=columns,
         pair_rows=_pair_rows(report["pairs"], columns),
         charts=all_charts(report),

@@ -84,13 +84,16 @@ class Written:
     weeks: Any  # relay.reports.sql.Dialect.week_number
 
 
+ReplyFigures = tuple[PairMedians, Histogram, Written | None]
+
+
 def reply_figures(
     session: Session,
     dialect: Dialect,
     period: Period,
     selection: Subquery,
     with_weeks: bool = False,
-) -> tuple[PairMedians, Histogram, Written | None]:
+) -> ReplyFigures:
     """Per-pair medians (exact) and the cohort histogram, from ONE pass over the messages.
 
     with_weeks: also every message's pair, cohort and week (the pass reads

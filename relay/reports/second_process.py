@@ -1,0 +1,49 @@
+"""The report's second process: `python -m relay.reports.second_process`.
+
+Owns the child's side of relay.reports.parallel: read the job from stdin
+(database URL and settings, the work), say READY, join the snapshot the
+parent sends, say JOINED, run the work in that snapshot and send its result
+(or FAILED and one line). stdout carries only these pickles: anything else
+printed on it goes to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+from typing import IO, Any
+
+from relay.reports.parallel import DONE, FAILED, JOINED, READY
+from relay.store import snapshots
+from relay.store.db import Store
+
+
+def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
+    def answer(kind: str, value: Any = None) -> None:
+        pickle.dump((kind, value), answers, protocol=pickle.HIGHEST_PROTOCOL)
+        answers.flush()
+
+    try:
+        url, settings, work = pickle.load(requests)
+        store = Store(url, settings)
+        answer(READY)
+        snapshot = pickle.load(requests)
+        with store.read_session() as session:
+            snapshots.join(session, snapshot)
+            answer(JOINED)
+            answer(DONE, work(session))
+    except EOFError:
+        return  # the parent stopped waiting
+    except Exception as error:  # the parent raises it, as one line
+        answer(FAILED, f"{type(error).__name__}: {error}")
+
+
+def main() -> None:
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    serve(sys.stdin.buffer, answers)
+
+
+if __name__ == "__main__":
+    main()
