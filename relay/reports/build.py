@@ -5,9 +5,9 @@ Owns the order of the work and the report's shape, one object
 charts' series for the page). The focus list is the programme's own
 (relay.programme.focus), as of the report's moment, fed with what the report
 has read already (when each side last wrote, the last two prompts); each
-pair's row carries its reasons. The reply times and the prompts are read by
-a second process (relay.reports.parallel) on the same snapshot, while this
-one reads the other tables.
+pair's row carries its reasons. The reply times are read by a second process
+(relay.reports.parallel) on the same snapshot while this one reads every
+other table; they are waited for only when nothing else is left.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from relay.reports import parallel
 from relay.reports.cohorts import cohort_rows
 from relay.reports.held import held_messages
 from relay.reports.moderation import moderation_figures
-from relay.reports.pairs import PairQuery, message_stats, pair_rows
+from relay.reports.pairs import PairQuery, add_reply_medians, message_stats, pair_rows
 from relay.reports.period import Period
-from relay.reports.prompts import PairPrompts, pair_prompts
+from relay.reports.prompts import pair_prompts
 from relay.reports.replies import ReplyFigures, reply_figures
 from relay.reports.selection import selected_pairs
 from relay.reports.series import chart_series
@@ -55,8 +55,8 @@ def build_report(
     with store.read_session() as session:
         cohort_id = _checked_cohort(session, period)
     selection = selected_pairs(period, cohort_id)
-    # The reply times and the prompts, the two largest passes, are read by a second
-    # process while this one reads the rest, both on one snapshot.
+    # The reply times, the largest pass, are read by a second process while this one
+    # reads the rest, both on one snapshot.
     second = _SecondProcess(period, cohort_id, with_series)
     with (
         store.read_session() as session,
@@ -95,18 +95,18 @@ def _allow_long_statements(session: Session, dialect: Dialect) -> None:
 
 @dataclass(frozen=True)
 class _SecondProcess:
-    """What the second process reads: reply times (and the weeks, for the page), prompts."""
+    """What the second process reads: the reply times (with every message's week, for
+    the page's charts)."""
 
     period: Period
     cohort_id: int | None
     with_weeks: bool
 
-    def __call__(self, session: Session) -> tuple[ReplyFigures, dict[int, PairPrompts]]:
+    def __call__(self, session: Session) -> ReplyFigures:
         dialect = Dialect(session.get_bind().dialect.name)
         _allow_long_statements(session, dialect)
         selection = selected_pairs(self.period, self.cohort_id)
-        replies = reply_figures(session, dialect, self.period, selection, self.with_weeks)
-        return replies, pair_prompts(session, self.period, selection)
+        return reply_figures(session, dialect, self.period, selection, self.with_weeks)
 
 
 def _report(
@@ -117,13 +117,15 @@ def _report(
     selection: Subquery,
     held: Table,
     with_addresses: bool,
-    pending: parallel.Pending[tuple[ReplyFigures, dict[int, PairPrompts]]],
+    pending: parallel.Pending[ReplyFigures],
 ) -> dict[str, Any]:
     domain = config.relay.domain
     query = PairQuery(session, dialect, period, selection, held, domain, with_addresses)
+    # Everything that does not need the reply times first, while the second process
+    # reads them.
     stats = message_stats(query)
-    (medians, histogram, written), prompts = pending.result()
-    pairs = pair_rows(query, stats, medians, prompts)
+    prompts = pair_prompts(session, period, selection)
+    pairs = pair_rows(query, stats, prompts)
     # The focus list reads what the report's own passes over messages and prompts found.
     shared = FocusInputs(
         pairs={row["id"] for row in pairs},
@@ -139,15 +141,18 @@ def _report(
     focus = [entry for entry in focus if entry["pair"] in by_address]
     for entry in focus:
         by_address[entry["pair"]]["focus"] = [reason["reason"] for reason in entry["reasons"]]
-    cohorts, summary = cohort_rows(session, dialect, period, selection, histogram, pairs)
     actions: Mapping[str, Action] = config.rules.actions
     accepting = {rule for rule, action in actions.items() if action is Action.ACCEPT}
+    moderation = moderation_figures(session, dialect, period, held, accepting)
+    medians, histogram, written = pending.result()
+    add_reply_medians(pairs, medians)
+    cohorts, summary = cohort_rows(session, dialect, period, selection, histogram, pairs)
     report: dict[str, Any] = {
         "period": period.to_json(),
         "summary": summary,
         "pairs": pairs,
         "cohorts": cohorts,
-        "moderation": moderation_figures(session, dialect, period, held, accepting),
+        "moderation": moderation,
         "focus": focus,
     }
     if written is not None:

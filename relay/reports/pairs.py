@@ -51,15 +51,11 @@ def one_decimal(value: float | None) -> float | None:
 
 
 def pair_rows(
-    query: PairQuery,
-    stats: MessageStats,
-    replies: PairMedians,
-    prompts: Mapping[int, PairPrompts],
+    query: PairQuery, stats: MessageStats, prompts: Mapping[int, PairPrompts]
 ) -> list[dict[str, Any]]:
-    """One row per selected pair.
+    """One row per selected pair, its median reply times still None (add_reply_medians).
 
-    stats: message_stats(); replies: the median reply times
-    (relay.reports.replies); prompts: relay.reports.prompts.pair_prompts().
+    stats: message_stats(); prompts: relay.reports.prompts.pair_prompts().
     """
     period = query.period
     held, rejected = _moderated(query)
@@ -125,8 +121,8 @@ def pair_rows(
             "mentee_messages": from_mentee.count,
             "mentee_per_30_days": round(from_mentee.count * 30 / span, 2),
             "mentor_share": round(from_mentor.count / total, 3) if total else None,
-            "mentor_median_reply_hours": one_decimal(replies.get((pair.id, "mentor"))),
-            "mentee_median_reply_hours": one_decimal(replies.get((pair.id, "mentee"))),
+            "mentor_median_reply_hours": None,  # add_reply_medians()
+            "mentee_median_reply_hours": None,
             "mentor_days_silent": days(as_of, from_mentor.last),
             "mentee_days_silent": days(as_of, from_mentee.last),
             "prompts": sent,
@@ -140,6 +136,13 @@ def pair_rows(
         }
         rows.append(row)
     return rows
+
+
+def add_reply_medians(rows: list[dict[str, Any]], replies: PairMedians) -> None:
+    """Each side's median reply time (relay.reports.replies) into the pairs' rows."""
+    for row in rows:
+        for side in ("mentor", "mentee"):
+            row[f"{side}_median_reply_hours"] = one_decimal(replies.get((row["id"], side)))
 
 
 @dataclass(frozen=True)
