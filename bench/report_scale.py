@@ -10,8 +10,9 @@ each run, interleaved:
   - plain query: SELECT count(*) FROM messages (the baseline: same table,
     same database, same run; timed in this process, a fresh connection);
   - `relay report --json` and `relay report --html FILE`, each a child
-    process (wall time and peak RSS from os.wait4: the whole command, with
-    the interpreter's start-up).
+    process (wall time, CPU time and peak RSS from os.wait4: the whole
+    command, with the interpreter's start-up; CPU and RSS include the
+    report's own second process, which reads the reply times beside it).
 
     python3 bench/report_scale.py                                  # 30,000 / 2,000,000, 3 runs
     python3 bench/report_scale.py --pairs 3000 --messages 200000 --runs 1
