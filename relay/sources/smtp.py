@@ -37,6 +37,7 @@ from relay.config import Config
 from relay.errors import ConfigError
 from relay.intake import Incoming, Intake, Outcome
 from relay.mail import replies
+from relay.mail.envelope import plain_path
 from relay.mail.replies import Reply
 from relay.sources import unix_socket
 from relay.sources.accept_errors import AcceptErrorLimiter
@@ -206,6 +207,11 @@ class RelaySMTP(SMTP):
             if status.startswith(prefix):
                 status = ours
         await super().push(status)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # The plain <local@domain> read without the header parser (relay.mail.envelope).
+        plain = plain_path(arg, self.local_part_limit)
+        return super()._getaddr(arg) if plain is None else plain
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:
