@@ -59,6 +59,12 @@ def main() -> int:
         action="store_true",
         help="time without cProfile (its overhead hides small gains): CPU ms/msg only",
     )
+    parser.add_argument(
+        "--dump",
+        default="",
+        help="also write each phase's pstats to DUMP-intake.prof and DUMP-delivery.prof "
+        "(to read callers with pstats)",
+    )
     arguments = parser.parse_args()
     size = int(arguments.size.rstrip("kK")) * 1024
     from relay.config import load_config
@@ -117,6 +123,8 @@ def main() -> int:
         )
         if not arguments.no_profile:
             show(profile, arguments.top)
+            if arguments.dump:
+                profile.dump_stats(f"{arguments.dump}-intake.prof")
 
         worker = DeliveryWorker(store, config, make_transport(config), Notices(config))
         profile = cProfile.Profile()
@@ -143,6 +151,8 @@ def main() -> int:
         )
         if not arguments.no_profile:
             show(profile, arguments.top)
+            if arguments.dump:
+                profile.dump_stats(f"{arguments.dump}-delivery.prof")
         store.dispose()
     finally:
         sink.terminate()
