@@ -24,6 +24,7 @@ from relay.config import Config
 from relay.delivery.forwarding import forward_row, guardian_rows
 from relay.delivery.notices import Notice, Notices, held_notice_allowed
 from relay.mail.addresses import pair_address
+from relay.mail.policy import message_id_text
 from relay.mail.replies import Reply
 from relay.outbound.rewrite import first_message_id
 from relay.rules.base import Action, Hit, reasons_for
@@ -158,7 +159,7 @@ def rows_for(
             "raw": raw,
             "size": len(raw),
             "subject": subject,
-            "original_message_id": first_message_id(str(message.get("Message-ID", ""))),
+            "original_message_id": first_message_id(message_id_text(message)),
             "relay_message_id": relay_message_id,
             "hits": json.dumps([hit.to_json() for hit in candidate.hits]),
             "source": source,

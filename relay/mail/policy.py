@@ -25,13 +25,22 @@ object keeps what it folded to under each set of folding options
 from __future__ import annotations
 
 import functools
-from email.headerregistry import AddressHeader, BaseHeader, UnstructuredHeader
+import re
+from email.headerregistry import AddressHeader, BaseHeader, MessageIDHeader, UnstructuredHeader
+from email.message import Message
 from email.policy import EmailPolicy
 from typing import Any
 
 CACHED_HEADERS = 4096
 CACHED_HEADER_CLASSES = 512  # header names; a message may invent any number
 SHORT_HEADER = 78  # RFC 5322's line length, the SMTP policy's max_line_length
+
+# One msg-id, a dot-atom on each side (RFC 5322 3.6.4 without the obsolete forms): the
+# header parser reads it with no defect and prints it back exactly (the relay's own
+# ids, and what mail clients write).
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
+_PLAIN_MESSAGE_ID = re.compile(rf"<{_DOT_ATOM}@{_DOT_ATOM}>")
 
 
 class CachingPolicy(EmailPolicy):
@@ -54,7 +63,7 @@ class CachingPolicy(EmailPolicy):
                 value
                 and value.isascii()
                 and len(name) + 2 + len(value) <= SHORT_HEADER
-                and _parse_is_lossless(self.header_factory, name.lower())
+                and _kept_as_written(self.header_factory, name.lower(), value)
             ):
                 # Kept as written: the generator writes a short ASCII value as it stands,
                 # which is what folding its parse gives, and a reader parses it when it
@@ -89,6 +98,38 @@ def _parse(factory: Any, name: str, value: str) -> BaseHeader:
         # The stdlib's structured parsers still raise on some garbage (IndexError on
         # "Message-ID: <<<>>>"); such a header is read as plain text instead.
         return _header_class(factory, _UNSTRUCTURED)(name, unfolded)  # type: ignore[no-any-return]
+
+
+def _kept_as_written(factory: Any, lowered_name: str, value: str) -> bool:
+    if _parse_is_lossless(factory, lowered_name):
+        return True
+    # A Message-ID holding one plain id (the relay's own, on every forward) prints back as
+    # written, and so folds to it when short; "=?" could start an encoded word.
+    return (
+        _is_message_id(factory, lowered_name)
+        and _PLAIN_MESSAGE_ID.fullmatch(value) is not None
+        and "=?" not in value
+    )
+
+
+def message_id_text(message: Message) -> str:
+    """``str(message.get("Message-ID", ""))``, without parsing a plain one.
+
+    The first Message-ID as received, when it is one plain id: the parser would
+    print exactly that back. Anything else is parsed as before.
+    """
+    for name, value in message.raw_items():
+        if name.lower() == "message-id":
+            # A folded value holds white space, so it is never plain: no unfolding needed.
+            if isinstance(value, str) and _PLAIN_MESSAGE_ID.fullmatch(value) and "=?" not in value:
+                return value
+            break
+    return str(message.get("Message-ID", ""))
+
+
+@functools.lru_cache(maxsize=CACHED_HEADER_CLASSES)
+def _is_message_id(factory: Any, lowered_name: str) -> bool:
+    return issubclass(_header_class(factory, lowered_name), MessageIDHeader)
 
 
 @functools.lru_cache(maxsize=CACHED_HEADER_CLASSES)

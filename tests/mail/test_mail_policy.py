@@ -7,13 +7,15 @@ read back as the same parsed value.
 
 from __future__ import annotations
 
-from email import policy
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relay.mail import policy as relay_policy
-from relay.mail.policy import POLICY
+from relay.mail.policy import POLICY, message_id_text
 
 HEADERS = [
     ("From", '"Mentor via Bench" <abc@relay.bench>'),
@@ -28,6 +30,13 @@ HEADERS = [
     ("Message-ID", "<abc.def@relay.bench>"),
     ("Message-ID", "<a@b> <c@d>"),  # parsing keeps only the first: so it is parsed
     ("Message-ID", "<<<>>>"),
+    ("Message-ID", "<0f3a9c2e5b7d41a6@relay.bench>"),  # the relay's own: kept as written
+    ("Message-ID", "<a..b@c>"),  # not a dot-atom: parsed
+    ("Message-ID", "<a@[127.0.0.1]>"),
+    ("Message-ID", "<=?utf-8?q?a?=@b>"),
+    ("Message-ID", " <a@b>"),
+    ("Message-ID", "<a@b> (comment)"),
+    ("message-id", "<a.b@c.d>"),
     ("In-Reply-To", "<a@b> <c@d>"),
     ("References", " ".join(f"<{i}abcdefgh@host.example>" for i in range(6))),
     ("Subject", "How is school going?"),
@@ -110,3 +119,49 @@ def test_a_unique_header_set_twice_is_still_refused():
     message["X-Note"] = "two"  # any number of these
     with pytest.raises(ValueError, match="at most 1"):
         message["to"] = "b@example.org"
+
+
+_ID_TEXT = st.text(alphabet='abcXY09.-_+=?!<>@[] \t()"\\é', max_size=16)
+_message_ids = st.one_of(
+    _ID_TEXT,
+    st.builds(lambda a, b: f"<{a}@{b}>", _ID_TEXT, _ID_TEXT),
+    st.builds(lambda a, b, c: f"{c}<{a}@{b}>{c}", _ID_TEXT, _ID_TEXT, st.sampled_from(["", " "])),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(value=_message_ids)
+def test_any_message_id_set_is_written_and_read_as_parsing_gives(value: str):
+    if "\n" in value or "\r" in value or not value.strip():
+        return
+    assert _wire_or_error(value, as_written=True) == _wire_or_error(value, as_written=False)
+    message = EmailMessage(policy=POLICY)
+    message["Message-ID"] = value
+    assert str(message["Message-ID"]) == str(
+        relay_policy._parse(POLICY.header_factory, "Message-ID", value)
+    )
+
+
+def _wire_or_error(value: str, *, as_written: bool) -> object:
+    try:
+        return _wire("Message-ID", value, as_written=as_written)
+    except UnicodeError as error:  # non-ASCII under policy.SMTP: both ways alike
+        return type(error)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(value=_message_ids, folded=st.booleans())
+def test_the_received_message_id_reads_as_parsing_gives(value: str, folded: bool):
+    raw = value.replace(" ", "\r\n ", 1) if folded else value
+    if "\n" in value or "\r" in value:
+        return
+    received = message_from_bytes(
+        b"From: a@b\r\nMessage-ID: " + raw.encode() + b"\r\nMessage-ID: <second@x>\r\n\r\nbody\r\n",
+        policy=POLICY,
+    )
+    assert message_id_text(received) == str(received.get("Message-ID", ""))
+
+
+def test_a_message_without_message_id_reads_empty():
+    received = message_from_bytes(b"From: a@b\r\n\r\nbody\r\n", policy=POLICY)
+    assert message_id_text(received) == ""
