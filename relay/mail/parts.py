@@ -137,9 +137,12 @@ def _writes_lines(charset: str, text: str) -> bool:
 def _content_headers(part: EmailMessage) -> list[tuple[str, str]]:
     """Content-* headers set_content would drop and not write again (Content-ID and others)."""
     rewritten = {"content-type", "content-transfer-encoding", "content-disposition"}
+    # part.items() without parsing the headers left out (on a message's top part: From,
+    # Subject, Message-ID, ...): the same fetch, for the Content-* ones only.
+    fetch = part.policy.header_fetch_parse
     return [
-        (name, str(value))
-        for name, value in part.items()
+        (name, str(fetch(name, value)))
+        for name, value in part.raw_items()
         if name.lower().startswith("content-") and name.lower() not in rewritten
     ]
 
