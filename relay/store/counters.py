@@ -37,7 +37,9 @@ def _counts_query(in_pair_up_to: int, count_recent: bool) -> Select[Any]:
             .where(
                 MESSAGES.c.pair_id == bindparam("pair_id"),
                 MESSAGES.c.sender_id == bindparam("sender_id"),
-                MESSAGES.c.status.notin_(NOT_PASSED_ON),
+                # NOT IN written out: an IN list is an "expanding" parameter, which
+                # SQLAlchemy renders into the SQL text again on every execution.
+                *(MESSAGES.c.status != status for status in NOT_PASSED_ON),
                 verified,
             )
             .limit(in_pair_up_to)
