@@ -163,6 +163,13 @@ class DeliveryWorker:
         slots = asyncio.Semaphore(max(1, getattr(self.transport, "parallel", 1)))
         untried: list[Claimed] = []
         recorded: list[asyncio.Future[None]] = []
+        delivered: list[Claimed] = []  # sent, not yet handed to the writer
+
+        def record() -> None:
+            if delivered:
+                work = functools.partial(self._mark_delivered, items=delivered[:])
+                delivered.clear()
+                recorded.append(asyncio.wrap_future(self.writer.submit(work)))
 
         async def attempt(item: Claimed) -> None:
             async with slots:
@@ -170,14 +177,16 @@ class DeliveryWorker:
                     untried.append(item)
                     return
                 if await self._deliver(item):
-                    future = self.writer.submit(
-                        functools.partial(self._mark_delivered, items=[item])
-                    )
-                    recorded.append(asyncio.wrap_future(future))
+                    delivered.append(item)
+                    # One turn of the loop, so the sends that finish in it are recorded as
+                    # one piece of work (one future, one log line) instead of one each.
+                    await asyncio.sleep(0)
+                    record()
 
         try:
             await asyncio.gather(*(attempt(item) for item in batch))
         finally:
+            record()  # sent by an attempt cancelled in its turn: recorded all the same
             if untried:
                 await asyncio.to_thread(self._release, untried)
             if recorded:
