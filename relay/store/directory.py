@@ -140,10 +140,13 @@ class PairDirectory:
 _CONFIRMED = "relay_directory_version"  # connection.info: (transaction, version) read in it
 
 
+# Built once: read in (nearly) every group commit, and building a select with its
+# cache key each time cost more than SQLite's answer.
+_VERSION = select(DirectoryVersion.version).where(DirectoryVersion.id == 1)
+
+
 def current_version(connection: Connection) -> int:
-    return int(
-        connection.scalar(select(DirectoryVersion.version).where(DirectoryVersion.id == 1)) or 0
-    )
+    return int(connection.scalar(_VERSION) or 0)
 
 
 def _load(connection: Connection, token: str) -> PairEntry | None:

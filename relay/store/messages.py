@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, insert, or_, select, text
+from sqlalchemy import Connection, Row, Table, bindparam, insert, or_, select, text
 
 from relay.store.group_commit import current_batch, later
 from relay.store.models import Message, OutboxEntry
@@ -28,22 +28,27 @@ _RESERVE_MESSAGE_IDS = text(
 )
 
 
+_THREAD_ROWS = select(
+    MESSAGES.c.sender_id,
+    MESSAGES.c.recipient_id,
+    MESSAGES.c.relay_message_id,
+    MESSAGES.c.original_message_id,
+).where(
+    MESSAGES.c.pair_id == bindparam("pair_id"),
+    or_(
+        MESSAGES.c.relay_message_id.in_(bindparam("relay_ids", expanding=True)),
+        MESSAGES.c.original_message_id.in_(bindparam("original_ids", expanding=True)),
+    ),
+)
+
+
 def thread_rows(
     connection: Connection, pair_id: int, wanted: Iterable[str]
 ) -> Sequence[Row[int, int, str, str | None]]:
     """This pair's messages known by any of the wanted Message-IDs (relay's or original)."""
     ids = list(wanted)
-    return connection.execute(
-        select(
-            Message.sender_id,
-            Message.recipient_id,
-            Message.relay_message_id,
-            Message.original_message_id,
-        ).where(
-            Message.pair_id == pair_id,
-            or_(Message.relay_message_id.in_(ids), Message.original_message_id.in_(ids)),
-        )
-    ).all()
+    parameters = {"pair_id": pair_id, "relay_ids": ids, "original_ids": ids}
+    return connection.execute(_THREAD_ROWS, parameters).all()
 
 
 def insert_message(
