@@ -9,6 +9,10 @@ prints the top functions by cumulative and by own time.
 
     python3 bench/profile_intake.py --size 1k --messages 1000
     python3 bench/profile_intake.py --size 50k --messages 300 --body prose --no-profile
+    python3 bench/profile_intake.py --size 1k --messages 1000 --body reply --pairs 1000
+
+With ``--pairs N`` the messages go round N pairs (each its own two participants),
+as real traffic does, instead of all to one.
 """
 
 from __future__ import annotations
@@ -30,12 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import (
     DOMAIN,
     HOST,
-    MENTEE,
     MENTOR,
     RATE_PER_HOUR,
     SMTP_SINK,
     free_port,
     message_bytes,
+    pair_people,
+    reply_bytes,
     wait_listening,
 )
 
@@ -47,12 +52,16 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument(
         "--body",
-        choices=("bench", "smtp-source", "prose"),
+        choices=("bench", "smtp-source", "prose", "reply"),
         default="bench",
         help="bench: throughput.py's lines of X (its latency runs); smtp-source: what "
         "smtp-source -l sends in its throughput runs (each line a digit, then X); prose: a "
         "letter with dates, numbers and curly quotes (what the rules spend their time on "
-        "in real mail)",
+        'in real mail); reply: text and HTML quoting the partner under "On ... <pair address> '
+        'wrote:" (what makes the relay scrub)',
+    )
+    parser.add_argument(
+        "--pairs", type=int, default=1, help="spread the messages over this many pairs (default 1)"
     )
     parser.add_argument(
         "--no-profile",
@@ -99,18 +108,27 @@ def main() -> int:
         )
         config = load_config(path)
         store = db.open_store(config.database.url)
+        pairs: list[tuple[str, str, str]] = []  # (pair address, mentor, mentee)
         with store.session() as session:
-            registry.add_participant(session, MENTOR, "Mentor", Role.MENTOR)
-            registry.add_participant(session, MENTEE, "Mentee", Role.MENTEE)
-            address = registry.create_pair(session, Notices(config), DOMAIN, MENTOR, MENTEE).address
+            for number in range(arguments.pairs):
+                mentor, mentee = pair_people(number)
+                registry.add_participant(session, mentor, "Mentor", Role.MENTOR)
+                registry.add_participant(session, mentee, "Mentee", Role.MENTEE)
+                new = registry.create_pair(session, Notices(config), DOMAIN, mentor, mentee)
+                pairs.append((new.address, mentor, mentee))
         intake = Intake(store, config)
-        make = {"bench": message_bytes, "smtp-source": source_bytes, "prose": prose_bytes}[
+        make = {"bench": message_bytes, "smtp-source": source_bytes, "prose": prose_bytes}.get(
             arguments.body
-        ]
-        incoming = [
-            Incoming(make(size, address, n), MENTOR, (address,), "smtp")
-            for n in range(arguments.messages)
-        ]
+        )
+        incoming = []
+        for n in range(arguments.messages):
+            address, mentor, _ = pairs[n % len(pairs)]
+            raw = (
+                make(size, address, n)
+                if make is not None
+                else reply_bytes(size, address, n, mentor)
+            )
+            incoming.append(Incoming(raw, mentor, (address,), "smtp"))
         intake.accept(incoming[0])  # warm caches and imports outside the profile
         if arguments.prepare_rounds:
             per_message = []

@@ -43,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -293,6 +294,52 @@ def run_asyncio_source(port: int, messages: int, size: int, connections: int, to
     return time.perf_counter() - started
 
 
+Target = tuple[str, str]  # (recipient, envelope sender)
+
+
+def run_spread(
+    port: int, messages: int, size: int, connections: int, targets: Sequence[Target], folder: Path
+) -> float:
+    """Send replies (reply_bytes) spread over many recipients; returns the wall time.
+
+    smtp-source sends to one recipient per run (-r only prefixes numbers to it), so each
+    message is one smtp-source run (-m 1 -F file) and ``connections`` lanes run them side
+    by side: message j goes to target j mod len(targets), and a pair's next message comes
+    only after every other pair's, as in traffic spread over many pairs. Every message is
+    its own SMTP session, for bare and relay alike.
+    """
+    if not Path(SMTP_SOURCE).exists():
+        raise RuntimeError(f"{SMTP_SOURCE} is missing: --pairs and --reply need it")
+    files = []
+    for number, (to, sender) in enumerate(targets):
+        path = folder / f"reply-{number}.eml"
+        # smtp-source -F appends CRLF to each line: the file has bare LF.
+        path.write_bytes(reply_bytes(size, to, number, sender).replace(b"\r\n", b"\n"))
+        files.append(path)
+    failures: list[str] = []
+
+    def lane(first: int) -> None:
+        for number in range(first, messages, connections):
+            to, sender = targets[number % len(targets)]
+            command = [SMTP_SOURCE, "-s", "1", "-m", "1", "-f", sender, "-t", to]
+            command += ["-F", str(files[number % len(targets)]), f"{HOST}:{port}"]
+            result = subprocess.run(command, capture_output=True, timeout=120, check=False)
+            if result.returncode != 0 or result.stderr.strip():
+                failures.append(result.stderr.decode(errors="replace").strip())
+                return
+
+    lanes = [threading.Thread(target=lane, args=(first,)) for first in range(connections)]
+    started = time.perf_counter()
+    for each in lanes:
+        each.start()
+    for each in lanes:
+        each.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"smtp-source failed: {failures[0]}")
+    return elapsed
+
+
 def message_bytes(size: int, to: str, number: int) -> bytes:
     """About `size` bytes of body under the headers smtp-source writes; CRLF, no dot lines."""
     headers = (
@@ -303,6 +350,44 @@ def message_bytes(size: int, to: str, number: int) -> bytes:
     line = "X" * 78 + "\r\n"
     lines = max(1, size // len(line))
     return headers.encode() + (line * lines).encode()
+
+
+def pair_people(number: int) -> tuple[str, str]:
+    """The mentor's and the mentee's real addresses of pair ``number`` (1 pair: the classic two)."""
+    if number == 0:
+        return MENTOR, MENTEE
+    return f"mentor.{number}@bench.example", f"mentee.{number}@school{number % 7}.example"
+
+
+REPLY_LINE = "thanks, that helps; I will try the exercise again before we talk on Thursday"
+
+
+def reply_bytes(size: int, to: str, number: int, sender: str = MENTOR) -> bytes:
+    """About ``size`` bytes of a reply as clients send it: text and HTML, each quoting the
+    partner's letter under "On ... <the pair address> wrote:" (the partner's letters come
+    from the pair address). Any form of "@", or an HTML part, makes the relay scrub.
+    """
+    partner = to
+    quoted = (f"> {REPLY_LINE}\r\n" * max(1, size // 2 // 80)).rstrip("\r\n")
+    attribution = f"On Mon, 30 Nov 2026 at 09:12, Partner <{partner}> wrote:"
+    text = f"Sounds good, see you then.\r\n\r\n{attribution}\r\n{quoted}\r\n"
+    quote_html = "<br>\r\n".join([REPLY_LINE] * max(1, size // 2 // 90))
+    html = (
+        '<div dir="ltr">Sounds good, see you then.</div><br><div class="gmail_quote">'
+        f'<div dir="ltr" class="gmail_attr">On Mon, 30 Nov 2026 at 09:12, Partner &lt;<a '
+        f'href="mailto:{partner}">{partner}</a>&gt; wrote:<br></div>\r\n'
+        f'<blockquote class="gmail_quote">{quote_html}</blockquote></div>\r\n'
+    )
+    return (
+        f"From: <{sender}>\r\nTo: <{to}>\r\nDate: {formatdate()}\r\n"
+        f"Subject: Re: bench {number}\r\n"
+        f"Message-Id: <reply.{os.getpid()}.{number}@bench.example>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/alternative; boundary="b1"\r\n\r\n'
+        '--b1\r\nContent-Type: text/plain; charset="UTF-8"\r\n\r\n'
+        f"{text}\r\n"
+        '--b1\r\nContent-Type: text/html; charset="UTF-8"\r\n\r\n'
+        f"{html}\r\n--b1--\r\n"
+    ).encode()
 
 
 def measure_latency(port: int, messages: int, size: int, to: str) -> Latency:
@@ -348,6 +433,12 @@ class Options:
     relay_command: list[str] = field(default_factory=lambda: ["relay"])
     snapshot: Path | None = None  # PYTHONPATH for a frozen copy of relay/ and matching/
     profile: Path | None = None  # folder for py-spy profiles of the relay (--profile)
+    pairs: int = 1  # --pairs: messages spread over this many pairs
+    reply: bool = False  # --reply: replies quoting the pair address (--pairs implies it)
+
+    @property
+    def spread(self) -> bool:
+        return self.pairs > 1 or self.reply
 
 
 class Bare:
@@ -367,8 +458,16 @@ class Bare:
     def throughput(self, folder: Path, size: int, connections: int) -> Throughput:
         messages = self.options.messages
         with self.serve(folder) as (port, pid, to):
+            targets = [
+                (f"pair.{number}@bare.bench", pair_people(number)[0])
+                for number in range(self.options.pairs)
+            ]
             before = cpu_seconds(pid)
-            elapsed = self.options.send(port, messages, size, connections, to)
+            elapsed = (
+                run_spread(port, messages, size, connections, targets, folder)
+                if self.options.spread
+                else self.options.send(port, messages, size, connections, to)
+            )
             cpu = cpu_seconds(pid) - before
         return Throughput(messages, elapsed, elapsed, cpu)
 
@@ -377,11 +476,33 @@ class Bare:
             return measure_latency(port, self.options.latency_messages, size, to)
 
 
+MANY_PAIRS = """
+import sys
+sys.path.insert(0, sys.argv[3])
+from throughput import DOMAIN, pair_people
+from relay.config import load_config
+from relay.delivery.notices import Notices
+from relay.store import db, registry
+from relay.store.models import Role
+config = load_config(sys.argv[1])
+store = db.open_store(config.database.url)
+with store.session() as session:
+    for number in range(int(sys.argv[2])):
+        mentor, mentee = pair_people(number)
+        registry.add_participant(session, mentor, "Mentor", Role.MENTOR)
+        registry.add_participant(session, mentee, "Mentee", Role.MENTEE)
+        pair = registry.create_pair(session, Notices(config), DOMAIN, mentor, mentee)
+        print(pair.address, mentor)
+store.dispose()
+"""
+
+
 class Relay:
     name = "relay"
 
     def __init__(self, options: Options) -> None:
         self.options = options
+        self.targets: list[Target] = []  # (pair address, mentor) of the run's pairs
 
     def _relay(self, config: Path, *arguments: str) -> str:
         result = subprocess.run(
@@ -422,10 +543,30 @@ class Relay:
             f"[rules.new_pair]\nmessages = 0\n\n[rules.rate]\nper_hour = {RATE_PER_HOUR}\n"
         )
         self._relay(config, "db", "upgrade")
+        if self.options.pairs > 1:
+            self.targets = self._many_pairs(config, self.options.pairs)
+            return config, port, url, self.targets[0][0]
         self._relay(config, "participant", "add", MENTOR, "--name", "Mentor", "--role", "mentor")
         self._relay(config, "participant", "add", MENTEE, "--name", "Mentee", "--role", "mentee")
         address = self._relay(config, "pair", "create", "--mentor", MENTOR, "--mentee", MENTEE)
-        return config, port, url, address.splitlines()[-1].strip()
+        address = address.splitlines()[-1].strip()
+        self.targets = [(address, MENTOR)]
+        return config, port, url, address
+
+    def _many_pairs(self, config: Path, count: int) -> list[Target]:
+        """``count`` pairs made in one process (the relay's registry, as `pair create` does)."""
+        result = subprocess.run(
+            [sys.executable, "-c", MANY_PAIRS, str(config), str(count), str(Path(__file__).parent)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=child_environment(self.options.snapshot),
+            cwd=self.options.snapshot,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"making {count} pairs failed: {result.stderr.strip()}")
+        return [(line.split()[0], line.split()[1]) for line in result.stdout.splitlines()]
 
     @contextlib.contextmanager
     def serve(self, folder: Path) -> Iterator[tuple[int, int, str, Outbox]]:
@@ -441,8 +582,9 @@ class Relay:
             with running(command, port, "relay serve", log, self.options.snapshot) as process:
                 outbox = Outbox(url)
                 try:
-                    # The pair's introductions go out first, outside the measurement.
-                    outbox.wait(lambda: outbox.undelivered() == 0, 30.0, "introductions")
+                    # The pairs' introductions go out first, outside the measurement.
+                    wait = 30.0 + self.options.pairs / 20
+                    outbox.wait(lambda: outbox.undelivered() == 0, wait, "introductions")
                     yield port, process.pid, address, outbox
                 finally:
                     outbox.close()
@@ -454,7 +596,11 @@ class Relay:
             spy = self._start_profile(pid, f"{size_label(size).replace(' ', '')}-x{connections}")
             before = cpu_seconds(pid)
             started = time.perf_counter()
-            accept_seconds = self.options.send(port, messages, size, connections, address)
+            accept_seconds = (
+                run_spread(port, messages, size, connections, self.targets, folder)
+                if self.options.spread
+                else self.options.send(port, messages, size, connections, address)
+            )
             drain_timeout = max(120.0, messages / 5)  # bounded: 5 msg/s is far below any sane rate
             # Done when every message is delivered, or is a message that never will be
             # (held, rejected, discarded): those are reported, not waited for.
@@ -738,7 +884,13 @@ def report(options: Options, rows: list[Row], latency_rows: list[LatencyRow]) ->
     lines = [
         f"messages {options.messages} per run, {options.runs} runs, median; "
         f"ratio = median of per-run relay/bare; database: {database}; "
-        f"load client: {options.client_name}; relay msg/s = delivered to the sink",
+        f"load client: {options.client_name}; relay msg/s = delivered to the sink"
+        + (
+            f"; replies (text + HTML quoting the pair address) spread over {options.pairs} "
+            "pair(s), one smtp-source run (one session) per message"
+            if options.spread
+            else ""
+        ),
         "",
     ]
     throughput_lines: list[list[str]] = []
@@ -901,6 +1053,19 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         help="a postgresql+psycopg:// URL: besides the SQLite rows, 1 KB x16 on it (the "
         "PostgreSQL row) and, with --more, the two-process row; emptied before each run",
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=1,
+        help="spread the messages over this many pairs (default 1); sends replies as --reply "
+        "does, one smtp-source run per message",
+    )
+    parser.add_argument(
+        "--reply",
+        action="store_true",
+        help="send replies (text and HTML quoting the pair address: what makes the relay "
+        "scrub) instead of smtp-source's body, one smtp-source run per message",
+    )
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -932,6 +1097,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile=arguments.profile,
         send=send,
         client_name=client_name,
+        pairs=max(1, arguments.pairs),
+        reply=arguments.reply,
     )
     with contextlib.ExitStack() as cleanup:
         if arguments.snapshot:

@@ -12,7 +12,8 @@ plan says so), and there an address split by tags is found too.
 
 The modules depend one way: scrub -> scrub_parts (the walk over the MIME
 tree and what is done to part headers, Content-IDs and parameters) ->
-scrub_text (the forms of an address, the Scrubber). Parts are read and
+scrub_text (the Scrubber; the forms of an address in scrub_forms, found by
+scrub_search). Parts are read and
 rewritten with relay.mail.parts, as the rules read them; a changed part is
 re-encoded cleanly, an untouched part keeps its bytes.
 """
@@ -94,11 +95,12 @@ def _scrub_undecoded(part: EmailMessage, scrubber: Scrubber) -> bool:
     if faithful and part.get_content_maintype() != "multipart":
         return False
     payload = part.get_payload()
-    if not isinstance(payload, str) or scrubber.pattern is None:
+    if not isinstance(payload, str):
         return False
-    if not scrubber.pattern.search(payload):
+    scrubbed = scrubber.text(payload)
+    if scrubbed == payload:
         return False
-    part.set_payload(scrubber.text(payload))
+    part.set_payload(scrubbed)
     return True
 
 

@@ -1,12 +1,13 @@
-"""The textual forms of an address, and the Scrubber that replaces them.
+"""The Scrubber: a participant's address replaced in text, in every form.
 
-Owns what "finding a participant's address in text" means: every
-registered address in any letter case and in every textual form a mail
-client produces (plain, URL-encoded ``ana%40example.org``, HTML entities
-``ana&#64;example.org``, ``mailto:`` links, JSON and quoted-printable
-escapes of the "@", invisible characters inside it, vCard/iCalendar line
-folding), and the hosts on participants' domains in machine-made values.
-Works on ``str`` only; relay.outbound.scrub applies it to a message.
+Owns what scrubbing a piece of text means: every registered address in any
+letter case and in every textual form a mail client produces (plain,
+URL-encoded ``ana%40example.org``, HTML entities ``ana&#64;example.org``,
+``mailto:`` links, JSON and quoted-printable escapes of the "@", invisible
+characters inside it: the forms are defined in relay.outbound.scrub_forms
+and found by relay.outbound.scrub_search), vCard/iCalendar line folding,
+and the hosts on participants' domains in machine-made values. Works on
+``str`` only; relay.outbound.scrub applies it to a message.
 """
 
 from __future__ import annotations
@@ -15,66 +16,22 @@ import functools
 import re
 from collections.abc import Iterable
 
-# How a client may write a character of an address besides the character itself.
-_NAMED_ENTITIES = {
-    "@": ("&commat;",),
-    ".": ("&period;",),
-    "_": ("&lowbar;",),
-    "+": ("&plus;",),
-    "-": ("&dash;", "&hyphen;"),
-}
-# Forms only the "@" takes: quoted-printable left undecoded (vCard 2.1), JS/JSON escapes.
-_AT_ONLY = ("=40", r"\u0040", r"\x40")
-# What a client may put inside an address without changing what a reader sees:
-# <wbr> (Gmail, in long addresses), soft hyphens and zero-width characters.
-_INVISIBLE = (
-    r"(?:<wbr\s*/?>|&shy;|&#0*173;|&#x0*ad;|&#0*8203;|&#x0*200b;|&zwn?j;"
-    r"|[\u00ad\u200b-\u200d\u2060])*"
-)
-# In HTML, any tag may sit inside an address without a reader seeing it
-# (ana<span></span>@example.org), so there tags count as invisible too.
-_INVISIBLE_IN_HTML = _INVISIBLE[:-2] + r"|<[^<>]{0,256}>)*"
+from relay.outbound import scrub_search
+from relay.outbound.scrub_forms import AT_MARKERS, address_pattern, search_order
+
+__all__ = ["FOLDED_TYPES", "Scrubber", "address_pattern", "may_hold_address", "replace_addresses"]
+
 # vCard and iCalendar fold long lines by inserting CRLF + space, even inside an address.
 FOLDED_TYPES = frozenset(
     {"text/calendar", "text/vcard", "text/x-vcard", "text/directory", "application/ics"}
 )
 _FOLD = re.compile(r"\r?\n[ \t]")
 _FOLD_WIDTH = 75
-# Every form of "@" above holds one of these, in any letter case: text with none
-# of them holds no address, which is decided far faster than the pattern's scan.
-_AT_MARKERS = ("@", "&", "\\", "%40", "=40")
 
 
 def may_hold_address(text: str) -> bool:
     """False only if no form of "@" (so no address written with one) is in the text."""
-    return any(marker in text for marker in _AT_MARKERS)
-
-
-def _char_forms(char: str) -> str:
-    code = ord(char)
-    forms = [re.escape(char), f"%{code:02x}", f"&#0*{code};?", f"&#x0*{code:x};?"]
-    forms += [re.escape(form) for form in _NAMED_ENTITIES.get(char, ())]
-    if char == "@":
-        forms += [re.escape(form) for form in _AT_ONLY]
-    return "(?:" + "|".join(forms) + ")"
-
-
-def address_pattern(addresses: Iterable[str], *, markup: bool = False) -> re.Pattern[str] | None:
-    """One case-insensitive pattern that finds any of the addresses, in any textual form.
-
-    With markup, HTML tags between the characters are part of the match.
-    """
-    unique = sorted({address.lower() for address in addresses if address}, key=len, reverse=True)
-    return _address_pattern(tuple(unique), markup) if unique else None
-
-
-@functools.lru_cache(maxsize=256)  # the same pair's addresses, message after message
-def _address_pattern(addresses: tuple[str, ...], markup: bool = False) -> re.Pattern[str]:
-    between = _INVISIBLE_IN_HTML if markup else _INVISIBLE
-    return re.compile(
-        "|".join(between.join(_char_forms(char) for char in address) for address in addresses),
-        re.IGNORECASE,
-    )
+    return any(marker in text for marker in AT_MARKERS)
 
 
 def host_pattern(domains: Iterable[str]) -> re.Pattern[str] | None:
@@ -90,8 +47,8 @@ def _host_pattern(domains: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def replace_addresses(text: str, addresses: Iterable[str], replacement: str) -> str:
-    pattern = address_pattern(addresses)
-    return pattern.sub(replacement, text) if pattern else text
+    """Every textual form of the addresses in text replaced (address_pattern's matches)."""
+    return scrub_search.replace(search_order(addresses), text, replacement, markup=False)
 
 
 class Scrubber:
@@ -106,6 +63,7 @@ class Scrubber:
     ) -> None:
         listed = tuple(dict.fromkeys(a.lower() for a in addresses if a))
         self.addresses = listed
+        self._ordered = search_order(listed)  # as address_pattern would try them
         self.replacement = replacement
         self.relay_domain = replacement.rpartition("@")[2]
         self.strip_remote = strip_remote  # remove remote images and CSS url() from HTML
@@ -118,29 +76,17 @@ class Scrubber:
         )
         self.hosts = host_pattern(domains)
 
-    # Compiled on first use: a pair's patterns take ~15 ms each to compile, and most
-    # messages never need them (no form of "@" in the text, or no HTML part).
-    @functools.cached_property
-    def pattern(self) -> re.Pattern[str] | None:
-        return address_pattern(self.addresses)
-
-    @functools.cached_property
-    def markup_pattern(self) -> re.Pattern[str] | None:
-        return address_pattern(self.addresses, markup=True)
-
     def text(self, text: str) -> str:
         """The participants' addresses replaced by the pair address."""
         if self._gated and not may_hold_address(text):
             return text
-        pattern = self.pattern
-        return pattern.sub(self.replacement, text) if pattern is not None else text
+        return scrub_search.replace(self._ordered, text, self.replacement, markup=False)
 
     def markup(self, html_text: str) -> str:
         """Addresses replaced in HTML source, also where tags split them."""
         if self._gated and not may_hold_address(html_text):
             return html_text
-        pattern = self.markup_pattern
-        return pattern.sub(self.replacement, html_text) if pattern is not None else html_text
+        return scrub_search.replace(self._ordered, html_text, self.replacement, markup=True)
 
     def hosts_too(self, text: str) -> str:
         """Addresses replaced, then any host on a participant's domain replaced by the relay's.
