@@ -24,6 +24,11 @@ the runs, next to the median of the per-run ratios relay/bare.
     python3 bench/throughput.py --quick                # smoke run
     python3 bench/throughput.py --database postgresql+psycopg://relay:relay@127.0.0.1/relay_bench
     python3 bench/throughput.py --more --postgres postgresql+psycopg://...   # every row, one run
+    python3 bench/throughput.py --sizes 1k --connections 16 --pairs 1000   # replies, 1,000 pairs
+
+With ``--pairs N`` (or ``--reply`` for one pair) every message is a reply quoting the pair
+address in text and HTML (what makes the relay scrub), sent by the pair's mentor, and
+message j goes to pair j mod N: one smtp-source run per message (see ``run_spread``).
 
 All traffic stays on 127.0.0.1; every wait is bounded.
 """
