@@ -131,7 +131,7 @@ def find(addresses: tuple[str, ...], text: str, markup: bool) -> list[tuple[int,
                     position = end
                     break
         return spans
-    except _GiveUp:
+    except (_GiveUp, RecursionError):  # a caller already deep (nested parts) has less room
         return None
 
 
