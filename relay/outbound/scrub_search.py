@@ -80,9 +80,10 @@ def _invisible_forms(markup: bool) -> _Forms:
     return _compile(invisible(markup))
 
 
-_AT_FORMS = re.compile(
-    "(?=" + "|".join(piece.forward for piece in char_pieces("@")) + ")", re.IGNORECASE
-)
+# Each form of "@" starts with one of @ % & = \ and holds none of them after its first
+# character, so no form starts inside another: finditer's matches, which do not overlap,
+# start at every form (a lookahead would find the same, five times slower).
+_AT_FORMS = re.compile("|".join(piece.forward for piece in char_pieces("@")), re.IGNORECASE)
 
 
 def replace(addresses: tuple[str, ...], text: str, replacement: str, markup: bool) -> str:

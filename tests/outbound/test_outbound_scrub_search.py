@@ -152,6 +152,22 @@ def test_every_form_the_old_tests_name_is_found_in_text_and_markup() -> None:
     check([ANA], split, True)
 
 
+def test_no_form_of_at_starts_inside_another() -> None:
+    """scrub_search finds the "@" forms without a lookahead: none may hide inside another."""
+    forms = [piece.source for piece in scrub_forms.char_pieces("@")]
+    written = {
+        re.sub(r"\\(.)", r"\1", form).replace("0*", "00").replace(";?", ";") for form in forms
+    }
+    assert len(written) == len(forms) and "&#0064;" in written
+    for form in written:
+        assert form[0] in "@%&=\\" and not any(mark in form[1:] for mark in "@%&=\\")
+    text = "".join(sorted(written)) + "ana.real" + "".join(sorted(written))
+    starts = [text.find(form, at) for at in range(len(text)) for form in written]
+    assert scrub_search._AT_FORMS.findall(text) and sorted({s for s in starts if s >= 0}) == [
+        found.start() for found in scrub_search._AT_FORMS.finditer(text)
+    ]
+
+
 def test_where_the_search_gives_up_the_old_pattern_is_compiled_and_gives_the_same() -> None:
     hidden_run = "ana" + "<wbr>" * 2 * scrub_search.DEPTH_BOUND + ".real@mentors.example.org"
     many_ats = "ana.real@" * (scrub_search.STEP_BUDGET // 2) + "mentors.example.org"
