@@ -22,6 +22,7 @@ bound), or an address has no "@", the one pattern is compiled and used.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,10 +31,13 @@ from relay.outbound.scrub_forms import Piece, char_pieces, compiled_pattern, inv
 
 Matcher = Callable[[str, int], "re.Match[str] | None"]
 
-# Steps (piece look-ups) one text may take before the one pattern is compiled instead:
-# a few hundred for a letter with quoted addresses; the bound keeps a text made of
-# thousands of "@" forms or invisible characters from costing more than compiling.
-STEP_BUDGET = 20_000
+# Steps (piece look-ups, ~2-3 us each) one text may take before the one pattern is
+# compiled instead: a few dozen for a letter with quoted addresses. With more "@" forms
+# times addresses than AT_BOUND the search is not tried at all. Both bounds keep a text
+# made of thousands of "@" forms or invisible characters from costing much more than the
+# compile it would have cost before.
+STEP_BUDGET = 5_000
+AT_BOUND = 1_000
 # Nested calls of the forward search (two per character plus one per invisible
 # character taken), kept well inside Python's recursion limit.
 DEPTH_BOUND = 300
@@ -111,9 +115,12 @@ def find(addresses: tuple[str, ...], text: str, markup: bool) -> list[tuple[int,
     """The spans the one pattern's sub() would replace; None where it must be compiled."""
     if not all("@" in address for address in addresses):
         return None
-    at_forms = [found.start() for found in _AT_FORMS.finditer(text)]
+    most = AT_BOUND // len(addresses)
+    at_forms = [found.start() for found in itertools.islice(_AT_FORMS.finditer(text), most + 1)]
     if not at_forms:
         return []
+    if len(at_forms) > most:
+        return None
     search = _Search(text, _invisible_forms(markup))
     try:
         starts: set[int] = set()
