@@ -33,6 +33,13 @@ MUST_HIT = [
     ("short with cue", "text my number 555 0143", "555 0143"),
     ("spelled out", "it's zero seven seven zero zero nine zero zero one two three", None),
     ("email", "write to jess.patel.1998@gmail.com instead", "jess.patel.1998@gmail.com"),
+    (
+        "email full-width",
+        "write to ｊｅｓｓ＠ｇｍａｉｌ．ｃｏｍ instead",
+        "ｊｅｓｓ＠ｇｍａｉｌ．ｃｏｍ",
+    ),
+    ("email small at", "write to jess﹫gmail.com instead", "jess﹫gmail.com"),
+    ("handle full-width at", "follow ＠jess_k99", "＠jess_k99"),
     ("email at dot", "it's jess dot patel at gmail dot com", None),
     ("email bracket", "jess.patel [at] outlook.com", None),
     ("street", "I live at 221B Baker Street, come round", "221B Baker Street"),

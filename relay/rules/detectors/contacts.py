@@ -106,6 +106,11 @@ def _may_spell_number(low: str) -> bool:
 
 
 _EMAIL = re.compile(r"(?<![\w.+'-])[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+# Full-width forms (U+FF01-FF5E) are ASCII's printable characters written wide, one for
+# one, and U+FE6B is a small "@": an address written "ｊｏ＠ｍａｉｌ．ｃｏｍ" is read as
+# ASCII at the same offsets.
+_WIDE_TO_ASCII = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0xFE6B: ord("@")}
+_WIDE_ATS = ("\uff20", "\ufe6b")
 _AT = r"(?:\s*[(\[{<]\s*at\s*[)\]}>]\s*|\s+at\s+)"
 _DOT_WORD = r"(?:\s*[(\[{<]\s*dot\s*[)\]}>]\s*|\s+dot\s+)"
 _DOT = rf"(?:{_DOT_WORD}|\.)"
@@ -312,12 +317,13 @@ def find_contacts(text: str, allowed_addresses: frozenset[str] = frozenset()) ->
         for m in _SPELLED_PHONE.finditer(low):
             if word_start(low, m.start()) and len(_LETTERS.findall(m.group())) >= 3:
                 found.append(Found(m.start(), m.end(), PHONE))
-    if "@" in text:
-        for m in finditer_near(_EMAIL, text, positions(text, "@")):
+    narrow = text.translate(_WIDE_TO_ASCII) if any(at in text for at in _WIDE_ATS) else text
+    if "@" in narrow:
+        for m in finditer_near(_EMAIL, narrow, positions(narrow, "@")):
             address = m.group().rstrip(".").lower()
             if address not in allowed_addresses:
                 found.append(Found(m.start(), m.start() + len(address), EMAIL))
-        found += [Found(m.start(), m.end(), HANDLE) for m in _AT_HANDLE.finditer(text)]
+        found += [Found(m.start(), m.end(), HANDLE) for m in _AT_HANDLE.finditer(narrow)]
     if (
         " dot " in low
         or any(p in low for p in _MAIL_PROVIDERS)
