@@ -55,27 +55,30 @@ def report_command(
     with_addresses: bool,
 ) -> None:
     """How the programme is going and who needs a coordinator (docs/reports.md)."""
-    from relay.reports import files, text
-    from relay.reports.build import build_report
+    from relay.reports.parallel import SecondProcess
     from relay.reports.period import period_from
     from relay.store.states import utcnow
 
     period = period_from(since, until, cohort, utcnow())
-    report = build_report(
-        context.store,
-        context.config,
-        period,
-        with_addresses,
-        with_series=html_file is not None,
-        # matplotlib takes most of a second to import: while the second process starts.
-        meanwhile=_import_the_page if html_file is not None else lambda: None,
-    )
+    # Started before this process's own imports, so both interpreters start up at once.
+    with SecondProcess.start() as second:
+        from relay.reports import files, text
+        from relay.reports.build import build_report
+
+        if html_file is not None:
+            from relay.reports.page import render_page
+        report = build_report(
+            context.store,
+            context.config,
+            period,
+            with_addresses,
+            with_series=html_file is not None,
+            second=second,
+        )
     written = []
     if csv_folder is not None:
         written += files.write_csv_folder(csv_folder, report)
     if html_file is not None:
-        from relay.reports.page import render_page
-
         page = render_page(report, context.config.relay.programme_name)
         html_file.write_text(page, encoding="utf-8")
         written.append(html_file)
@@ -86,10 +89,3 @@ def report_command(
             click.echo(line)
     for path in written:
         click.echo(f"wrote {path}", err=as_json)
-
-
-def _import_the_page() -> None:
-    # The SVG backend is otherwise imported by the first chart's savefig.
-    import matplotlib.backends.backend_svg  # noqa: F401
-
-    import relay.reports.page  # noqa: F401

@@ -12,11 +12,10 @@ other table; they are waited for only when nothing else is left.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Subquery
 
@@ -31,15 +30,13 @@ from relay.reports.moderation import moderation_figures
 from relay.reports.pairs import PairQuery, add_reply_medians, message_stats, pair_rows
 from relay.reports.period import Period
 from relay.reports.prompts import pair_prompts
-from relay.reports.replies import ReplyFigures, reply_figures
+from relay.reports.replies import ReplyFigures, ReplyPass
 from relay.reports.selection import selected_pairs
 from relay.reports.series import chart_series
-from relay.reports.sql import Dialect
+from relay.reports.sql import Dialect, allow_long_statements
 from relay.rules.base import Action
 from relay.store.db import Store
 from relay.store.models import Pair
-
-REPORT_STATEMENT_TIMEOUT = "10min"
 
 
 def build_report(
@@ -48,22 +45,22 @@ def build_report(
     period: Period,
     with_addresses: bool = False,
     with_series: bool = False,
-    meanwhile: Callable[[], object] = lambda: None,
+    second: parallel.SecondProcess | None = None,
 ) -> dict[str, Any]:
-    """meanwhile: work of the caller's (no database) for the wait while the second
-    process starts, such as importing what renders the page."""
+    """second: the process that reads the reply times, started by the caller as early as
+    it can (relay.reports.parallel); one is started here if not given."""
     with store.read_session() as session:
         cohort_id = _checked_cohort(session, period)
     selection = selected_pairs(period, cohort_id)
-    # The reply times, the largest pass, are read by a second process while this one
+    # The reply times, the largest pass, are read by the second process while this one
     # reads the rest, both on one snapshot.
-    second = _SecondProcess(period, cohort_id, with_series)
+    replies = ReplyPass(period, cohort_id, with_series)
     with (
         store.read_session() as session,
-        parallel.beside(store, session, second, meanwhile) as pending,
+        parallel.beside(store, session, replies, second) as pending,
     ):
         dialect = Dialect(session.get_bind().dialect.name)
-        _allow_long_statements(session, dialect)
+        allow_long_statements(session, dialect)
         if not session.scalar(select(func.count()).select_from(selection)):
             where = f" in cohort {period.cohort!r}" if period.cohort else ""
             raise NotFoundError(f"no pairs{where} were matched and open in that period")
@@ -84,29 +81,6 @@ def _checked_cohort(session: Session, period: Period) -> int | None:
     if not session.scalar(select(func.count()).select_from(Pair)):
         raise NotFoundError("the programme has no pairs yet: nothing to report")
     return cohort_id
-
-
-def _allow_long_statements(session: Session, dialect: Dialect) -> None:
-    if dialect.postgres:
-        # [database] statement_timeout bounds the daemon's statements; a report over a
-        # large programme is one coordinator's batch, and may take longer.
-        session.execute(text(f"SET LOCAL statement_timeout = '{REPORT_STATEMENT_TIMEOUT}'"))
-
-
-@dataclass(frozen=True)
-class _SecondProcess:
-    """What the second process reads: the reply times (with every message's week, for
-    the page's charts)."""
-
-    period: Period
-    cohort_id: int | None
-    with_weeks: bool
-
-    def __call__(self, session: Session) -> ReplyFigures:
-        dialect = Dialect(session.get_bind().dialect.name)
-        _allow_long_statements(session, dialect)
-        selection = selected_pairs(self.period, self.cohort_id)
-        return reply_figures(session, dialect, self.period, selection, self.with_weeks)
 
 
 def _report(

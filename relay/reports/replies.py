@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Subquery
 
 from relay.reports.period import Period
-from relay.reports.sql import Dialect, driver_batches
+from relay.reports.selection import selected_pairs
+from relay.reports.sql import Dialect, allow_long_statements, driver_batches
 from relay.store.models import Message, Pair
 
 # More tenths of an hour than any reply time can have (10**12 h)
@@ -85,6 +86,22 @@ class Written:
 
 
 ReplyFigures = tuple[PairMedians, Histogram, Written | None]
+
+
+@dataclass(frozen=True)
+class ReplyPass:
+    """reply_figures() as the report's second process runs it (relay.reports.parallel):
+    picklable, with its own session."""
+
+    period: Period
+    cohort_id: int | None
+    with_weeks: bool
+
+    def __call__(self, session: Session) -> ReplyFigures:
+        dialect = Dialect(session.get_bind().dialect.name)
+        allow_long_statements(session, dialect)
+        selection = selected_pairs(self.period, self.cohort_id)
+        return reply_figures(session, dialect, self.period, selection, self.with_weeks)
 
 
 def reply_figures(

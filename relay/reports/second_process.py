@@ -4,7 +4,8 @@ Owns the child's side of relay.reports.parallel: read the job from stdin
 (database URL and settings, the work), say READY, join the snapshot the
 parent sends, say JOINED, run the work in that snapshot and send its result
 (or FAILED and one line). stdout carries only these pickles: anything else
-printed on it goes to stderr.
+printed on it goes to stderr. The reply pass's module is imported before the
+job arrives: the parent is starting up at the same time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pickle
 import sys
 from typing import IO, Any
 
+import relay.reports.replies  # noqa: F401  (what the report sends; see the docstring)
 from relay.reports.parallel import DONE, FAILED, JOINED, READY
 from relay.store import snapshots
 from relay.store.db import Store

@@ -27,14 +27,23 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import FromClause
 from sqlalchemy.types import DateTime
 
+REPORT_STATEMENT_TIMEOUT = "10min"
 EPOCH_MONDAY = date(1970, 1, 5)
 EPOCH_MONDAY_JULIAN = 2440591.5  # julianday('1970-01-05')
 EPOCH_MONDAY_SECONDS = 4 * 86400  # 1970-01-05 in Unix time
+
+
+def allow_long_statements(session: Session, dialect: Dialect) -> None:
+    if dialect.postgres:
+        # [database] statement_timeout bounds the daemon's statements; a report over a
+        # large programme is one coordinator's batch, and may take longer.
+        session.execute(text(f"SET LOCAL statement_timeout = '{REPORT_STATEMENT_TIMEOUT}'"))
 
 
 @contextmanager
