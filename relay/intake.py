@@ -25,13 +25,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 
 from relay import decision_log
 from relay.config import Config
@@ -41,7 +41,7 @@ from relay.delivery.forwarding import thread_ids, translate_thread
 from relay.delivery.notices import Notices
 from relay.errors import RefusedError
 from relay.intake_own import Recipients, Taken, take_own_mail
-from relay.intake_rows import Aside, Candidate, Prepared, rows_for
+from relay.intake_rows import Aside, Candidate, CommitHook, Prepared, rows_for
 from relay.mail import limits, rawinput, replies
 from relay.mail.addresses import BounceAddresses, normalise, pair_address, token_of
 from relay.mail.authentication import Authenticator
@@ -79,10 +79,6 @@ class Incoming:
     source: str  # "smtp", "lmtp" or "imap"
     peer: str = ""  # the client's IP address (SPF), when the source knows it
     helo: str = ""  # the name the client gave in HELO/EHLO
-
-
-# Called inside accept()'s unit of work with the reply and the stored message ids.
-CommitHook = Callable[[Session, Reply, tuple[int, ...]], None]
 
 
 @dataclass(frozen=True)
@@ -181,7 +177,7 @@ class Intake:
             if isinstance(prepared, Outcome):
                 return prepared
             try:
-                ids = self.writer.write(_work(prepared, in_same_commit))
+                ids = self.writer.write(prepared.work(in_same_commit))
             except StaleDirectory:
                 if attempt == DECIDE_TRIES:
                     raise
@@ -195,11 +191,14 @@ class Intake:
         """accept() for the event loop: decided in a thread, committed with others; no
         thread waits for the commit, so a batch is what arrived during the last one."""
         for attempt in range(1, DECIDE_TRIES + 1):
-            prepared = await asyncio.to_thread(self.prepare, incoming, attempt > 1)
-            if isinstance(prepared, Outcome):
-                return prepared
+            decided = await asyncio.to_thread(
+                self._decide_and_submit, incoming, attempt > 1, in_same_commit
+            )
+            if isinstance(decided, Outcome):
+                return decided
+            prepared, written = decided
             try:
-                ids = await asyncio.wrap_future(self.writer.submit(_work(prepared, in_same_commit)))
+                ids = await asyncio.wrap_future(written)
             except StaleDirectory:
                 if attempt == DECIDE_TRIES:
                     raise
@@ -207,16 +206,29 @@ class Intake:
             return self._outcome(incoming, prepared, ids)
         raise AssertionError("unreachable")
 
+    def _decide_and_submit(
+        self, incoming: Incoming, again: bool, hook: CommitHook | None
+    ) -> Outcome | tuple[Prepared, Future[tuple[int, ...]]]:
+        # Submitted from prepare()'s thread: the commit starts without a hop through the
+        # event loop, and no thread waits for it.
+        prepared = self.prepare(incoming, again)
+        if isinstance(prepared, Outcome):
+            return prepared
+        return prepared, self.writer.submit(prepared.work(hook))
+
     def recipient_known(self, address: str) -> bool:
         """A pair address RCPT accepted moments ago: answered on the event loop, no thread."""
         token = token_of(normalise(address), self.domain)
         return token is not None and self._active_tokens.get(token, 0.0) > time.monotonic()
 
-    def prepare(self, incoming: Incoming, again: bool = False) -> Prepared | Outcome:
+    def prepare(
+        self, incoming: Incoming, again: bool = False, authenticator: Authenticator | None = None
+    ) -> Prepared | Outcome:
         """Everything up to the write: parse, who and which pair, rules, the rows to store.
 
         again: deciding anew after a stale directory; mail for the relay's own
         addresses among the recipients was taken (and committed) the first time.
+        authenticator: instead of the configured one (relay.warmup's, which asks no DNS).
         """
         recipients = Recipients.sort(
             list(dict.fromkeys(normalise(r) for r in incoming.recipients)),
@@ -256,7 +268,7 @@ class Intake:
             trusted_id = self.config.rules.trusted_authserv_id
             if trusted_id and strip_forged_results(message, trusted_id):
                 log.info("removed Authentication-Results forged upstream as %s", trusted_id)
-            verdict = self.authenticator.check(
+            verdict = (authenticator or self.authenticator).check(
                 raw, message, from_address, incoming.envelope_from, incoming.helo, incoming.peer
             )
             view = MailView.from_message(message)
@@ -378,20 +390,3 @@ class Intake:
                 continue
             return pair, sender, version
         raise RefusedError(refusal)
-
-
-def _work(prepared: Prepared, hook: CommitHook | None) -> Callable[[Connection], tuple[int, ...]]:
-    """The group writer's work for a message: its rows, and the source's hook if it has one."""
-    if hook is None:
-        return prepared.write
-
-    def write_with_hook(connection: Connection) -> tuple[int, ...]:
-        ids = prepared.write(connection)
-        # The source's own rows (IMAP's UID record) or its veto (the SMTP deadline's
-        # guard) join the same group commit, through an ORM session on its connection.
-        with Session(bind=connection) as session:
-            hook(session, prepared.reply, ids)
-            session.flush()
-        return ids
-
-    return write_with_hook

@@ -12,6 +12,7 @@ hand an escalated message to safeguarding.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from secrets import token_hex
@@ -35,6 +36,8 @@ from relay.store.models import Message
 from relay.store.set_aside import insert_set_aside
 from relay.store.states import MessageStatus, utcnow
 
+# Called inside accept()'s unit of work with the reply and the stored message ids.
+CommitHook = Callable[[Session, Reply, tuple[int, ...]], None]
 STATUS = {
     Action.ACCEPT: MessageStatus.QUEUED,
     Action.HOLD: MessageStatus.HELD,
@@ -114,6 +117,22 @@ class Prepared:
             if rows.guardian_copy_of is not None:
                 self._guardian_copies(connection, message_id, rows.guardian_copy_of)
         return tuple(ids)
+
+    def work(self, hook: CommitHook | None) -> Callable[[Connection], tuple[int, ...]]:
+        """The group writer's work: write(), and the source's hook if it has one."""
+        if hook is None:
+            return self.write
+
+        def write_with_hook(connection: Connection) -> tuple[int, ...]:
+            ids = self.write(connection)
+            # The source's own rows (IMAP's UID record) or its veto (the SMTP deadline's
+            # guard) join the same group commit, through an ORM session on its connection.
+            with Session(bind=connection) as session:
+                hook(session, self.reply, ids)
+                session.flush()
+            return ids
+
+        return write_with_hook
 
     def _guardian_copies(
         self, connection: Connection, message_id: int, forward: EmailMessage

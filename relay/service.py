@@ -52,6 +52,7 @@ from relay.store.db import Store, open_store
 from relay.store.group_commit import GroupWriter
 from relay.store.notify import PostgresListener, stop_listener
 from relay.store.states import utcnow
+from relay.warmup import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ async def start(config: Config) -> Running:
     if config.smtp.enabled:
         intake = Intake(store, config, writer)
         running.intakes.append(intake)
+        # Before the listener opens: the first client's message costs no more than the next.
+        await asyncio.to_thread(warm_up, intake, worker)
         running.smtp = inbound_server(config, intake, on_queued=worker.wake)
         if running.metrics is not None:
             running.smtp.handler.on_outcome = running.metrics.observe

@@ -80,6 +80,35 @@ _MARK_DELIVERED = (
 )
 
 
+_DUE_NOW = or_(
+    and_(
+        _OUTBOX.c.status.in_(_DUE_STATES),
+        _OUTBOX.c.next_attempt_at <= bindparam("now", type_=UtcDateTime()),
+    ),
+    and_(
+        _OUTBOX.c.status == DeliveryStatus.SENDING,
+        _OUTBOX.c.lease_until < bindparam("now", type_=UtcDateTime()),
+    ),
+)
+_CLAIMABLE = (
+    select(_OUTBOX.c.id, _OUTBOX.c.recipient, _OUTBOX.c.content, _OUTBOX.c.attempts)
+    .where(_DUE_NOW)
+    .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
+    .limit(bindparam("limit"))
+)
+_CLAIMABLE_SKIP_LOCKED = _CLAIMABLE.with_for_update(skip_locked=True)  # PostgreSQL
+_CLAIM = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        status=DeliveryStatus.SENDING,
+        claimed_by=bindparam("claimer"),
+        lease_until=bindparam("until", type_=UtcDateTime()),
+        attempts=_OUTBOX.c.attempts + 1,
+    )
+)
+
+
 def retry_delay(settings: DeliverySettings, attempts: int) -> timedelta:
     """Backoff after the attempts-th failed attempt: first, then doubling, capped."""
     delay: timedelta = settings.retry_first * (2 ** max(attempts - 1, 0))
@@ -122,8 +151,9 @@ class DeliveryWorker:
             except Exception:  # a database hiccup must not kill the worker
                 log.exception("delivery round failed; retrying after the poll interval")
                 sent = 0
-            if sent:
-                continue  # there may be more due right away
+            if sent >= self.settings.batch_size:
+                continue  # a full batch: there may be more due right away
+            # Otherwise everything due was taken; mail queued since has set _wakeup.
             if stopping.is_set():
                 break
             waiters = {asyncio.ensure_future(self._wakeup.wait())}
@@ -159,7 +189,9 @@ class DeliveryWorker:
         writer). When stopping is set part-way, the rows not yet tried are
         handed back at once rather than left to their lease.
         """
-        batch = await asyncio.to_thread(self._claim)
+        # The claim and the outcomes linger in the group writer for a message's commit
+        # to share: delivering the last message costs the next one no commit of its own.
+        batch = await asyncio.wrap_future(self.writer.submit(self.claim_on, linger=True))
         slots = asyncio.Semaphore(max(1, getattr(self.transport, "parallel", 1)))
         untried: list[Claimed] = []
         recorded: list[asyncio.Future[None]] = []
@@ -169,7 +201,7 @@ class DeliveryWorker:
             if delivered:
                 work = functools.partial(self._mark_delivered, items=delivered[:])
                 delivered.clear()
-                recorded.append(asyncio.wrap_future(self.writer.submit(work)))
+                recorded.append(asyncio.wrap_future(self.writer.submit(work, linger=True)))
 
         async def attempt(item: Claimed) -> None:
             async with slots:
@@ -225,34 +257,19 @@ class DeliveryWorker:
     # -- database side (worker threads) ---------------------------------------
 
     def _claim(self) -> list[Claimed]:
+        with self.store.write_connection() as connection:
+            return self.claim_on(connection)
+
+    def claim_on(self, connection: Connection) -> list[Claimed]:
+        """Take up to batch_size due rows for this worker, in the caller's transaction."""
         now = utcnow()
         until = now + self.settings.lease
-        due = or_(
-            and_(OutboxEntry.status.in_(_DUE_STATES), OutboxEntry.next_attempt_at <= now),
-            and_(OutboxEntry.status == DeliveryStatus.SENDING, OutboxEntry.lease_until < now),
-        )
-        query = (
-            select(OutboxEntry.id, OutboxEntry.recipient, OutboxEntry.content, OutboxEntry.attempts)
-            .where(due)
-            .order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)
-            .limit(self.settings.batch_size)
-        )
-        if not self.store.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
-        with self.store.write_connection() as connection:
-            rows = connection.execute(query).all()
-            if not rows:
-                return []
-            connection.execute(
-                update(OutboxEntry)
-                .where(OutboxEntry.id.in_([row.id for row in rows]))
-                .values(
-                    status=DeliveryStatus.SENDING,
-                    claimed_by=self.name,
-                    lease_until=until,
-                    attempts=OutboxEntry.attempts + 1,
-                )
-            )
+        query = _CLAIMABLE if self.store.is_sqlite else _CLAIMABLE_SKIP_LOCKED
+        rows = connection.execute(query, {"now": now, "limit": self.settings.batch_size}).all()
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        connection.execute(_CLAIM, {"ids": ids, "claimer": self.name, "until": until})
         return [
             Claimed(row.id, row.recipient, row.content, row.attempts + 1, until) for row in rows
         ]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -37,9 +38,19 @@ from relay.store.db import Store
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
+LINGER_SECONDS = 0.01  # the longest lingering work waits for company (submit(linger=True))
 T = TypeVar("T")
 Work = Callable[[Connection], Any]
 _STOP = object()
+
+
+@dataclass(frozen=True)
+class _Item:
+    work: Work
+    future: Future[Any]
+    linger: bool = False
+
+
 _BATCH = "relay_group_batch"  # connection.info: the Batch being written, while it is
 
 
@@ -81,7 +92,7 @@ def _write_pending(connection: Connection, batch: Batch) -> None:
 class GroupWriter:
     def __init__(self, store: Store, name: str = "group-commit") -> None:
         self.store = store
-        self._queue: queue.SimpleQueue[tuple[Work, Future[Any]] | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = False
         self._closed = False
@@ -89,23 +100,34 @@ class GroupWriter:
         self.batches = 0  # how many commits; with .items, the average batch (metrics, tests)
         self.items = 0
 
-    def submit(self, work: Callable[[Connection], T]) -> Future[T]:
-        """Queue work; the future resolves after the commit that holds it (or fails)."""
+    def submit(self, work: Callable[[Connection], T], linger: bool = False) -> Future[T]:
+        """Queue work; the future resolves after the commit that holds it (or fails).
+
+        linger: work nobody is waiting to answer (the delivery worker's claims and
+        outcomes) waits up to LINGER_SECONDS for other work to share its commit, so
+        that it adds a few statements to a message's commit instead of a commit (an
+        fsync) of its own that the next message would have to wait for.
+        """
+        self.start()
+        future: Future[T] = Future()
+        self._queue.put(_Item(work, future, linger))
+        return future
+
+    def start(self) -> None:
+        """Start the writer's thread now (else the first submit does, and waits for it)."""
         with self._start_lock:
             if self._closed:
                 raise RuntimeError("the group writer is closed")
             if not self._started:
                 self._thread.start()
                 self._started = True
-        future: Future[T] = Future()
-        self._queue.put((work, future))
-        return future
 
     def write(self, work: Callable[[Connection], T]) -> T:
         return self.submit(work).result()
 
     def close(self) -> None:
-        """Finish what is queued, then stop the thread; later submits raise."""
+        """Finish what is queued (lingering work too), then stop the thread; later submits
+        raise."""
         with self._start_lock:
             self._closed = True
             if not self._started:
@@ -114,38 +136,57 @@ class GroupWriter:
         self._thread.join()
 
     def _run(self) -> None:
+        lingering: list[_Item] = []  # waiting for company, oldest first
+        due = 0.0  # when the oldest of them is written anyway
         while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            stopping = False
-            while len(batch) < MAX_BATCH:
+            try:
+                if lingering:
+                    first = self._queue.get(timeout=max(due - time.monotonic(), 0.0))
+                else:
+                    first = self._queue.get()
+            except queue.Empty:
+                self._commit(lingering)
+                lingering = []
+                continue
+            batch: list[_Item] = []
+            stopping = first is _STOP
+            item = first
+            while not stopping:
+                assert isinstance(item, _Item)
+                if item.linger:
+                    if not lingering:
+                        due = time.monotonic() + LINGER_SECONDS
+                    lingering.append(item)
+                else:
+                    batch.append(item)
+                if len(batch) + len(lingering) >= MAX_BATCH:
+                    break
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-            self._commit(batch)  # type: ignore[arg-type]
+                stopping = item is _STOP
+            if batch or stopping or len(lingering) >= MAX_BATCH:
+                # Lingering work first: it was queued first.
+                if lingering or batch:
+                    self._commit(lingering + batch)
+                lingering = []
             if stopping:
                 return
 
-    def _commit(self, batch: list[tuple[Work, Future[Any]]]) -> None:
+    def _commit(self, batch: list[_Item]) -> None:
         try:
             with self.store.write_connection() as connection:
                 shared = Batch(len(batch))
                 connection.info[_BATCH] = shared
                 try:
-                    results = [work(connection) for work, _ in batch]
+                    results = [item.work(connection) for item in batch]
                     _write_pending(connection, shared)
                 finally:
                     del connection.info[_BATCH]
         except Exception as error:
             if len(batch) == 1:
-                batch[0][1].set_exception(error)
+                batch[0].future.set_exception(error)
                 return
             log.info("a batch of %d failed; writing each on its own", len(batch))
             for item in batch:
@@ -153,5 +194,5 @@ class GroupWriter:
             return
         self.batches += 1
         self.items += len(batch)
-        for (_, future), result in zip(batch, results, strict=True):
-            future.set_result(result)
+        for item, result in zip(batch, results, strict=True):
+            item.future.set_result(result)
