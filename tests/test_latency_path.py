@@ -77,6 +77,24 @@ def test_lingering_work_waits_for_the_next_commit_and_shares_it(
     assert _stored_secrets(store) >= {"outcome", "message"}
 
 
+def test_whoever_waits_to_answer_a_client_is_told_first(
+    store: db.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lingering claim told first would let the event loop start its sends before the
+    message's 250 goes out."""
+    monkeypatch.setattr(group_commit, "LINGER_SECONDS", LONG_LINGER)
+    writer = GroupWriter(store)
+    told: list[str] = []
+    lingering = writer.submit(_secret("claim"), linger=True)
+    lingering.add_done_callback(lambda _: told.append("claim"))
+    message = writer.submit(_secret("message"))
+    message.add_done_callback(lambda _: told.append("message"))
+    message.result(30)
+    lingering.result(30)
+    writer.close()
+    assert told == ["message", "claim"]
+
+
 def test_lingering_work_without_company_is_written_on_its_own(store: db.Store) -> None:
     writer = GroupWriter(store)
     assert writer.submit(_secret("alone"), linger=True).result(30) == "alone"  # hang guard

@@ -194,5 +194,8 @@ class GroupWriter:
             return
         self.batches += 1
         self.items += len(batch)
-        for item, result in zip(batch, results, strict=True):
+        done = list(zip(batch, results, strict=True))
+        # Those who wait to answer a client first: a lingering claim resolved first would
+        # have the event loop start its sends before it sends the message's 250.
+        for item, result in sorted(done, key=lambda each: each[0].linger):
             item.future.set_result(result)
