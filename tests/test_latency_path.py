@@ -84,11 +84,20 @@ def test_whoever_waits_to_answer_a_client_is_told_first(
     message's 250 goes out."""
     monkeypatch.setattr(group_commit, "LINGER_SECONDS", LONG_LINGER)
     writer = GroupWriter(store)
+    started, release = threading.Event(), threading.Event()
+
+    def hold(connection: Connection) -> None:
+        started.set()
+        assert release.wait(10)  # the two below queue up behind this commit
+
+    writer.submit(hold)
+    assert started.wait(10)
     told: list[str] = []
     lingering = writer.submit(_secret("claim"), linger=True)
     lingering.add_done_callback(lambda _: told.append("claim"))
     message = writer.submit(_secret("message"))
     message.add_done_callback(lambda _: told.append("message"))
+    release.set()
     message.result(30)
     lingering.result(30)
     writer.close()
