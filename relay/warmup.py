@@ -7,9 +7,10 @@ templates loaded on first use. warm_up() runs intake's whole path once, before
 the SMTP listener opens, on a made-up message from the newest open pair's
 mentor to that pair (with authentication off: no DNS is asked), then writes
 its rows and the delivery worker's claim in a transaction that is rolled back.
-Nothing is stored, logged as a decision or sent. A relay without an open pair
-has no message to warm up with and skips it; a failure is logged and the start
-goes on (it only costs the first message its speed).
+Nothing is stored, logged as a decision or sent, and the pair directory is left
+empty as it was. A relay without an open pair has no message to warm up with
+and skips it; a failure is logged and the start goes on (it only costs the
+first message its speed).
 """
 
 from __future__ import annotations
@@ -63,14 +64,19 @@ def _warm_up(intake: Intake, worker: DeliveryWorker | None) -> bool:
         f"Date: {formatdate()}\r\nMessage-ID: <warm-up@{intake.domain}>\r\n\r\nHello.\r\n"
     ).encode()
     incoming = Incoming(raw, sender, (address,), "smtp")
-    prepared = intake.prepare(incoming, authenticator=Authenticator("off"))
-    with store.engine.connect() as connection:
-        transaction = connection.begin()
-        try:
-            if isinstance(prepared, Prepared):
-                prepared.write(connection)
-            if worker is not None:
-                worker.claim_on(connection)
-        finally:
-            transaction.rollback()
+    try:
+        prepared = intake.prepare(incoming, authenticator=Authenticator("off"))
+        with store.engine.connect() as connection:
+            transaction = connection.begin()
+            try:
+                if isinstance(prepared, Prepared):
+                    prepared.write(connection)
+                if worker is not None:
+                    worker.claim_on(connection)
+            finally:
+                transaction.rollback()
+    finally:
+        # The pair stays out of the cache: a RCPT answered from it would not see the pair
+        # end before its first message (RCPT refuses an ended pair as an unknown one).
+        intake.directory.forget()
     return True

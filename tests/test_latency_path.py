@@ -205,6 +205,7 @@ def test_warm_up_runs_the_path_and_stores_nothing(
     with caplog.at_level(logging.INFO):
         assert warm_up(intake, worker)
     intake.close()
+    assert intake.directory.version is None  # nothing cached that RCPT could answer from
     with store.session() as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 0
     assert _outbox(store) == before  # the introductions: still queued, never claimed
