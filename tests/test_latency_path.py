@@ -30,7 +30,14 @@ from relay.warmup import warm_up
 from tests.conftest import PairInfo, RunningRelay, Sink, mail, wire
 from tests.dnsserver import LoopbackDns
 
-LONG_LINGER = 60.0  # far longer than any test: lingering work is written only with company
+LONG = 60.0  # far longer than any test: lingering work is written only with company
+
+
+@pytest.fixture
+def linger_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lingering work waits a minute, and a minute without messages still counts as traffic."""
+    monkeypatch.setattr(group_commit, "LINGER_SECONDS", LONG)
+    monkeypatch.setattr(group_commit, "QUIET_SECONDS", LONG)
 
 
 def _secret(name: str):
@@ -64,25 +71,22 @@ def write_transactions(store: db.Store) -> Iterator[list[str]]:
 
 
 def test_lingering_work_waits_for_the_next_commit_and_shares_it(
-    store: db.Store, monkeypatch: pytest.MonkeyPatch
+    store: db.Store, linger_long: None
 ) -> None:
-    monkeypatch.setattr(group_commit, "LINGER_SECONDS", LONG_LINGER)
     writer = GroupWriter(store)
+    writer.write(_secret("traffic"))  # messages are coming
     lingering = writer.submit(_secret("outcome"), linger=True)
     message = writer.submit(_secret("message"))
     assert message.result(30) == "message"
     assert lingering.result(30) == "outcome"
-    assert writer.batches == 1 and writer.items == 2
+    assert writer.batches == 2 and writer.items == 3
     writer.close()
     assert _stored_secrets(store) >= {"outcome", "message"}
 
 
-def test_whoever_waits_to_answer_a_client_is_told_first(
-    store: db.Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_whoever_waits_to_answer_a_client_is_told_first(store: db.Store, linger_long: None) -> None:
     """A lingering claim told first would let the event loop start its sends before the
     message's 250 goes out."""
-    monkeypatch.setattr(group_commit, "LINGER_SECONDS", LONG_LINGER)
     writer = GroupWriter(store)
     started, release = threading.Event(), threading.Event()
 
@@ -106,28 +110,36 @@ def test_whoever_waits_to_answer_a_client_is_told_first(
 
 def test_lingering_work_without_company_is_written_on_its_own(store: db.Store) -> None:
     writer = GroupWriter(store)
+    writer.write(_secret("traffic"))
     assert writer.submit(_secret("alone"), linger=True).result(30) == "alone"  # hang guard
-    assert writer.batches == 1
+    assert writer.batches == 2
     writer.close()
     assert "alone" in _stored_secrets(store)
 
 
-def test_closing_the_writer_writes_lingering_work(
+def test_lingering_work_goes_at_once_when_no_messages_come(
     store: db.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(group_commit, "LINGER_SECONDS", LONG_LINGER)
+    """An approval's claim, or the end of a burst being delivered: no company is coming."""
+    monkeypatch.setattr(group_commit, "LINGER_SECONDS", LONG)  # QUIET_SECONDS as shipped
     writer = GroupWriter(store)
+    assert writer.submit(_secret("approved"), linger=True).result(30) == "approved"
+    writer.close()
+    assert "approved" in _stored_secrets(store)
+
+
+def test_closing_the_writer_writes_lingering_work(store: db.Store, linger_long: None) -> None:
+    writer = GroupWriter(store)
+    writer.write(_secret("traffic"))
     lingering = writer.submit(_secret("at-stop"), linger=True)
     writer.close()
     assert lingering.result(0) == "at-stop"
     assert "at-stop" in _stored_secrets(store)
 
 
-def test_a_failing_lingering_piece_fails_alone(
-    store: db.Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(group_commit, "LINGER_SECONDS", LONG_LINGER)
+def test_a_failing_lingering_piece_fails_alone(store: db.Store, linger_long: None) -> None:
     writer = GroupWriter(store)
+    writer.write(_secret("traffic"))
 
     def broken(connection: Connection) -> None:
         raise ValueError("a broken outcome")
@@ -149,14 +161,14 @@ def test_delivering_costs_no_commit_of_its_own_while_mail_keeps_coming(
     pair: PairInfo,
     sink: Sink,
     write_transactions: list[str],
-    monkeypatch: pytest.MonkeyPatch,
+    linger_long: None,
 ) -> None:
     """The worker's claim and its "delivered" go into the commits of the messages that
     arrive meanwhile (here: two made-up ones), not into transactions of their own."""
-    monkeypatch.setattr(group_commit, "LINGER_SECONDS", LONG_LINGER)
     writer = GroupWriter(store)
     worker = DeliveryWorker(store, config, make_transport(config), Notices(config), None, writer)
-    del write_transactions[:]  # the worker's signing secret, made once
+    writer.write(_secret("message 0"))  # messages are coming
+    del write_transactions[:]  # the worker's signing secret, message 0
 
     async def scenario() -> int:
         round_ = asyncio.ensure_future(worker.run_once())

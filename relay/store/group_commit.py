@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
 LINGER_SECONDS = 0.01  # the longest lingering work waits for company (submit(linger=True))
+QUIET_SECONDS = 0.05  # no ordinary work for this long: lingering work expects none, waits not
 T = TypeVar("T")
 Work = Callable[[Connection], Any]
 _STOP = object()
@@ -106,7 +107,9 @@ class GroupWriter:
         linger: work nobody is waiting to answer (the delivery worker's claims and
         outcomes) waits up to LINGER_SECONDS for other work to share its commit, so
         that it adds a few statements to a message's commit instead of a commit (an
-        fsync) of its own that the next message would have to wait for.
+        fsync) of its own that the next message would have to wait for. Only while
+        ordinary work keeps coming (some in the last QUIET_SECONDS): otherwise none is
+        expected (an approval, the end of a burst being delivered) and it goes at once.
         """
         self.start()
         future: Future[T] = Future()
@@ -138,6 +141,7 @@ class GroupWriter:
     def _run(self) -> None:
         lingering: list[_Item] = []  # waiting for company, oldest first
         due = 0.0  # when the oldest of them is written anyway
+        company = float("-inf")  # when ordinary work last came
         while True:
             try:
                 if lingering:
@@ -153,11 +157,14 @@ class GroupWriter:
             item = first
             while not stopping:
                 assert isinstance(item, _Item)
-                if item.linger:
+                now = time.monotonic()
+                if item.linger and now - company < QUIET_SECONDS:
                     if not lingering:
-                        due = time.monotonic() + LINGER_SECONDS
+                        due = now + LINGER_SECONDS
                     lingering.append(item)
                 else:
+                    if not item.linger:
+                        company = now
                     batch.append(item)
                 if len(batch) + len(lingering) >= MAX_BATCH:
                     break
