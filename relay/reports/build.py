@@ -24,7 +24,7 @@ from relay.errors import NotFoundError
 from relay.programme.focus import focus_list
 from relay.programme.focus_inputs import FocusInputs
 from relay.reports import parallel
-from relay.reports.cohorts import cohort_rows
+from relay.reports.cohorts import cohort_rows, read_cohort_figures
 from relay.reports.held import held_messages
 from relay.reports.moderation import moderation_figures
 from relay.reports.pairs import PairQuery, add_reply_medians, message_stats, pair_rows
@@ -32,7 +32,7 @@ from relay.reports.period import Period
 from relay.reports.prompts import pair_prompts
 from relay.reports.replies import ReplyFigures, ReplyPass
 from relay.reports.selection import selected_pairs
-from relay.reports.series import chart_series
+from relay.reports.series import chart_series, checkin_scores
 from relay.reports.sql import Dialect, allow_long_statements
 from relay.rules.base import Action
 from relay.store.db import Store
@@ -66,7 +66,15 @@ def build_report(
             raise NotFoundError(f"no pairs{where} were matched and open in that period")
         with held_messages(session, dialect, period, selection) as held:
             return _report(
-                session, config, dialect, period, selection, held, with_addresses, pending
+                session,
+                config,
+                dialect,
+                period,
+                selection,
+                held,
+                with_addresses,
+                with_series,
+                pending,
             )
 
 
@@ -91,6 +99,7 @@ def _report(
     selection: Subquery,
     held: Table,
     with_addresses: bool,
+    with_series: bool,
     pending: parallel.Pending[ReplyFigures],
 ) -> dict[str, Any]:
     domain = config.relay.domain
@@ -118,9 +127,11 @@ def _report(
     actions: Mapping[str, Action] = config.rules.actions
     accepting = {rule for rule, action in actions.items() if action is Action.ACCEPT}
     moderation = moderation_figures(session, dialect, period, held, accepting)
-    medians, histogram, written = pending.result()
+    cohort_figures = read_cohort_figures(session, dialect, period, selection)
+    checkins = checkin_scores(session, dialect, period, selection) if with_series else {}
+    medians, histogram, weekly = pending.result()
     add_reply_medians(pairs, medians)
-    cohorts, summary = cohort_rows(session, dialect, period, selection, histogram, pairs)
+    cohorts, summary = cohort_rows(cohort_figures, histogram, pairs)
     report: dict[str, Any] = {
         "period": period.to_json(),
         "summary": summary,
@@ -129,6 +140,6 @@ def _report(
         "moderation": moderation,
         "focus": focus,
     }
-    if written is not None:
-        report["series"] = chart_series(session, dialect, period, selection, histogram, written)
+    if weekly is not None:
+        report["series"] = chart_series(cohort_figures.names, period, histogram, weekly, checkins)
     return report

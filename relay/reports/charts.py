@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import matplotlib.backends.backend_svg  # noqa: F401  (else imported by the first chart)
 from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure

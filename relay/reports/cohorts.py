@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, literal_column, select
@@ -29,24 +30,33 @@ COMPLETED = "completed"
 ALL = -1  # the key of the whole report's row
 
 
-def cohort_rows(
-    session: Session,
-    dialect: Dialect,
-    period: Period,
-    selection: Subquery,
-    replies: Histogram,
-    pair_rows: Sequence[dict[str, Any]],
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """(one row per cohort, the row for every pair in the report)."""
+@dataclass(frozen=True)
+class CohortFigures:
+    """What cohort_rows() reads from the database, read before the reply times are in."""
+
+    names: dict[int, str]
+    found: dict[int, dict[str, Any]]  # cohort id (ALL: the whole report) -> figures
+
+
+def read_cohort_figures(
+    session: Session, dialect: Dialect, period: Period, selection: Subquery
+) -> CohortFigures:
     names = {cohort_id: name for cohort_id, name in session.execute(select(Cohort.id, Cohort.name))}
-    cohort_of = {name: cohort_id for cohort_id, name in names.items()}
     found = _figures(session, dialect, period, selection, grouped=True)
     whole = _figures(session, dialect, period, selection, grouped=False)
     # The whole report's scores are the cohorts' summed: no second pass over check-ins.
     for figures in found.values():
         for score, count in figures["scores"].items():
             whole[ALL]["scores"][score] = whole[ALL]["scores"].get(score, 0) + count
-    found |= whole
+    return CohortFigures(names, found | whole)
+
+
+def cohort_rows(
+    read: CohortFigures, replies: Histogram, pair_rows: Sequence[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(one row per cohort, the row for every pair in the report)."""
+    names, found = read.names, read.found
+    cohort_of = {name: cohort_id for cohort_id, name in names.items()}
     totals: dict[Any, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for row in pair_rows:
         for key in (cohort_of.get(row["cohort"]), ALL):
@@ -56,15 +66,16 @@ def cohort_rows(
             into["prompts"] += row["prompts"]
             into["prompts_answered"] += row["prompts_answered"]
             into["active"] += _active(row)
-    for key, figures in found.items():
+    medians = {}
+    for key in found:
         parts = replies.values() if key == ALL else [c for (k, _), c in replies.items() if k == key]
-        figures["median_reply_hours"] = histogram_median(merged(parts))
+        medians[key] = histogram_median(merged(parts))
     cohorts = [
-        _finish(names.get(key, ""), figures, totals[key])
+        _finish(names.get(key, ""), figures | {"median_reply_hours": medians[key]}, totals[key])
         for key, figures in sorted(found.items(), key=lambda item: names.get(item[0], ""))
         if key != ALL
     ]
-    return cohorts, _finish(None, found[ALL], totals[ALL])
+    return cohorts, _finish(None, found[ALL] | {"median_reply_hours": medians[ALL]}, totals[ALL])
 
 
 def _active(row: dict[str, Any]) -> int:

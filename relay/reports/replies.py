@@ -77,15 +77,14 @@ PairMedians = dict[tuple[int, str], float]
 
 
 @dataclass(frozen=True)
-class Written:
-    """Every message of the period, as numpy arrays of equal length (for the page's charts)."""
+class Weekly:
+    """The page's weekly counts, from every message of the period (week_number() weeks)."""
 
-    pair_ids: Any
-    cohorts: Any  # -1: the pair has no cohort
-    weeks: Any  # relay.reports.sql.Dialect.week_number
+    messages: dict[tuple[int, int], int]  # (cohort id, -1 for none; week) -> messages
+    active_pairs: dict[int, int]  # week -> pairs that wrote that week or the week before
 
 
-ReplyFigures = tuple[PairMedians, Histogram, Written | None]
+ReplyFigures = tuple[PairMedians, Histogram, Weekly | None]
 
 
 @dataclass(frozen=True)
@@ -113,8 +112,9 @@ def reply_figures(
 ) -> ReplyFigures:
     """Per-pair medians (exact) and the cohort histogram, from ONE pass over the messages.
 
-    with_weeks: also every message's pair, cohort and week (the pass reads
-    them all anyway; the charts need no second pass).
+    with_weeks: also the weekly counts of the page's charts, from every
+    message's pair, cohort and week (the pass reads them all anyway; the
+    charts need no second pass, and only the counts leave the process).
     """
     width = 4 if with_weeks else 3
     # Every column as float64 (ids and weeks are far below 2**53: exact); NULL becomes NaN.
@@ -136,9 +136,9 @@ def reply_figures(
     place = np.searchsorted(pairs[:, 0], pair_ids)
     by_mentor = (senders == pairs[place, 1]).astype(np.int64)
     cohorts = pairs[place, 2]  # -1: no cohort (ids are positive)
-    written = None
+    weekly = None
     if with_weeks:
-        written = Written(pair_ids, cohorts, table[:, 3].astype(np.int64))
+        weekly = _weekly(pair_ids, cohorts, table[:, 3].astype(np.int64))
         replies = ~np.isnan(hours)
         pair_ids, by_mentor, cohorts, hours = (
             pair_ids[replies],
@@ -147,7 +147,26 @@ def reply_figures(
             hours[replies],
         )
     medians = _medians(pair_ids * 2 + by_mentor, hours)
-    return medians, _histogram(cohorts, by_mentor, dialect.tenths(hours)), written
+    return medians, _histogram(cohorts, by_mentor, dialect.tenths(hours)), weekly
+
+
+# More weeks than week_number() gives until the year 20,000: (x, week) pairs as one integer.
+WEEKS = 1 << 20
+
+
+def _weekly(pair_ids: Any, cohorts: Any, weeks: Any) -> Weekly:
+    """Messages per cohort and week; pairs active per week (a pair counts in week W when
+    it wrote in W or the week before: the tables' 14-day "active", by the week)."""
+    keys, counts = counted((cohorts + 1) * WEEKS + weeks)
+    messages = {
+        (key // WEEKS - 1, key % WEEKS): count
+        for key, count in zip(keys.tolist(), counts.tolist(), strict=True)
+    }
+    wrote, _ = counted(pair_ids * WEEKS + weeks)
+    # Each pair-week counts for its own week and the next; a pair once per week.
+    active, _ = counted(np.concatenate((wrote, wrote + 1)))
+    found, active_counts = counted(active % WEEKS)
+    return Weekly(messages, dict(zip(found.tolist(), active_counts.tolist(), strict=True)))
 
 
 def _medians(groups: Any, hours: Any) -> PairMedians:

@@ -5,27 +5,27 @@ week (a pair counts in week W when either side wrote in W or the week
 before: the 14-day "active" of the tables, at week resolution), reply times
 by band, and the mean check-in score per week per cohort. Weeks are
 counted in SQL as numbers (relay.reports.sql.week_number) and named by
-their Mondays (UTC, YYYY-MM-DD). The messages' weeks come from the reply
-pass (relay.reports.replies reads every message of the period once, and
-hands over each one's pair, cohort and week): both weekly series are
-counted from those arrays with numpy, without a second pass over the
+their Mondays (UTC, YYYY-MM-DD). Both weekly series of messages are
+counted by the reply pass (relay.reports.replies reads every message of
+the period once, in the report's second process): no second pass over the
 messages; the reply bands come from the same pass's histogram, the
-check-in scores from one GROUP BY.
+check-in scores from one GROUP BY (read before the reply pass is waited
+for: checkin_scores()).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Subquery
 
 from relay.reports.period import Period
-from relay.reports.replies import Histogram, Written, counted
+from relay.reports.replies import Histogram, Weekly
 from relay.reports.sql import EPOCH_MONDAY, Dialect, monday_of
 from relay.store.models import Checkin, Cohort, Pair
 
@@ -41,49 +41,33 @@ REPLY_BANDS = (
 LONGEST_BAND = "> 2 weeks"
 
 Series = dict[str, dict[str, float]]  # name -> week -> value
-# More weeks than week_number() gives until the year 20,000: (x, week) pairs as one integer.
-WEEKS = 1 << 20
 
 
 def chart_series(
-    session: Session,
-    dialect: Dialect,
-    period: Period,
-    selection: Subquery,
-    replies: Histogram,
-    written: Written,
+    names: Mapping[int, str], period: Period, replies: Histogram, weekly: Weekly, checkins: Series
 ) -> dict[str, Any]:
-    """written: every message of the period (relay.reports.replies' pass)."""
+    """names: cohort id -> name; weekly: the reply pass's counts; checkins: checkin_scores()."""
     return {
-        "messages_per_week": _messages_per_week(session, written),
-        "active_pairs": _active_pairs(period, written),
+        "messages_per_week": _messages_per_week(names, weekly),
+        "active_pairs": _active_pairs(period, weekly),
         "reply_bands": _reply_bands(replies),
-        "checkin_scores": _checkin_scores(session, dialect, period, selection),
+        "checkin_scores": checkins,
     }
 
 
-def _messages_per_week(session: Session, written: Written) -> Series:
-    names = {cohort_id: name for cohort_id, name in session.execute(select(Cohort.id, Cohort.name))}
+def _messages_per_week(names: Mapping[int, str], weekly: Weekly) -> Series:
     found: Series = defaultdict(dict)
-    # One integer per (cohort, week): counting is one sort of integers.
-    keys, counts = counted((written.cohorts + 1) * WEEKS + written.weeks)
-    for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
-        cohort_key, week = divmod(key, WEEKS)
-        name = names.get(cohort_key - 1) or "(no cohort)"
-        found[name][monday_of(week)] = count
+    for (cohort_id, week), count in sorted(weekly.messages.items()):
+        found[names.get(cohort_id) or "(no cohort)"][monday_of(week)] = count
     return dict(found)
 
 
-def _active_pairs(period: Period, written: Written) -> dict[str, int]:
+def _active_pairs(period: Period, weekly: Weekly) -> dict[str, int]:
     """Per week: the pairs that wrote that week or the week before."""
-    wrote, _ = counted(written.pair_ids * WEEKS + written.weeks)
-    # Each pair-week counts for its own week and the next; a pair once per week.
-    active, _ = counted(np.concatenate((wrote, wrote + 1)))
-    weeks, counts = counted(active % WEEKS)
     last_week = ((period.until - timedelta(microseconds=1)).date() - EPOCH_MONDAY).days // 7
     return {
         monday_of(week): count
-        for week, count in zip(weeks.tolist(), counts.tolist(), strict=True)
+        for week, count in sorted(weekly.active_pairs.items())
         if week <= last_week
     }
 
@@ -103,9 +87,10 @@ def _reply_bands(replies: Histogram) -> dict[str, dict[str, int]]:
     return found
 
 
-def _checkin_scores(
+def checkin_scores(
     session: Session, dialect: Dialect, period: Period, selection: Subquery
 ) -> Series:
+    """The mean check-in score per cohort and week."""
     week = dialect.week_number(Checkin.sent_at)
     statement = (
         select(Cohort.name, week, func.avg(Checkin.score))
