@@ -40,6 +40,8 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo("UTC")  # checked where it is set; an old bad value must not stop a tick
 
 
+# A programme's pairs share a few start dates: the focus list asks once per pair.
+@functools.lru_cache(maxsize=4096)
 def week_starts_at(started_on: date, week: int, time_zone: str, hour: int) -> datetime:
     day = started_on + timedelta(weeks=week - 1)
     local = datetime.combine(day, time(hour), tzinfo=zone(time_zone))
