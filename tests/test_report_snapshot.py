@@ -29,12 +29,17 @@ def participants(session: Session) -> int:
 
 
 def test_a_commit_between_the_two_first_reads_is_seen_by_neither(store: db.Store) -> None:
+    # Other processes, as far as SQLite and PostgreSQL can tell: stores of their own.
+    writing, reading = db.Store(store.url), db.Store(store.url)
+
     def write() -> None:
-        with store.twin().session() as session:
+        with writing.session() as session:
             registry.add_participant(session, "late@example.org", "Late", Role.MENTEE)
 
     writer = threading.Thread(target=write)
     with ExitStack() as open_sessions:
+        open_sessions.callback(writing.dispose)
+        open_sessions.callback(reading.dispose)
         first = open_sessions.enter_context(store.read_session())
         with snapshots.exported(store, first) as snapshot:
             writer.start()
@@ -42,7 +47,7 @@ def test_a_commit_between_the_two_first_reads_is_seen_by_neither(store: db.Store
             if store.is_sqlite:
                 # The shared snapshot holds SQLite's write lock until both have read.
                 assert writer.is_alive()
-            second = open_sessions.enter_context(store.twin().read_session())
+            second = open_sessions.enter_context(reading.read_session())
             snapshots.join(second, snapshot)
         writer.join(timeout=30)
         assert not writer.is_alive()

@@ -107,7 +107,7 @@ class Store:
 
     def __init__(self, url: str, settings: DatabaseSettings | None = None) -> None:
         self.url = url
-        self.settings = settings
+        self.settings = settings  # with url: what another process opens the same store by
         self.engine = make_engine(url, settings)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._readers = sessionmaker(
@@ -149,11 +149,6 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-    def twin(self) -> Store:
-        """The same database with connections of its own (a forked process may never use
-        its parent's: both would talk over one socket or one SQLite handle)."""
-        return Store(self.url, self.settings)
 
 
 def alembic_config(store: Store) -> AlembicConfig:
