@@ -6,7 +6,8 @@ opening connections, the group writer's thread starting, modules and
 templates loaded on first use. warm_up() runs intake's whole path once, before
 the SMTP listener opens, on a made-up message from the newest open pair's
 mentor to that pair (with authentication off: no DNS is asked), then writes
-its rows and the delivery worker's claim in a transaction that is rolled back.
+its rows (on SQLite; PostgreSQL's sequences would keep the ids taken) and the
+delivery worker's claim in a transaction that is rolled back.
 Nothing is stored, logged as a decision or sent, and the pair directory is left
 empty as it was. A relay without an open pair has no message to warm up with
 and skips it; a failure is logged and the start goes on (it only costs the
@@ -69,7 +70,9 @@ def _warm_up(intake: Intake, worker: DeliveryWorker | None) -> bool:
         with store.engine.connect() as connection:
             transaction = connection.begin()
             try:
-                if isinstance(prepared, Prepared):
+                # Not on PostgreSQL: a sequence is not rolled back, so the rows would take
+                # an id from every start's first message (message 2 where 1 was expected).
+                if isinstance(prepared, Prepared) and store.is_sqlite:
                     prepared.write(connection)
                 if worker is not None:
                     worker.claim_on(connection)
