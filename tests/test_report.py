@@ -488,3 +488,42 @@ def test_an_empty_programme_is_a_clear_error(config_path: Path, store: db.Store)
     result = run(config_path, "report")
     assert result.exit_code == 1
     assert result.output.strip() == "Error: the programme has no pairs yet: nothing to report"
+
+
+def test_ctrl_c_stops_the_report_with_no_traceback_and_no_process_left(programme: Programme):
+    """Ctrl-C reaches the terminal's process group: the report says "Aborted!" (not a
+    database error from cleaning up after the interrupted statement), prints no partial
+    report, and its second process is stopped and gone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "relay", "-c", str(programme.config_path), "report"]
+    report = subprocess.Popen(
+        [*command, "--json", "--until", programme.until],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # the process group a terminal would interrupt
+    )
+    children = Path(f"/proc/{report.pid}/task/{report.pid}/children")
+    wait_for(lambda: children.read_text().split() or report.poll() is not None, 30, "a child")
+    second = int(children.read_text().split()[0])
+    # Once the second process's Python catches SIGINT, an interrupt reaching it would be a
+    # KeyboardInterrupt and a traceback (before that it would just end it, silently).
+    wait_for(lambda: _catches_sigint(second), 30, "the second process's Python")
+    os.killpg(report.pid, signal.SIGINT)
+    stdout, stderr = report.communicate(timeout=30)
+    assert report.returncode == 1
+    assert stderr.decode().strip() == "Aborted!", stderr.decode()
+    assert stdout == b""
+    with pytest.raises(ProcessLookupError):
+        os.kill(second, 0)
+
+
+def _catches_sigint(pid: int) -> bool:
+    import signal
+
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGINT - 1)))

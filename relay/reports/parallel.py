@@ -61,7 +61,12 @@ class SecondProcess:
     @classmethod
     def start(cls) -> SecondProcess:
         command = [sys.executable, "-m", ENTRY_POINT]
-        return cls(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+        # A session of its own: Ctrl-C in the terminal interrupts the parent only, which
+        # stops the child, instead of printing the child's traceback too.
+        child = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
+        )
+        return cls(child)
 
     def __enter__(self) -> SecondProcess:
         return self

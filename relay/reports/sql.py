@@ -48,14 +48,17 @@ def allow_long_statements(session: Session, dialect: Dialect) -> None:
 
 @contextmanager
 def filled_temporary_table(session: Session, table: Table, query: Select[Any]) -> Iterator[Table]:
-    """The table created and filled from the query, for the length of the block, then dropped."""
+    """The table created and filled from the query, for the length of the block, then dropped.
+
+    Dropped only when the block ends well: if it raises, the transaction's rollback takes
+    the table away (DDL is transactional on both backends), while a DROP on a connection
+    the error (or Ctrl-C inside a statement) invalidated would fail and hide the error.
+    """
     connection = session.connection()
     table.create(connection)
-    try:
-        session.execute(insert(table).from_select([c.name for c in table.columns], query))
-        yield table
-    finally:
-        table.drop(connection)
+    session.execute(insert(table).from_select([c.name for c in table.columns], query))
+    yield table
+    table.drop(connection)
 
 
 def driver_batches(session: Session, statement: Select[Any]) -> Iterator[Sequence[Any]]:
