@@ -1177,7 +1177,7 @@ def run_more(options: Options, arguments: argparse.Namespace) -> str:
     after_exit: list[float] = []
     recoveries: list[scenarios.Recovery] = []
     idle: dict[str, list[tuple[float, float, int]]] = {"bare": [], "relay": []}
-    pairs: list[tuple[float, float]] = []
+    pairs: list[tuple[scenarios.Load, scenarios.Load]] = []
     for run in range(1, options.runs + 1):
         wanted = set(arguments.more_rows.split(","))
         if "approval" in wanted:
@@ -1231,11 +1231,16 @@ def run_more(options: Options, arguments: argparse.Namespace) -> str:
             f"{median([f[0] for f in figures]):,.0f} without (with/without {ratio:.2f})"
         )
     if pairs:
-        ratio = median([two / one for one, two in pairs])
+        ratio = median([two.rate / one.rate for one, two in pairs])
+        ones, twos = [one for one, _ in pairs], [two for _, two in pairs]
         lines.append(
             f"two processes on one PostgreSQL (8 connections each) against one (16): "
-            f"{median([p[1] for p in pairs]):,.0f} against {median([p[0] for p in pairs]):,.0f} "
-            f"delivered msg/s (two/one {ratio:.2f})"
+            f"{median([t.rate for t in twos]):,.0f} against {median([o.rate for o in ones]):,.0f} "
+            f"delivered msg/s (two/one {ratio:.2f}); the machine's {os.cpu_count()} cores "
+            f"{median([t.busy for t in twos]):.0%} busy against "
+            f"{median([o.busy for o in ones]):.0%}; the machine's CPU per delivered message "
+            f"(every process) {median([t.machine_ms for t in twos]):.2f} against "
+            f"{median([o.machine_ms for o in ones]):.2f} ms"
         )
     return "\n".join(lines)
 
