@@ -100,6 +100,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def context_switches(pid: int) -> int:
+    """Voluntary + involuntary context switches of every thread of a process so far.
+
+    Summed over /proc/PID/task/*/status: a thread that ended during the run takes its
+    count with it (the relay's threads live as long as the process).
+    """
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for line in (task / "status").read_text().splitlines():
+                if "ctxt_switches:" in line:
+                    total += int(line.split(":", 1)[1])
+    return total
+
+
 def postgres_cpu_seconds() -> float:
     """utime+stime of every process named postgres (the database's share of the work)."""
     total = 0.0
@@ -219,6 +234,11 @@ class Throughput:
     server_cpu: float  # seconds
     database_cpu: float | None = None  # seconds, PostgreSQL only
     complete: bool = True  # False when draining timed out
+    switches: int = 0  # context switches of the server's threads during the run
+
+    @property
+    def switches_per_message(self) -> float:
+        return self.switches / self.messages
 
     @property
     def rate(self) -> float:
@@ -476,14 +496,15 @@ class Bare:
                 (f"pair.{number}@bare.bench", pair_people(number)[0])
                 for number in range(self.options.pairs)
             ]
-            before = cpu_seconds(pid)
+            before, switched = cpu_seconds(pid), context_switches(pid)
             elapsed = (
                 run_spread(port, messages, size, connections, targets, folder)
                 if self.options.spread
                 else self.options.send(port, messages, size, connections, to)
             )
             cpu = cpu_seconds(pid) - before
-        return Throughput(messages, elapsed, elapsed, cpu)
+            switched = context_switches(pid) - switched
+        return Throughput(messages, elapsed, elapsed, cpu, switches=switched)
 
     def latency(self, folder: Path, size: int) -> Latency:
         with self.serve(folder) as (port, _, to):
@@ -608,7 +629,7 @@ class Relay:
         with self.serve(folder) as (port, pid, address, outbox):
             database_before = postgres_cpu_seconds() if self.options.database else None
             spy = self._start_profile(pid, f"{size_label(size).replace(' ', '')}-x{connections}")
-            before = cpu_seconds(pid)
+            before, switched = cpu_seconds(pid), context_switches(pid)
             started = time.perf_counter()
             accept_seconds = (
                 run_spread(port, messages, size, connections, self.targets, folder)
@@ -626,6 +647,7 @@ class Relay:
             )
             elapsed = time.perf_counter() - started
             cpu = cpu_seconds(pid) - before
+            switched = context_switches(pid) - switched
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(60)
@@ -641,7 +663,13 @@ class Relay:
                     file=sys.stderr,
                 )
         return Throughput(
-            max(delivered, 1), elapsed, accept_seconds, cpu, database_cpu, complete=complete
+            max(delivered, 1),
+            elapsed,
+            accept_seconds,
+            cpu,
+            database_cpu,
+            complete=complete,
+            switches=switched,
         )
 
     def _start_profile(self, pid: int, label: str) -> subprocess.Popen[bytes] | None:
@@ -849,7 +877,8 @@ def run_all(options: Options, latency: bool = True) -> tuple[list[Row], list[Lat
                     f"run {run}/{options.runs} {size_label(row.size):>5} x{row.connections:<3} "
                     f"{server.name:5}: {result.rate:8.1f} msg/s "
                     f"(accepted {result.accept_rate:8.1f} msg/s), "
-                    f"{result.cpu_ms:.2f} server CPU ms/msg"
+                    f"{result.cpu_ms:.2f} server CPU ms/msg, "
+                    f"{result.switches_per_message:.1f} context switches/msg"
                     + ("" if result.complete else "  INCOMPLETE"),
                     flush=True,
                 )
@@ -925,6 +954,8 @@ def report(options: Options, rows: list[Row], latency_rows: list[LatencyRow]) ->
             f"{median(bare_cpu):.2f}",
             f"{median(relay_cpu):.2f}",
             f"{ratios(relay_cpu, bare_cpu):.1f}",
+            f"{median([each.switches_per_message for each in row.bare]):.1f}",
+            f"{median([each.switches_per_message for each in row.relay]):.1f}",
         ]
         if with_database:
             database_ms = [each.database_cpu_ms or 0.0 for each in row.relay]
@@ -942,6 +973,8 @@ def report(options: Options, rows: list[Row], latency_rows: list[LatencyRow]) ->
         "bare CPU ms/msg",
         "relay CPU ms/msg",
         "CPU relay/bare",
+        "bare switches/msg",
+        "relay switches/msg",
     ]
     if with_database:
         headers.append("postgres CPU ms/msg")

@@ -15,9 +15,12 @@ same way and set aside: no address oracle (relay.rules.senders). Mode "off"
 believes From as written. postmaster@, abuse@ and the notices' address:
 relay.delivery.mailboxes; bounce addresses: relay.delivery.bounces.
 
-prepare() is synchronous and touches the database (reads) and DNS: the daemon
-runs it in a worker thread. The commit is awaited without holding a thread
-(accept_async), so many sessions' messages can share one commit.
+prepare() is synchronous and touches the database (reads) and maybe DNS. The
+daemon (accept_async) runs it on the event loop when it can wait on nothing
+there (decides_here: SQLite, no DNS, only pair addresses, a message of
+ordinary size), else in a worker thread; a thread per message costs a few
+hand-offs of the GIL and context switches each way. The commit is awaited
+without holding a thread, so many sessions' messages can share one commit.
 """
 
 from __future__ import annotations
@@ -25,9 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 
@@ -40,6 +41,8 @@ from relay.delivery.bounces import load_bounce_addresses
 from relay.delivery.forwarding import thread_ids, translate_thread
 from relay.delivery.notices import Notices
 from relay.errors import RefusedError
+from relay.incoming import Incoming as Incoming
+from relay.incoming import Outcome as Outcome  # both re-exported: sources import them from here
 from relay.intake_own import Recipients, Taken, take_own_mail
 from relay.intake_rows import Aside, Candidate, CommitHook, Prepared, rows_for
 from relay.mail import limits, rawinput, replies
@@ -50,7 +53,7 @@ from relay.mail.replies import Reply
 from relay.mail.text import MailView
 from relay.programme import inbound
 from relay.rules.automated import is_automated as is_automated_mail
-from relay.rules.base import Action, Hit, RuleContext
+from relay.rules.base import Hit, RuleContext
 from relay.rules.engine import build_rules, run_rules
 from relay.rules.identity import strip_forged_results
 from relay.rules.senders import PairFindings, decide_message, reply_for
@@ -67,32 +70,10 @@ log = logging.getLogger(__name__)
 ACTIVE_TOKEN_SECONDS = 5.0
 DECIDE_TRIES = 3  # a message decided on a directory that changed before its commit
 ACTIVE_TOKEN_CACHE_SIZE = 10_000
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """A message as a source received it, before anything is decided."""
-
-    raw: bytes
-    envelope_from: str
-    recipients: Sequence[str]
-    source: str  # "smtp", "lmtp" or "imap"
-    peer: str = ""  # the client's IP address (SPF), when the source knows it
-    helo: str = ""  # the name the client gave in HELO/EHLO
-
-
-@dataclass(frozen=True)
-class Outcome:
-    reply: Reply
-    message_ids: tuple[int, ...] = ()
-    action: Action | None = None  # None: refused before anything was stored
-    hits: tuple[Hit, ...] = ()
-    notified: bool = False  # notices queued without a message (concern@, offer replies)
-
-    @property
-    def queued(self) -> bool:
-        """Something new waits in the outbox (a forward or a notice)."""
-        return self.notified or (self.action is not None and self.action is not Action.DISCARD)
+# Above this, prepare() goes to a thread even when it could wait on nothing: its CPU
+# (parsing, rules, the outbound copy) would hold every other session for the whole of it,
+# where a thread hands the GIL back every few milliseconds.
+DECIDE_HERE_MAX_BYTES = 128 * 1024
 
 
 class Intake:
@@ -190,10 +171,14 @@ class Intake:
     ) -> Outcome:
         """accept() for the event loop: decided in a thread, committed with others; no
         thread waits for the commit, so a batch is what arrived during the last one."""
+        here = self.decides_here(incoming)
         for attempt in range(1, DECIDE_TRIES + 1):
-            decided = await asyncio.to_thread(
-                self._decide_and_submit, incoming, attempt > 1, in_same_commit
-            )
+            if here:
+                decided = self._decide_and_submit(incoming, attempt > 1, in_same_commit)
+            else:
+                decided = await asyncio.to_thread(
+                    self._decide_and_submit, incoming, attempt > 1, in_same_commit
+                )
             if isinstance(decided, Outcome):
                 return decided
             prepared, written = decided
@@ -205,6 +190,28 @@ class Intake:
                 continue  # a pair or participant changed meanwhile: decide again
             return self._outcome(incoming, prepared, ids)
         raise AssertionError("unreachable")
+
+    def decides_here(self, incoming: Incoming) -> bool:
+        """Whether prepare() may run on the event loop: nothing in it can wait there.
+
+        It can when its reads are of a local SQLite file (in WAL mode a reader never
+        waits for a writer), authentication asks no DNS (mode "off" or "trust-front"),
+        every recipient is a pair address (mail to the relay's own addresses is written
+        at once, and a write can wait for the lock) and the message is of ordinary size.
+        A network database (PostgreSQL) or DNS (mode "verify") can stall: a thread, so
+        other sessions go on meanwhile and intake_timeout is answered.
+        """
+        if (
+            not self.store.is_sqlite
+            or self.authenticator.asks_dns
+            or len(incoming.raw) > DECIDE_HERE_MAX_BYTES
+        ):
+            return False
+        recipients = [normalise(r) for r in incoming.recipients]
+        sorted_ = Recipients.sort(
+            recipients, self.bounce_addresses, self.concern_address, self.config
+        )
+        return not sorted_.any_own
 
     def _decide_and_submit(
         self, incoming: Incoming, again: bool, hook: CommitHook | None

@@ -303,6 +303,11 @@ class Authenticator:
         self.trusted_authserv_id = trusted_authserv_id.lower()
         self.verifier = Verifier(resolver or Resolver()) if mode == "verify" else None
 
+    @property
+    def asks_dns(self) -> bool:
+        """Whether a check may wait on DNS (mode "verify"): not to be run on an event loop."""
+        return self.verifier is not None
+
     def check(
         self,
         raw: bytes,
