@@ -34,7 +34,7 @@ from email.message import EmailMessage
 
 from sqlalchemy import Connection
 
-from relay import decision_log
+from relay import decision_log, handoff
 from relay.config import Config
 from relay.delivery import mailboxes
 from relay.delivery.bounces import load_bounce_addresses
@@ -183,7 +183,7 @@ class Intake:
                 return decided
             prepared, written = decided
             try:
-                ids = await asyncio.wrap_future(written)
+                ids = await handoff.wrap(written)
             except StaleDirectory:
                 if attempt == DECIDE_TRIES:
                     raise

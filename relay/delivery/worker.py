@@ -34,6 +34,7 @@ from typing import cast
 from sqlalchemy import Connection, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from relay import handoff
 from relay.config import Config
 from relay.delivery.bounces import load_bounce_addresses
 from relay.delivery.claims import take_back_dead_claims, worker_name
@@ -191,7 +192,7 @@ class DeliveryWorker:
         """
         # The claim and the outcomes linger in the group writer for a message's commit
         # to share: delivering the last message costs the next one no commit of its own.
-        batch = await asyncio.wrap_future(self.writer.submit(self.claim_on, linger=True))
+        batch = await handoff.wrap(self.writer.submit(self.claim_on, linger=True))
         slots = asyncio.Semaphore(max(1, getattr(self.transport, "parallel", 1)))
         untried: list[Claimed] = []
         recorded: list[asyncio.Future[None]] = []
@@ -201,7 +202,7 @@ class DeliveryWorker:
             if delivered:
                 work = functools.partial(self._mark_delivered, items=delivered[:])
                 delivered.clear()
-                recorded.append(asyncio.wrap_future(self.writer.submit(work, linger=True)))
+                recorded.append(handoff.wrap(self.writer.submit(work, linger=True)))
 
         async def attempt(item: Claimed) -> None:
             async with slots:
