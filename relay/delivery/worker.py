@@ -23,6 +23,7 @@ names the partner only by display name.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import re
@@ -144,30 +145,32 @@ class DeliveryWorker:
 
     async def run(self, stopping: asyncio.Event) -> None:
         await self._take_back_dead_claims()
-        while not stopping.is_set():
-            # Cleared before looking, so a wake-up that arrives while we look is kept.
-            self._wakeup.clear()
-            try:
-                sent = await self.run_once(stopping)
-            except Exception:  # a database hiccup must not kill the worker
-                log.exception("delivery round failed; retrying after the poll interval")
-                sent = 0
-            if sent >= self.settings.batch_size:
-                continue  # a full batch: there may be more due right away
-            # Otherwise everything due was taken; mail queued since has set _wakeup.
-            if stopping.is_set():
-                break
-            waiters = {asyncio.ensure_future(self._wakeup.wait())}
-            waiters.add(asyncio.ensure_future(stopping.wait()))
-            _, pending = await asyncio.wait(
-                waiters,
-                timeout=self.settings.poll_interval.total_seconds(),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            for waiter in pending:
-                waiter.cancel()
-            if not self._wakeup.is_set():  # an idle poll: a cheap look for dead neighbours
-                await self._take_back_dead_claims()
+        # A stop wakes the worker as new mail does: one waiter for the worker's life, so
+        # a round's wait is one event and one timer instead of two tasks.
+        stop_watch = asyncio.ensure_future(stopping.wait())
+        stop_watch.add_done_callback(lambda _: self._wakeup.set())
+        try:
+            while not stopping.is_set():
+                # Cleared before looking, so a wake-up that arrives while we look is kept.
+                self._wakeup.clear()
+                try:
+                    sent = await self.run_once(stopping)
+                except Exception:  # a database hiccup must not kill the worker
+                    log.exception("delivery round failed; retrying after the poll interval")
+                    sent = 0
+                if sent >= self.settings.batch_size:
+                    continue  # a full batch: there may be more due right away
+                # Otherwise everything due was taken; mail queued since has set _wakeup.
+                if stopping.is_set():
+                    break
+                if not self._wakeup.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.settings.poll_interval.total_seconds()):
+                            await self._wakeup.wait()
+                if not self._wakeup.is_set():  # an idle poll: a cheap look for dead neighbours
+                    await self._take_back_dead_claims()
+        finally:
+            stop_watch.cancel()
 
     async def _take_back_dead_claims(self) -> None:
         try:
