@@ -2,7 +2,8 @@
 
 Every line carries its facts as fields (``extra={"fields": ...}``), so the JSON log
 format can be queried and the text format stays short; no line names a real
-address at INFO.
+address at INFO. The fields are worked out only when INFO is logged, and each line
+is formatted once, by the one handler relay.ops.logsetup installs.
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ def _code(reply: Reply) -> str:
 
 
 def refused(reply: Reply, source: str) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return
     fields = {"source": source, "decision": "refused", "smtp": _code(reply)}
     log.info("refused: %s", reply.text, extra={"fields": fields})
 
 
 def set_aside(pair_tokens: list[str]) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return
     fields = {"pair": pair_tokens, "decision": "set aside"}
     log.info("From names no participant: set aside", extra={"fields": fields})
 
@@ -39,6 +44,8 @@ def stored(
     reply: Reply,
     source: str,
 ) -> None:
+    if not log.isEnabledFor(logging.INFO):  # the fields are not worked out for nobody
+        return
     fields = {
         "message": message_id,
         "pair": pair_token,

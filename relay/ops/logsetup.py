@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,19 +23,43 @@ from relay.settings import LogFormat
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._second = -1
+        self._second_text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        # The date and time to the second, worked out once a second, not once a line.
+        second = int(record.created)
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
+            self._second = second
+        return f"{self._second_text},{int(record.msecs):03d}"
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict) and fields:
-            line += " " + " ".join(f"{key}={_text(value)}" for key, value in fields.items())
+            line += " " + " ".join([f"{key}={_text(value)}" for key, value in fields.items()])
         return line
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._second_text = ""
+
+    def _time(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second_text = datetime.fromtimestamp(second, UTC).isoformat()
+            self._second = second
+        # isoformat(timespec="milliseconds") truncates; so does int() here.
+        text = self._second_text
+        return f"{text[:19]}.{int((created - second) * 1000):03d}{text[19:]}"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": self._time(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -48,12 +73,20 @@ class JsonFormatter(logging.Formatter):
 
 
 def _text(value: object) -> str:
+    if type(value) is str:  # most fields: as they are
+        return value
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value)) or "-"
     return str(value)
 
 
 def configure(level: str, log_format: LogFormat) -> None:
+    # No line shows the thread, the process or the calling line: LogRecord need not work
+    # them out (findCaller walks the stack) for every line, a message's decision included.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
