@@ -15,12 +15,15 @@ same way and set aside: no address oracle (relay.rules.senders). Mode "off"
 believes From as written. postmaster@, abuse@ and the notices' address:
 relay.delivery.mailboxes; bounce addresses: relay.delivery.bounces.
 
-prepare() is synchronous and touches the database (reads) and maybe DNS. The
-daemon (accept_async) runs it on the event loop when it can wait on nothing
-there (decides_here: SQLite, no DNS, only pair addresses, a message of
-ordinary size), else in a worker thread; a thread per message costs a few
-hand-offs of the GIL and context switches each way. The commit is awaited
-without holding a thread, so many sessions' messages can share one commit.
+prepare() is synchronous and reads the database and maybe DNS. The daemon
+(accept_async) runs it on the event loop when nothing in it can wait
+(decides_here): reads of a local SQLite file (in WAL mode a reader never
+waits for a writer), no DNS (authentication "off" or "trust-front"), only
+pair addresses (mail to the relay's own is written at once, and a write can
+wait for the lock), a message of ordinary size. Else (PostgreSQL, DNS) in a
+thread, so a stall holds only its session and intake_timeout is answered; a
+thread per message costs hand-offs of the GIL and context switches. The
+commit is awaited without a thread, so sessions' messages share commits.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from datetime import timedelta
 from email.message import EmailMessage
@@ -74,6 +78,8 @@ ACTIVE_TOKEN_CACHE_SIZE = 10_000
 # (parsing, rules, the outbound copy) would hold every other session for the whole of it,
 # where a thread hands the GIL back every few milliseconds.
 DECIDE_HERE_MAX_BYTES = 128 * 1024
+# How a source waits for a message's commit (relay.sources.deadline.await_commit: bounded).
+CommitWait = Callable[[Future[tuple[int, ...]]], Awaitable[tuple[int, ...] | None]]
 
 
 class Intake:
@@ -167,11 +173,16 @@ class Intake:
         raise AssertionError("unreachable")
 
     async def accept_async(
-        self, incoming: Incoming, in_same_commit: CommitHook | None = None
-    ) -> Outcome:
-        """accept() for the event loop: decided in a thread, committed with others; no
-        thread waits for the commit, so a batch is what arrived during the last one."""
-        here = self.decides_here(incoming)
+        self,
+        incoming: Incoming,
+        in_same_commit: CommitHook | None = None,
+        wait_commit: CommitWait | None = None,
+    ) -> Outcome | None:
+        """accept() for the event loop: decided here or in a thread (decides_here), committed
+        with others; no thread waits for the commit, so a batch is what arrived during the
+        last one. wait_commit, for a message decided here: how the commit is waited for (a
+        time bound), None from it meaning the bound passed and nothing was stored."""
+        here = wait_commit is not None or self.decides_here(incoming)
         for attempt in range(1, DECIDE_TRIES + 1):
             if here:
                 decided = self._decide_and_submit(incoming, attempt > 1, in_same_commit)
@@ -183,24 +194,16 @@ class Intake:
                 return decided
             prepared, written = decided
             try:
-                ids = await handoff.wrap(written)
+                ids = await (wait_commit or handoff.wrap)(written)
             except StaleDirectory:
                 if attempt == DECIDE_TRIES:
                     raise
                 continue  # a pair or participant changed meanwhile: decide again
-            return self._outcome(incoming, prepared, ids)
+            return None if ids is None else self._outcome(incoming, prepared, ids)
         raise AssertionError("unreachable")
 
     def decides_here(self, incoming: Incoming) -> bool:
-        """Whether prepare() may run on the event loop: nothing in it can wait there.
-
-        It can when its reads are of a local SQLite file (in WAL mode a reader never
-        waits for a writer), authentication asks no DNS (mode "off" or "trust-front"),
-        every recipient is a pair address (mail to the relay's own addresses is written
-        at once, and a write can wait for the lock) and the message is of ordinary size.
-        A network database (PostgreSQL) or DNS (mode "verify") can stall: a thread, so
-        other sessions go on meanwhile and intake_timeout is answered.
-        """
+        """Whether prepare() may run on the event loop: nothing in it can wait (see above)."""
         if (
             not self.store.is_sqlite
             or self.authenticator.asks_dns
@@ -208,10 +211,8 @@ class Intake:
         ):
             return False
         recipients = [normalise(r) for r in incoming.recipients]
-        sorted_ = Recipients.sort(
-            recipients, self.bounce_addresses, self.concern_address, self.config
-        )
-        return not sorted_.any_own
+        signed, concern = self.bounce_addresses, self.concern_address
+        return not Recipients.sort(recipients, signed, concern, self.config).any_own
 
     def _decide_and_submit(
         self, incoming: Incoming, again: bool, hook: CommitHook | None

@@ -1,8 +1,10 @@
 """One message's time bound in intake ([smtp] intake_timeout), for the SMTP and LMTP source.
 
-Intake decides a message in a worker thread and commits it in the group
-writer's thread (intake.accept_async), and a thread cannot be stopped from
-outside: a frozen database or a pathological message keeps it busy. The
+Intake decides a message in a worker thread (or on the event loop, where
+nothing in the decision can wait: then only the commit is bounded,
+await_commit) and commits it in the group writer's thread
+(intake.accept_async), and a thread cannot be stopped from outside: a
+frozen database or a pathological message keeps it busy. The
 client still gets its answer in time: when the bound passes, the source
 replies 451 4.3.0 and logs it, and the write is told through the commit
 hook (intake's ``in_same_commit``) not to commit any more, so a message the
@@ -14,13 +16,17 @@ for its real outcome) or the timeout did (and the commit is rolled back).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
+from relay import handoff
+from relay.intake import Incoming, Intake, Outcome
 from relay.mail.replies import Reply
 
 log = logging.getLogger(__name__)
@@ -90,6 +96,41 @@ async def await_bounded(
         log.warning("%s took longer than %ss; answered 451 4.3.0", what, seconds)
         return None
     return future.result()
+
+
+async def accept_bounded(
+    intake: Intake, incoming: Incoming, seconds: float, what: str
+) -> Outcome | None:
+    """intake.accept_async(), answered within seconds (None: too late, the client gets 451)."""
+    guard = CommitGuard()
+    if intake.decides_here(incoming):
+        # Decided in the session's own task; only the commit can wait, and only it is bounded.
+        wait = functools.partial(await_commit, seconds=seconds, what=what, guard=guard)
+        return await intake.accept_async(incoming, guard.before_commit, wait)
+    accepting = intake.accept_async(incoming, guard.before_commit)
+    return await await_bounded(accepting, seconds, what, guard)
+
+
+async def await_commit(
+    written: Future[T], seconds: float, what: str, guard: CommitGuard
+) -> T | None:
+    """The commit of a message decided on the event loop, awaited at most seconds (once
+    more when the commit had started by then); None when the bound passed.
+
+    No task and no thread: the session's own task waits for the group writer's
+    future (relay.handoff), so the reply goes out in the loop's turn after the
+    commit. When the bound passes only the wait is given up, never the write: the
+    guard refuses a commit that has not started.
+    """
+    for _ in range(2):
+        try:
+            async with asyncio.timeout(seconds):
+                return await handoff.wrap(written)
+        except TimeoutError:
+            if guard.expire():
+                break
+    log.warning("%s took longer than %ss; answered 451 4.3.0", what, seconds)
+    return None
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

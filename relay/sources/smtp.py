@@ -3,9 +3,10 @@
 The handler is the smallest contract aiosmtpd needs: RCPT asks intake whether
 the address is a live pair address (answered on the event loop for a pair
 address seen moments ago); DATA hands the bytes to intake.accept_async(),
-which decides in a worker thread and awaits the group commit without
-holding one, and answers with its reply only after the commit. An internal
-error is 451 4.3.0, never a 5xx and never the exception's text.
+which decides on the event loop or in a worker thread (relay.intake says
+when) and awaits the group commit without holding a thread, and answers with
+its reply only after the commit. An internal error is 451 4.3.0, never a 5xx
+and never the exception's text.
 
 One client cannot stall the server: at most [smtp] max_connections sessions
 (max_connections_per_ip from one address; a Unix socket's clients are not
@@ -41,7 +42,7 @@ from relay.mail.envelope import plain_path
 from relay.mail.replies import Reply
 from relay.sources import unix_socket
 from relay.sources.accept_errors import AcceptErrorLimiter
-from relay.sources.deadline import CommitGuard, await_bounded, run_bounded
+from relay.sources.deadline import accept_bounded, run_bounded
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +120,12 @@ class RelayHandler:
         )
         self.data_in_progress += 1
         self.idle.clear()
-        guard = CommitGuard()
         try:
-            outcome = await await_bounded(
-                self.intake.accept_async(incoming, guard.before_commit),
+            outcome = await accept_bounded(
+                self.intake,
+                incoming,
                 self.intake_timeout,
                 f"intake of a message from {peer or 'a local client'}",
-                guard,
             )
         except Exception:
             log.exception("intake failed; the client will retry")
