@@ -17,6 +17,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Select, Table, bindparam, false, func, select
 from sqlalchemy.orm import Session
 
+from relay.store.direct import Direct
 from relay.store.models import Message, OutboxEntry, UtcDateTime
 from relay.store.states import MessageStatus
 
@@ -27,8 +28,13 @@ NOT_PASSED_ON = (MessageStatus.REJECTED, MessageStatus.DISCARDED)
 
 
 @functools.cache
+def _counts(in_pair_up_to: int, count_recent: bool) -> Direct:
+    # Once per message, so run on the cursor (relay.store.direct).
+    return Direct(_counts_query(in_pair_up_to, count_recent))
+
+
+@functools.cache
 def _counts_query(in_pair_up_to: int, count_recent: bool) -> Select[Any]:
-    # Built once per shape: a statement used again skips SQLAlchemy's cache-key work.
     verified = MESSAGES.c.unverified == false()
     columns = []
     if in_pair_up_to > 0:
@@ -73,9 +79,11 @@ def sender_counts(
     """
     if in_pair_up_to <= 0 and not count_recent:
         return 0, 0
-    query = _counts_query(max(in_pair_up_to, 0), count_recent)
+    counts = _counts(max(in_pair_up_to, 0), count_recent)
     parameters = {"pair_id": pair_id, "sender_id": sender_id, "since": since}
-    values = [int(value or 0) for value in connection.execute(query, parameters).one()]
+    row = counts.first(connection, parameters)
+    assert row is not None  # a SELECT of scalar subqueries has one row
+    values = [int(value or 0) for value in row]
     in_pair = values.pop(0) if in_pair_up_to > 0 else 0
     return in_pair, values.pop(0) if count_recent else 0
 

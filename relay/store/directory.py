@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
+from relay.store.direct import Direct
 from relay.store.models import DirectoryVersion, Pair, Participant, ParticipantAddress
 from relay.store.states import PairStatus, Role
 
@@ -140,13 +141,14 @@ class PairDirectory:
 _CONFIRMED = "relay_directory_version"  # connection.info: (transaction, version) read in it
 
 
-# Built once: read in (nearly) every group commit, and building a select with its
-# cache key each time cost more than SQLite's answer.
-_VERSION = select(DirectoryVersion.version).where(DirectoryVersion.id == 1)
+# Read in (nearly) every group commit: run on the cursor (relay.store.direct), as
+# SQLAlchemy's execution of it cost more than SQLite's answer.
+_VERSION = Direct(select(DirectoryVersion.version).where(DirectoryVersion.id == 1))
 
 
 def current_version(connection: Connection) -> int:
-    return int(connection.scalar(_VERSION) or 0)
+    row = _VERSION.first(connection, {})
+    return int(row[0] or 0) if row is not None else 0
 
 
 def _load(connection: Connection, token: str) -> PairEntry | None:

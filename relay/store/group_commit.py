@@ -17,7 +17,9 @@ A piece may also hand rows to `later()`: they are written at the end of the
 batch, every piece's rows for one statement in one executemany, still before
 the commit. On PostgreSQL that is one round trip for a batch's forwards or
 delivery outcomes instead of one per message, in the one thread every
-commit waits for.
+commit waits for. Those executemany run on the DB-API cursor
+(relay.store.direct): SQLAlchemy's execution of them cost more than the
+database's.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Executable
 
 from relay.store.db import Store
+from relay.store.direct import Direct
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +86,18 @@ def later(connection: Connection, statement: Executable, values: dict[str, Any])
     batch.pending.setdefault((statement, tuple(values)), []).append(values)
 
 
+_DIRECT: dict[tuple[Executable, tuple[str, ...]], Direct] = {}  # per statement and keys
+
+
 def _write_pending(connection: Connection, batch: Batch) -> None:
     # In the order first used: a message's row before the outbox row naming it.
-    for (statement, _), rows in batch.pending.items():
-        connection.execute(statement, rows)
+    for (statement, keys), rows in batch.pending.items():
+        direct = _DIRECT.get((statement, keys))
+        if direct is None:
+            if len(_DIRECT) >= 256:  # statements built per call would otherwise pile up
+                _DIRECT.clear()
+            direct = _DIRECT.setdefault((statement, keys), Direct(statement, keys))
+        direct.executemany(connection, rows)
     batch.pending.clear()
 
 

@@ -1,0 +1,209 @@
+"""Per-message statements run on the DB-API cursor, compiled once per dialect.
+
+Owns the fast way the hot path executes the few statements every message
+costs (its rows, the rules' counts, the directory version, the delivery
+outcomes). SQLAlchemy still builds each statement and compiles it, once per
+dialect: the SQL text, the order of its parameters, each parameter's bind
+processor (UtcDateTime's conversion, the enums, booleans) and the columns
+whose Python defaults fill a missing value. Each execution then only
+arranges the values and calls the cursor: it skips SQLAlchemy's execution
+context, parameter construction and result objects, which cost several times
+what SQLite itself spends on such a statement (bench/RESULTS.md, issue 14,
+ninth pass).
+
+What stays as with Connection.execute: the statement runs in the caller's
+transaction on its connection; a driver error is raised as SQLAlchemy's
+(sqlalchemy.exc.DBAPIError.instance: OperationalError, IntegrityError, ...)
+and a lost connection is invalidated. A connection whose engine has
+statement listeners (before/after_cursor_execute: instrumentation, a test
+counting statements) runs the statement through Connection.execute instead,
+so those listeners see every statement.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Dialect, Executable, Insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class _Parameter:
+    """One parameter of the compiled statement, in the driver's order."""
+
+    name: str  # as the driver sees it (pyformat) and as the caller gives it
+    process: Callable[[Any], Any] | None
+    constant: Any = _MISSING  # a value fixed in the statement, already processed
+    default: Callable[[], Any] | None = None  # an insert's Python-side column default
+
+
+@dataclass(frozen=True)
+class _Form:
+    """The statement compiled for one dialect."""
+
+    sql: str
+    parameters: tuple[_Parameter, ...]
+    positional: bool
+    returns_key: bool  # an insert that reads its new key back with RETURNING (PostgreSQL)
+
+    def arguments(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        out = []
+        for each in self.parameters:
+            if each.constant is not _MISSING:
+                out.append(each.constant)
+                continue
+            value = values.get(each.name, _MISSING)
+            if value is _MISSING:
+                if each.default is None:
+                    raise KeyError(f"a value is required for {each.name!r}")
+                value = each.default()
+            out.append(value if each.process is None else each.process(value))
+        if self.positional:
+            return tuple(out)
+        return {each.name: value for each, value in zip(self.parameters, out, strict=True)}
+
+
+class Direct:
+    """A statement run on the cursor; keys: the columns an insert is given (else all)."""
+
+    def __init__(self, statement: Executable, keys: Sequence[str] | None = None) -> None:
+        self.statement = statement
+        self.keys = None if keys is None else list(keys)
+        self._forms: dict[tuple[str, bool], _Form] = {}
+        self._lock = threading.Lock()
+
+    def execute(self, connection: Connection, values: Mapping[str, Any]) -> Any:
+        """Run once; for an insert, returns the new row's primary key (else None)."""
+        if _watched(connection):
+            result = connection.execute(self.statement, dict(values))
+            key = result.inserted_primary_key if isinstance(self.statement, Insert) else None
+            return key[0] if key else None
+        form = self._form(connection.dialect, many=False)
+        arguments = form.arguments(values)
+        if form.returns_key:
+            return _run(connection, form.sql, arguments, lambda cursor: cursor.fetchone()[0])
+        if not isinstance(self.statement, Insert):
+            return _run(connection, form.sql, arguments, lambda _cursor: None)
+        return _run(connection, form.sql, arguments, lambda cursor: cursor.lastrowid)
+
+    def executemany(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run for each row, in one executemany."""
+        if _watched(connection):
+            connection.execute(self.statement, [dict(row) for row in rows])
+            return
+        form = self._form(connection.dialect, many=True)
+        arguments = [form.arguments(row) for row in rows]
+        _run(connection, form.sql, arguments, lambda _cursor: None, many=True)
+
+    def first(self, connection: Connection, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The first row as the driver gives it: for integer columns only (no result
+        processing is applied)."""
+        if _watched(connection):
+            row = connection.execute(self.statement, dict(values)).first()
+            return None if row is None else tuple(row)
+        form = self._form(connection.dialect, many=False)
+        arguments = form.arguments(values)
+        found = _run(connection, form.sql, arguments, lambda cursor: cursor.fetchone())
+        return None if found is None else tuple(found)
+
+    def _form(self, dialect: Dialect, many: bool) -> _Form:
+        form = self._forms.get((dialect.name, many))
+        if form is None:
+            with self._lock:
+                form = compile_form(self, dialect, many)
+                form = self._forms.setdefault((dialect.name, many), form)
+        return form
+
+
+def compile_form(direct: Direct, dialect: Dialect, many: bool) -> _Form:
+    """The statement as SQLAlchemy compiles it to run once, or in an executemany."""
+    statement = direct.statement
+    assert isinstance(statement, ClauseElement)
+    compiled = statement.compile(dialect=dialect, column_keys=direct.keys, for_executemany=many)
+    assert isinstance(compiled, SQLCompiler)
+    if any(bind.expanding for bind in compiled.binds.values()):
+        raise ValueError("an expanding (IN) parameter needs SQLAlchemy's execution")
+    defaults = {
+        column.key: column.default
+        for column in [*compiled.insert_prefetch, *compiled.update_prefetch]
+        if column.default is not None
+    }
+    caller = set(direct.keys or ())
+    parameters = []
+    positional = compiled.positiontup is not None
+    if compiled.positiontup is not None:
+        binds = [(name, compiled.binds[name]) for name in compiled.positiontup]
+    else:  # each bind once, by the name the SQL text gives it
+        binds = list({name: bind for bind, name in compiled.bind_names.items()}.items())
+    for name, bind in binds:
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        default = defaults.get(name)
+        if name in caller or (bind.required and name not in defaults):
+            parameters.append(_Parameter(name, process))
+        elif default is not None:
+            parameters.append(_Parameter(name, process, default=_default_maker(default)))
+        else:
+            value = bind.effective_value
+            constant = value if process is None else process(value)
+            parameters.append(_Parameter(name, process, constant))
+    if not positional and compiled.escaped_bind_names:
+        raise ValueError("bind names that need escaping are not supported")
+    returns_key = bool(compiled.implicit_returning) and not many
+    return _Form(compiled.string, tuple(parameters), positional, returns_key)
+
+
+def _default_maker(default: Any) -> Callable[[], Any]:
+    if default.is_scalar:
+        value = default.arg
+        return lambda: value
+    if default.is_callable:
+        make = default.arg  # SQLAlchemy wraps it to take the execution context
+        return lambda: make(None)
+    raise ValueError(f"a default SQLAlchemy must compute: {default!r}")
+
+
+def _watched(connection: Connection) -> bool:
+    dispatch = connection.dispatch
+    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+
+
+def _run(
+    connection: Connection,
+    sql: str,
+    arguments: Any,
+    read: Callable[[Any], Any],
+    many: bool = False,
+) -> Any:
+    proxied = connection.connection
+    cursor = proxied.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, arguments)
+        else:
+            cursor.execute(sql, arguments)
+        return read(cursor)
+    except connection.dialect.loaded_dbapi.Error as error:
+        dialect = connection.dialect
+        lost = dialect.is_disconnect(error, proxied.dbapi_connection, cursor)
+        if lost:
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            sql,
+            arguments,
+            error,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=connection.engine.hide_parameters,
+            connection_invalidated=lost,
+            dialect=dialect,
+            ismulti=many,
+        ) from error
+    finally:
+        cursor.close()

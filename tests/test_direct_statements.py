@@ -1,0 +1,186 @@
+"""The per-message statements run on the cursor send what SQLAlchemy would have sent.
+
+relay.store.direct compiles each hot statement once and runs it on the DB-API
+cursor. Each test here runs a statement both ways on the test's database
+(SQLite, or PostgreSQL with RELAY_TEST_DATABASE_URL) and compares the SQL
+text and parameters the driver received, or the rows that resulted; and
+checks that a driver error still arrives as SQLAlchemy's exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, event, select
+from sqlalchemy.exc import IntegrityError
+
+from relay.config import Config
+from relay.delivery.worker import _MARK_DELIVERED
+from relay.store import counters, db
+from relay.store.direct import Direct
+from relay.store.directory import current_version
+from relay.store.messages import _INSERT_MESSAGE, _INSERT_OUTBOX, MESSAGES
+from relay.store.models import DirectoryVersion, Pair
+from relay.store.states import MessageStatus, OutboxKind, utcnow
+from tests.conftest import make_pair
+
+
+def _pair(store: db.Store, config: Config) -> Pair:
+    make_pair(store, config)
+    with store.session() as session:
+        return session.scalars(select(Pair)).one()
+
+
+def _message(pair: Pair, number: int) -> dict[str, Any]:
+    return {
+        "pair_id": pair.id,
+        "sender_id": pair.mentor_id,
+        "recipient_id": pair.mentee_id,
+        "status": MessageStatus.QUEUED,
+        "raw": b"Subject: hi\r\n\r\nhello\r\n",
+        "size": 21,
+        "subject": "hi",
+        "original_message_id": f"<{number}@example.org>",
+        "relay_message_id": f"<relay{number}@relay.test>",
+        "hits": "[]",
+        "source": "smtp",
+        "received_at": utcnow(),
+        "unverified": False,
+    }
+
+
+@contextmanager
+def _sent(store: db.Store) -> Iterator[list[tuple[str, Any]]]:
+    """What the driver is given, as SQLAlchemy's own execution reports it."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_c: object, _cur: object, statement: str, parameters: Any, *_: object) -> None:
+        seen.append((statement, _comparable(parameters)))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+
+
+def _direct_arguments(direct: Direct, connection: Connection, rows: list[dict[str, Any]]) -> Any:
+    form = direct._form(connection.dialect, many=len(rows) > 1)
+    return form.sql, _comparable([form.arguments(row) for row in rows])
+
+
+def _comparable(parameters: Any) -> Any:
+    """psycopg's Binary wrapper compares by identity: compare what it wraps."""
+    if isinstance(parameters, list):
+        return [_comparable(each) for each in parameters]
+    if isinstance(parameters, dict):
+        return {key: getattr(value, "obj", value) for key, value in parameters.items()}
+    return tuple(getattr(value, "obj", value) for value in parameters)
+
+
+def test_inserts_and_the_delivered_update_send_what_sqlalchemy_sends(
+    store: db.Store, config: Config
+):
+    pair = _pair(store, config)
+    rows = [_message(pair, number) for number in range(3)]
+    keys = list(rows[0])
+    with store.write_connection() as connection:
+        connection.execute(_INSERT_MESSAGE, rows[0])  # the statement compiled once first
+        with _sent(store) as seen:
+            connection.execute(_INSERT_MESSAGE, rows[1:])
+        sql, arguments = _direct_arguments(Direct(_INSERT_MESSAGE, keys), connection, rows[1:])
+        assert seen == [(sql, arguments if len(arguments) > 1 else arguments[0])]
+        message_id = connection.scalar(select(MESSAGES.c.id).limit(1))
+
+        # An outbox row: kind, recipient, content, message_id given, the rest defaults.
+        outbox = [
+            {"kind": OutboxKind.FORWARD, "recipient": "x@example.org", "content": b"x"}
+            | {"message_id": message_id}
+            for _ in range(2)
+        ]
+        with _sent(store) as seen:
+            connection.execute(_INSERT_OUTBOX, outbox)
+        sql, arguments = _direct_arguments(
+            Direct(_INSERT_OUTBOX, list(outbox[0])), connection, outbox
+        )
+        assert [statement for statement, _ in seen] == [sql]
+        # next_attempt_at and created_at are the clock's: equal in all but their value.
+        assert _without_times(seen[0][1]) == _without_times(arguments)
+
+        delivered = [
+            {"row_id": number, "attempt": 1, "claimer": "me", "now": utcnow()} for number in (1, 2)
+        ]
+        with _sent(store) as seen:
+            connection.execute(_MARK_DELIVERED, delivered)
+        sql, arguments = _direct_arguments(
+            Direct(_MARK_DELIVERED, list(delivered[0])), connection, delivered
+        )
+        assert seen == [(sql, arguments)]
+
+
+def _without_times(arguments: list[Any]) -> list[Any]:
+    """The arguments with every date and time (as given, or as SQLite's text) made equal."""
+
+    def plain(value: Any) -> Any:
+        timelike = isinstance(value, datetime) or (isinstance(value, str) and value[:2] == "20")
+        return "a time" if timelike else value
+
+    if arguments and isinstance(arguments[0], dict):
+        return [{key: plain(value) for key, value in row.items()} for row in arguments]
+    return [tuple(plain(value) for value in row) for row in arguments]
+
+
+def test_rows_written_on_the_cursor_read_back_as_sqlalchemy_wrote_them(
+    store: db.Store, config: Config
+):
+    pair = _pair(store, config)
+    first, second, third = (_message(pair, number) for number in (1, 2, 3))
+    direct = Direct(_INSERT_MESSAGE, list(second))
+    with store.write_connection() as connection:
+        first_id = connection.execute(_INSERT_MESSAGE, first).inserted_primary_key[0]
+        second_id = direct.execute(connection, second)  # the new key, as SQLAlchemy gives it
+        direct.executemany(connection, [third])
+    with store.read_connection() as connection:
+        stored = connection.execute(select(MESSAGES).order_by(MESSAGES.c.id)).all()
+    assert [row.id for row in stored] == [first_id, second_id, second_id + 1]
+    assert [dict(row._mapping) | {"id": 0} for row in stored] == [
+        row | {"id": 0, "decided_at": None, "purged_at": None} for row in (first, second, third)
+    ]
+
+
+def test_counts_and_the_directory_version_answer_as_before(store: db.Store, config: Config):
+    pair = _pair(store, config)
+    with store.write_connection() as connection:
+        connection.execute(_INSERT_MESSAGE, [_message(pair, number) for number in range(4)])
+    since = utcnow() - timedelta(hours=1)
+    parameters = {"pair_id": pair.id, "sender_id": pair.mentor_id, "since": since}
+    with store.read_connection() as connection:
+        for shape in ((2, True), (2, False), (0, True), (9, True)):
+            old_way = tuple(connection.execute(counters._counts_query(*shape), parameters).one())
+            assert counters._counts(*shape).first(connection, parameters) == old_way
+        assert counters.sender_counts(connection, pair.id, pair.mentor_id, since, 9, True) == (
+            4,
+            4,
+        )
+        assert current_version(connection) == connection.scalar(
+            select(DirectoryVersion.version).where(DirectoryVersion.id == 1)
+        )
+
+
+def test_a_driver_error_is_sqlalchemys_and_leaves_the_transaction_usable(
+    store: db.Store, config: Config
+):
+    pair = _pair(store, config)
+    row = _message(pair, 7)
+    direct = Direct(_INSERT_MESSAGE, list(row))
+    with pytest.raises(IntegrityError), store.write_connection() as connection:
+        direct.executemany(connection, [row, row])  # relay_message_id is unique
+    with store.write_connection() as connection:  # rolled back; the next one works
+        direct.executemany(connection, [row])
+    with store.read_connection() as connection:
+        stored = connection.scalars(select(MESSAGES.c.relay_message_id)).all()
+    assert stored == [row["relay_message_id"]]
