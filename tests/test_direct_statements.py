@@ -9,13 +9,14 @@ checks that a driver error still arrives as SQLAlchemy's exception.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, select
+from sqlalchemy import Connection, event, func, select
 from sqlalchemy.exc import IntegrityError
 
 from relay.config import Config
@@ -23,7 +24,8 @@ from relay.delivery.worker import _MARK_DELIVERED
 from relay.store import counters, db
 from relay.store.direct import Direct
 from relay.store.directory import current_version
-from relay.store.messages import _INSERT_MESSAGE, _INSERT_OUTBOX, MESSAGES
+from relay.store.group_commit import GroupWriter
+from relay.store.messages import _INSERT_MESSAGE, _INSERT_OUTBOX, MESSAGES, insert_message
 from relay.store.models import DirectoryVersion, Pair
 from relay.store.states import MessageStatus, OutboxKind, utcnow
 from tests.conftest import make_pair
@@ -184,3 +186,40 @@ def test_a_driver_error_is_sqlalchemys_and_leaves_the_transaction_usable(
     with store.read_connection() as connection:
         stored = connection.scalars(select(MESSAGES.c.relay_message_id)).all()
     assert stored == [row["relay_message_id"]]
+
+
+def test_a_group_commit_numbers_its_messages_as_the_database_would(store: db.Store, config: Config):
+    """Rows written at the batch's end and rows written at once, interleaved in one batch:
+    each id names the row it was returned for; on SQLite, the ids SQLite itself gives
+    (max + 1, in order), so nothing about numbering changed when rows were deferred."""
+    pair = _pair(store, config)
+    with store.write_connection() as connection:
+        connection.execute(_INSERT_MESSAGE, _message(pair, 0))
+        before = connection.scalar(select(func.max(MESSAGES.c.id)))
+        connection.execute(MESSAGES.delete().where(MESSAGES.c.id == before))  # a gap at the top
+    writer = GroupWriter(store)
+    started, release = threading.Event(), threading.Event()
+
+    def hold(_connection: Connection) -> None:
+        started.set()
+        assert release.wait(10)
+
+    def piece(number: int) -> Callable[[Connection], int]:
+        def work(connection: Connection) -> int:
+            return insert_message(connection, _message(pair, number), deferred=number % 3 != 0)
+
+        return work
+
+    writer.submit(hold)
+    assert started.wait(10)
+    futures = [writer.submit(piece(number)) for number in range(1, 8)]
+    release.set()
+    ids = [future.result(30) for future in futures]
+    writer.close()
+    assert writer.batches == 2  # the hold, then all seven in one commit
+    with store.read_connection() as connection:
+        query = select(MESSAGES.c.id, MESSAGES.c.original_message_id)
+        stored = {id_: original for id_, original in connection.execute(query)}
+    assert [stored[id_] for id_ in ids] == [f"<{number}@example.org>" for number in range(1, 8)]
+    if store.is_sqlite:
+        assert ids == list(range(before, before + 7))  # SQLite reuses the top id, as ever

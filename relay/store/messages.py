@@ -9,11 +9,13 @@ the rules read live in relay.store.counters.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, bindparam, insert, or_, select, text
+from sqlalchemy import Connection, Row, Table, bindparam, func, insert, or_, select, text
 
+from relay.store.direct import Direct
 from relay.store.group_commit import current_batch, later
 from relay.store.models import Message, OutboxEntry
 
@@ -23,6 +25,7 @@ MESSAGES = cast(Table, Message.__table__)
 OUTBOX = cast(Table, OutboxEntry.__table__)
 _INSERT_MESSAGE = insert(MESSAGES)
 _INSERT_OUTBOX = insert(OUTBOX)
+_LAST_MESSAGE_ID = Direct(select(func.max(MESSAGES.c.id)))
 _RESERVE_MESSAGE_IDS = text(
     "SELECT nextval(pg_get_serial_sequence('messages', 'id')) FROM generate_series(1, :count)"
 )
@@ -54,18 +57,27 @@ def thread_rows(
 def insert_message(
     connection: Connection, values: Mapping[str, Any], deferred: bool = False
 ) -> int:
-    """The new message's id. deferred: in a group commit of several on PostgreSQL, the id
-    comes from ids reserved for the batch and the row is written at the batch's end, with
-    the others (relay.store.group_commit.later); nothing may read the row before then."""
+    """The new message's id. deferred: in a group commit, the id is taken ahead and the row
+    is written at the batch's end with the others, in one executemany
+    (relay.store.group_commit.later); nothing may read the row before then."""
     batch = current_batch(connection)
-    if deferred and batch is not None and batch.size > 1 and connection.dialect.name != "sqlite":
+    if batch is not None and connection.dialect.name == "sqlite":
+        # SQLite numbers a new row max(id) + 1 (the table has no AUTOINCREMENT), and the
+        # group commit holds the database's one write lock (BEGIN IMMEDIATE): the batch
+        # numbers its rows itself, the same ids in the same order. Every message row of
+        # the batch takes its id here, or one written now could take one reserved ahead.
+        message_id = _next_sqlite_id(connection, batch.reserved)
+        row = {**values, "id": message_id}
+        if deferred:
+            later(connection, _INSERT_MESSAGE, row)
+        else:
+            _insert(tuple(row)).execute(connection, row)
+        return message_id
+    if deferred and batch is not None and batch.size > 1:
         message_id = _reserved_id(connection, batch.reserved, batch.size)
         later(connection, _INSERT_MESSAGE, {**values, "id": message_id})
         return message_id
-    result = connection.execute(_INSERT_MESSAGE, dict(values))
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
+    return int(_insert(tuple(values)).execute(connection, values))
 
 
 def insert_outbox(
@@ -75,7 +87,22 @@ def insert_outbox(
     if deferred:
         later(connection, _INSERT_OUTBOX, dict(values))
     else:
-        connection.execute(_INSERT_OUTBOX, dict(values))
+        _insert(tuple(values), outbox=True).execute(connection, values)
+
+
+@functools.cache
+def _insert(keys: tuple[str, ...], outbox: bool = False) -> Direct:
+    # Per set of columns given: a handful (with or without id, with or without notice).
+    return Direct(_INSERT_OUTBOX if outbox else _INSERT_MESSAGE, keys)
+
+
+def _next_sqlite_id(connection: Connection, reserved: dict[str, list[int]]) -> int:
+    ids = reserved.setdefault("messages", [])
+    if not ids:
+        last = _LAST_MESSAGE_ID.first(connection, {})
+        ids.append(int(last[0] or 0) if last is not None else 0)
+    ids[0] += 1
+    return ids[0]
 
 
 def _reserved_id(connection: Connection, reserved: dict[str, list[int]], count: int) -> int:
