@@ -9,18 +9,21 @@ checks that a driver error still arrives as SQLAlchemy's exception.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection, event, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from relay.config import Config
 from relay.delivery.worker import _MARK_DELIVERED
+from relay.settings import DatabaseSettings
 from relay.store import counters, db
 from relay.store.direct import Direct
 from relay.store.directory import current_version
@@ -223,3 +226,27 @@ def test_a_group_commit_numbers_its_messages_as_the_database_would(store: db.Sto
     assert [stored[id_] for id_ in ids] == [f"<{number}@example.org>" for number in range(1, 8)]
     if store.is_sqlite:
         assert ids == list(range(before, before + 7))  # SQLite reuses the top id, as ever
+
+
+@pytest.mark.sqlite
+def test_a_write_lock_held_elsewhere_is_sqlalchemys_operational_error(tmp_path: Path):
+    """BEGIN IMMEDIATE runs on the cursor; a lock it cannot get within busy_timeout is
+    still the error the callers (451, the group writer's retry) have always seen."""
+    path = tmp_path / "locked.db"
+    store = db.open_store(
+        f"sqlite:///{path}", DatabaseSettings(busy_timeout=timedelta(seconds=0.2))
+    )
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with (
+            pytest.raises(OperationalError, match="database is locked"),
+            store.write_connection(),
+        ):
+            pass
+        other.execute("COMMIT")
+        with store.write_connection() as connection:  # and the lock, once free, is taken
+            assert current_version(connection) >= 0
+    finally:
+        other.close()
+        store.dispose()

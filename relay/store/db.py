@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from relay.errors import DatabaseError, SchemaBehindError
 from relay.settings import DatabaseSettings
+from relay.store.direct import run_text
 from relay.store.migration_files import head_from_files, migrations_folder
 from relay.store.plain import SqlAlchemyReader, postgres_connect_args, quick_revision
 
@@ -99,7 +100,9 @@ def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
         reading = connection.get_execution_options().get(READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN DEFERRED" if reading else "BEGIN IMMEDIATE")
+        # On the cursor: once per message, and SQLAlchemy's execution of it cost more
+        # than SQLite's; a lock timeout is still SQLAlchemy's OperationalError.
+        run_text(connection, "BEGIN DEFERRED" if reading else "BEGIN IMMEDIATE")
 
 
 class Store:

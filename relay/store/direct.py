@@ -170,6 +170,14 @@ def _default_maker(default: Any) -> Callable[[], Any]:
     raise ValueError(f"a default SQLAlchemy must compute: {default!r}")
 
 
+def run_text(connection: Connection, sql: str) -> None:
+    """SQL without parameters or rows (SQLite's BEGIN), on the cursor as above."""
+    if _watched(connection):
+        connection.exec_driver_sql(sql)
+    else:
+        _run(connection, sql, (), lambda _cursor: None)
+
+
 def _watched(connection: Connection) -> bool:
     dispatch = connection.dispatch
     return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
