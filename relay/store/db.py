@@ -135,6 +135,12 @@ class Store:
             yield connection
 
     @contextmanager
+    def write_on(self, connection: Connection) -> Iterator[Connection]:
+        """write_connection() on a connection the caller holds (the group writer's)."""
+        with self._one_writer, connection.begin():
+            yield connection
+
+    @contextmanager
     def read_connection(self) -> Iterator[Connection]:
         """A Core read transaction: on SQLite it takes no write lock."""
         with self._reading.begin() as connection:

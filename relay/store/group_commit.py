@@ -41,6 +41,11 @@ from relay.store.direct import Direct
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
+# The writer keeps its connection while work keeps coming, and gives it back to the
+# pool after this long without any: checking one out and back for every commit cost
+# more than SQLite's part of it. Shorter than the pool's idle ping (relay.store.db),
+# so a connection held here is never one the pool would have checked first.
+HOLD_SECONDS = 1.0
 LINGER_SECONDS = 0.01  # the longest lingering work waits for company (submit(linger=True))
 QUIET_SECONDS = 0.05  # no ordinary work for this long: lingering work expects none, waits not
 T = TypeVar("T")
@@ -111,6 +116,7 @@ class GroupWriter:
         self._start_lock = threading.Lock()
         self.batches = 0  # how many commits; with .items, the average batch (metrics, tests)
         self.items = 0
+        self._connection: Connection | None = None  # held between commits (HOLD_SECONDS)
 
     def submit(self, work: Callable[[Connection], T], linger: bool = False) -> Future[T]:
         """Queue work; the future resolves after the commit that holds it (or fails).
@@ -157,11 +163,16 @@ class GroupWriter:
             try:
                 if lingering:
                     first = self._queue.get(timeout=max(due - time.monotonic(), 0.0))
+                elif self._connection is not None:
+                    first = self._queue.get(timeout=HOLD_SECONDS)
                 else:
                     first = self._queue.get()
             except queue.Empty:
-                self._commit(lingering)
-                lingering = []
+                if lingering:
+                    self._commit(lingering)
+                    lingering = []
+                else:
+                    self._give_back()
                 continue
             batch: list[_Item] = []
             stopping = first is _STOP
@@ -190,11 +201,14 @@ class GroupWriter:
                     self._commit(lingering + batch)
                 lingering = []
             if stopping:
+                self._give_back()
                 return
 
     def _commit(self, batch: list[_Item]) -> None:
         try:
-            with self.store.write_connection() as connection:
+            if self._connection is None:
+                self._connection = self.store.engine.connect()
+            with self.store.write_on(self._connection) as connection:
                 shared = Batch(len(batch))
                 connection.info[_BATCH] = shared
                 try:
@@ -203,6 +217,7 @@ class GroupWriter:
                 finally:
                     del connection.info[_BATCH]
         except Exception as error:
+            self._give_back()  # a connection that failed is not trusted again
             if len(batch) == 1:
                 batch[0].future.set_exception(error)
                 return
@@ -217,3 +232,11 @@ class GroupWriter:
         # have the event loop start its sends before it sends the message's 250.
         for item, result in sorted(done, key=lambda each: each[0].linger):
             item.future.set_result(result)
+
+    def _give_back(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:  # closing a broken connection: the pool discards it anyway
+                log.debug("closing the writer's connection failed", exc_info=True)
