@@ -116,7 +116,13 @@ class Store:
         self._readers = sessionmaker(
             self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
         )
-        self._reading = self.engine.execution_options(**{READ_ONLY: True})
+        # PostgreSQL: intake's reads (the rules' counts, the directory, a reply's thread)
+        # in autocommit, one round trip per statement: psycopg would send BEGIN and COMMIT
+        # as two more, and at READ COMMITTED a transaction gives plain SELECTs nothing
+        # (each statement reads its own snapshot either way).
+        self._reading = self.engine.execution_options(
+            **{READ_ONLY: True}, **({} if self.is_sqlite else {"isolation_level": "AUTOCOMMIT"})
+        )
         # SQLite has one writer at a time. Threads of this process queue here, in
         # order, instead of sleeping and polling in SQLite's busy handler; other
         # processes still wait in the busy handler.
@@ -142,7 +148,8 @@ class Store:
 
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:
-        """A Core read transaction: on SQLite it takes no write lock."""
+        """A Core read transaction: on SQLite it takes no write lock; on PostgreSQL, plain
+        SELECTs in autocommit (nothing written here)."""
         with self._reading.begin() as connection:
             yield connection
 
