@@ -32,13 +32,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, update
 from sqlalchemy.orm import Session
 
 from relay import handoff
 from relay.config import Config
 from relay.delivery.bounces import load_bounce_addresses
-from relay.delivery.claims import take_back_dead_claims, worker_name
+from relay.delivery.claims import (
+    CLAIM,
+    CLAIMABLE,
+    CLAIMABLE_SKIP_LOCKED,
+    take_back_dead_claims,
+    worker_name,
+)
 from relay.delivery.notices import Notices
 from relay.delivery.transports import PermanentFailure, TemporaryFailure, Transport
 from relay.ops.wakeup import QUEUED_MAIL
@@ -49,8 +55,6 @@ from relay.store.models import OutboxEntry, UtcDateTime
 from relay.store.states import DeliveryStatus, utcnow
 
 log = logging.getLogger(__name__)
-
-_DUE_STATES = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
 
 
 @dataclass(frozen=True)
@@ -78,35 +82,6 @@ _MARK_DELIVERED = (
         claimed_by=None,
         lease_until=None,
         last_error=None,
-    )
-)
-
-
-_DUE_NOW = or_(
-    and_(
-        _OUTBOX.c.status.in_(_DUE_STATES),
-        _OUTBOX.c.next_attempt_at <= bindparam("now", type_=UtcDateTime()),
-    ),
-    and_(
-        _OUTBOX.c.status == DeliveryStatus.SENDING,
-        _OUTBOX.c.lease_until < bindparam("now", type_=UtcDateTime()),
-    ),
-)
-_CLAIMABLE = (
-    select(_OUTBOX.c.id, _OUTBOX.c.recipient, _OUTBOX.c.content, _OUTBOX.c.attempts)
-    .where(_DUE_NOW)
-    .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
-    .limit(bindparam("limit"))
-)
-_CLAIMABLE_SKIP_LOCKED = _CLAIMABLE.with_for_update(skip_locked=True)  # PostgreSQL
-_CLAIM = (
-    update(_OUTBOX)
-    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
-    .values(
-        status=DeliveryStatus.SENDING,
-        claimed_by=bindparam("claimer"),
-        lease_until=bindparam("until", type_=UtcDateTime()),
-        attempts=_OUTBOX.c.attempts + 1,
     )
 )
 
@@ -268,12 +243,12 @@ class DeliveryWorker:
         """Take up to batch_size due rows for this worker, in the caller's transaction."""
         now = utcnow()
         until = now + self.settings.lease
-        query = _CLAIMABLE if self.store.is_sqlite else _CLAIMABLE_SKIP_LOCKED
+        query = CLAIMABLE if self.store.is_sqlite else CLAIMABLE_SKIP_LOCKED
         rows = connection.execute(query, {"now": now, "limit": self.settings.batch_size}).all()
         if not rows:
             return []
         ids = [row.id for row in rows]
-        connection.execute(_CLAIM, {"ids": ids, "claimer": self.name, "until": until})
+        connection.execute(CLAIM, {"ids": ids, "claimer": self.name, "until": until})
         return [
             Claimed(row.id, row.recipient, row.content, row.attempts + 1, until) for row in rows
         ]
