@@ -77,7 +77,7 @@ class Direct:
     def __init__(self, statement: Executable, keys: Sequence[str] | None = None) -> None:
         self.statement = statement
         self.keys = None if keys is None else list(keys)
-        self._forms: dict[tuple[str, bool], _Form] = {}
+        self._forms: dict[tuple[str, str, bool], _Form] = {}
         self._lock = threading.Lock()
 
     def execute(self, connection: Connection, values: Mapping[str, Any]) -> Any:
@@ -115,11 +115,11 @@ class Direct:
         return None if found is None else tuple(found)
 
     def _form(self, dialect: Dialect, many: bool) -> _Form:
-        form = self._forms.get((dialect.name, many))
+        key = (dialect.name, dialect.driver, many)  # one per database and driver
+        form = self._forms.get(key)
         if form is None:
             with self._lock:
-                form = compile_form(self, dialect, many)
-                form = self._forms.setdefault((dialect.name, many), form)
+                form = self._forms.setdefault(key, compile_form(self, dialect, many))
         return form
 
 
