@@ -19,6 +19,7 @@ from typing import Protocol
 import aiosmtplib
 
 from relay.config import Config
+from relay.delivery.smtp_transaction import NO_SMTPUTF8, NoSmtputf8, send_one
 from relay.settings import SmarthostSettings
 
 
@@ -50,8 +51,10 @@ class SmtpTransport:
     """Hands mail to a smarthost over up to `connections` kept-open sessions.
 
     A session is reused for message after message (aiosmtplib), so a message
-    costs one SMTP transaction, not a connection and a greeting; a session
-    that fails is dropped and a new one opened for the next message.
+    costs one SMTP transaction (relay.delivery.smtp_transaction), not a
+    connection and a greeting. A refused MAIL, RCPT or DATA is followed by
+    RSET, and a session that takes it stays open for the next message; a
+    session that fails otherwise is dropped and a new one opened.
     """
 
     def __init__(self, settings: SmarthostSettings, local_hostname: str) -> None:
@@ -81,43 +84,40 @@ class SmtpTransport:
     async def send(self, envelope_from: str, recipient: str, content: bytes, key: str = "") -> None:
         async with self._slots:  # one SMTP transaction at a time on each session
             client = self._idle.pop() if self._idle else self._new_client()
-            keep = False
+            failure: DeliveryError | None = None
+            fit = False
             try:
-                keep = await self._send_on(client, envelope_from, recipient, content)
+                failure, fit = await self._send_on(client, envelope_from, recipient, content)
             finally:
-                if keep and client.is_connected:
+                if fit and client.is_connected:
                     self._idle.append(client)
                 else:
                     client.close()
+            if failure is not None:
+                raise failure
 
     async def _send_on(
         self, client: aiosmtplib.SMTP, envelope_from: str, recipient: str, content: bytes
-    ) -> bool:
-        """Send on client; True if the session is fit for the next message."""
+    ) -> tuple[DeliveryError | None, bool]:
+        """Send on client: (how it failed, or None; whether the session is fit for more)."""
         try:
             if not client.is_connected:
                 await client.connect()
-            errors, _ = await client.sendmail(envelope_from, [recipient], content)
-        except aiosmtplib.SMTPRecipientsRefused as refused:
-            self._raise_for(refused.recipients[0].code, refused.recipients[0].message)
-        except aiosmtplib.SMTPResponseException as error:
-            if error.code >= 500 and await _reset(client):
-                self._raise_for(error.code, error.message, keep=client)
-            self._raise_for(error.code, error.message)
+        except aiosmtplib.SMTPResponseException as error:  # a refusing greeting, login
+            return _failure(error.code, error.message), False
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-            raise TemporaryFailure(f"smarthost unreachable: {type(error).__name__}") from None
-        if errors:
-            response = next(iter(errors.values()))
-            self._raise_for(response.code, response.message)
-        return True
-
-    def _raise_for(self, code: int, message: str, keep: aiosmtplib.SMTP | None = None) -> None:
-        if keep is not None:  # the session was reset cleanly: worth keeping
-            self._idle.append(keep)
-        detail = f"{code} {message}".strip()
-        if code >= 500:
-            raise PermanentFailure(detail)
-        raise TemporaryFailure(detail)
+            return _unreachable(error), False
+        try:
+            await send_one(client, envelope_from, recipient, content)
+        except NoSmtputf8:
+            return PermanentFailure(NO_SMTPUTF8), True  # nothing was started: no RSET needed
+        except aiosmtplib.SMTPResponseException as error:
+            # A refused MAIL, RCPT or DATA: RSET (as sendmail() does) clears the envelope,
+            # and a session that takes it is as good as new.
+            return _failure(error.code, error.message), await _reset(client)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            return _unreachable(error), False
+        return None, True
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
@@ -129,12 +129,21 @@ class SmtpTransport:
                     client.close()
 
 
+def _failure(code: int, message: str) -> DeliveryError:
+    detail = f"{code} {message}".strip()
+    return PermanentFailure(detail) if code >= 500 else TemporaryFailure(detail)
+
+
+def _unreachable(error: Exception) -> DeliveryError:
+    return TemporaryFailure(f"smarthost unreachable: {type(error).__name__}")
+
+
 async def _reset(client: aiosmtplib.SMTP) -> bool:
     try:
         if client.is_connected:
             await client.rset()
             return True
-    except aiosmtplib.SMTPException:
+    except (aiosmtplib.SMTPException, OSError):
         pass
     return False
 
