@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relay.errors import RefusedError
 from relay.mail.rawinput import normalise
@@ -31,3 +35,27 @@ def test_line_endings_are_made_crlf(raw: bytes, stored: bytes) -> None:
 def test_nul_and_lone_dots_after_bare_endings_are_refused(raw: bytes) -> None:
     with pytest.raises(RefusedError):
         normalise(raw)
+
+
+_SMUGGLED_END = re.compile(rb"(\r\n|\r|\n)\.(?=(\r\n|\r|\n))")
+
+
+def _every_check(raw: bytes) -> bytes | None:
+    """The policy with every check run on every message (None: refused)."""
+    if b"\x00" in raw:
+        return None
+    for match in _SMUGGLED_END.finditer(raw):
+        if match.group(1) != b"\r\n" or match.group(2) != b"\r\n":
+            return None
+    return re.sub(rb"\r(?!\n)|(?<!\r)\n", b"\r\n", raw)
+
+
+@settings(max_examples=3000)
+@given(st.lists(st.sampled_from([b"\r\n", b"\r", b"\n", b".", b"a", b"\x00"]), max_size=30))
+def test_the_shortcuts_decide_as_every_check_does(pieces: list[bytes]) -> None:
+    raw = b"".join(pieces)
+    try:
+        result: bytes | None = normalise(raw)
+    except RefusedError:
+        result = None
+    assert result == _every_check(raw)
