@@ -171,7 +171,7 @@ class DeliveryWorker:
         # The claim and the outcomes linger in the group writer for a message's commit
         # to share: delivering the last message costs the next one no commit of its own.
         batch = await handoff.wrap(self.writer.submit(self.claim_on, linger=True))
-        slots = asyncio.Semaphore(max(1, getattr(self.transport, "parallel", 1)))
+        waiting = iter(batch)  # shared by the senders: each row is taken once
         untried: list[Claimed] = []
         recorded: list[asyncio.Future[None]] = []
         delivered: list[Claimed] = []  # sent, not yet handed to the writer
@@ -182,20 +182,20 @@ class DeliveryWorker:
                 delivered.clear()
                 recorded.append(handoff.wrap(self.writer.submit(work, linger=True)))
 
-        async def attempt(item: Claimed) -> None:
-            async with slots:
+        async def sender() -> None:
+            # Up to `parallel` of these take the rows in claim order: no task per waiting row.
+            for item in waiting:
                 if stopping is not None and stopping.is_set():
                     untried.append(item)
-                    return
-                if await self._deliver(item):
+                elif await self._deliver(item):
                     delivered.append(item)
-                    # One turn of the loop, so the sends that finish in it are recorded as
-                    # one piece of work (one future, one log line) instead of one each.
+                    # One turn of the loop: the sends ending in it are recorded as one piece.
                     await asyncio.sleep(0)
                     record()
 
+        parallel = max(1, getattr(self.transport, "parallel", 1))
         try:
-            await asyncio.gather(*(attempt(item) for item in batch))
+            await asyncio.gather(*(sender() for _ in range(min(parallel, len(batch)))))
         finally:
             record()  # sent by an attempt cancelled in its turn: recorded all the same
             if untried:
