@@ -7,9 +7,11 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relay.outbound.scrub import headers_only_kept, scrub_message
-from relay.outbound.scrub_forms import char_pieces
+from relay.outbound.scrub_forms import AT_MARKERS, char_pieces
 from relay.outbound.scrub_text import (
     Scrubber,
     address_pattern,
@@ -166,3 +168,10 @@ def test_the_at_gate_passes_every_form_of_at_the_pattern_knows() -> None:
             assert Scrubber([ANA], PAIR).text(text) == PAIR
             assert Scrubber([ANA], PAIR).markup(f"<b>{text}</b>") == f"<b>{PAIR}</b>"
     assert not may_hold_address("ana.real at mentors.example.org" * 100)
+
+
+@settings(max_examples=2000)
+@given(st.lists(st.sampled_from(["@", "&", "\\", "%", "=", "4", "0", "40", "a", " "]), max_size=12))
+def test_the_at_gate_answers_as_a_search_for_every_marker(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    assert may_hold_address(text) == any(marker in text for marker in AT_MARKERS)
