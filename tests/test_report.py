@@ -24,8 +24,10 @@ Every pair was matched at S-2d 00:00; prompts went out in weeks 1-3 (S, S+7d, S+
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -496,7 +498,6 @@ def test_ctrl_c_stops_the_report_with_no_traceback_and_no_process_left(programme
     report, and its second process is stopped and gone."""
     import os
     import signal
-    import subprocess
     import sys
 
     command = [sys.executable, "-m", "relay", "-c", str(programme.config_path), "report"]
@@ -506,9 +507,7 @@ def test_ctrl_c_stops_the_report_with_no_traceback_and_no_process_left(programme
         stderr=subprocess.PIPE,
         start_new_session=True,  # the process group a terminal would interrupt
     )
-    children = Path(f"/proc/{report.pid}/task/{report.pid}/children")
-    wait_for(lambda: children.read_text().split() or report.poll() is not None, 30, "a child")
-    second = int(children.read_text().split()[0])
+    second = wait_for(lambda: _second_process(report), 30, "the second process")
     # Once the second process's Python catches SIGINT, an interrupt reaching it would be a
     # KeyboardInterrupt and a traceback (before that it would just end it, silently).
     wait_for(lambda: _catches_sigint(second), 30, "the second process's Python")
@@ -517,8 +516,31 @@ def test_ctrl_c_stops_the_report_with_no_traceback_and_no_process_left(programme
     assert report.returncode == 1
     assert stderr.decode().strip() == "Aborted!", stderr.decode()
     assert stdout == b""
-    with pytest.raises(ProcessLookupError):
-        os.kill(second, 0)
+    # The report waits for it before exiting; the bound only spares a loaded machine's
+    # scheduler a false alarm, and a process left behind still fails.
+    wait_for(lambda: not _running(second), 10, "the second process to be gone")
+
+
+def _second_process(report: subprocess.Popen[bytes]) -> int | None:
+    """The report's child running relay.reports.second_process (not any other child)."""
+    from relay.reports.parallel import ENTRY_POINT
+
+    assert report.poll() is None, "the report ended before its second process was seen"
+    children = Path(f"/proc/{report.pid}/task/{report.pid}/children").read_text().split()
+    for child in children:
+        with contextlib.suppress(OSError):
+            if ENTRY_POINT in Path(f"/proc/{child}/cmdline").read_bytes().decode():
+                return int(child)
+    return None
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _catches_sigint(pid: int) -> bool:
