@@ -10,9 +10,12 @@ text, whatever the charset and transfer encoding, and however they lie.
 
 from __future__ import annotations
 
+import binascii
 import codecs
+import email.charset
+import re
 from email.message import EmailMessage, Message
-from email.utils import collapse_rfc2231_value
+from email.utils import collapse_rfc2231_value, quote
 
 from relay.mail import quoted_printable
 
@@ -20,6 +23,7 @@ from relay.mail import quoted_printable
 # invented goes, like every header outside an allow-list.
 _KEPT_PARAMS = ("format", "delsp", "reply-type", "method", "component", "name")
 _MAX_LINE = 998  # RFC 5322 line limit; longer lines need an encoding
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+")  # a subtype written as it is
 
 # The fallback when neither the declared charset nor UTF-8 reads a part:
 # windows-1252 as browsers and mail clients read it (the WHATWG Encoding
@@ -94,36 +98,17 @@ def replace_text(part: Message, text: str) -> None:
     disposition = part.get_content_disposition()
     filename = part.get_filename()
     others = _content_headers(part)
-    had_mime_version = "MIME-Version" in part
     if part.get_content_maintype() == "text":
-        kept = {
-            name: collapse_rfc2231_value(value)
-            for name in _KEPT_PARAMS
-            if (value := part.get_param(name)) and not isinstance(value, bool)
-        }
-        charset = part.get_content_charset() or "utf-8"
-        if not _writes_lines(charset, text):
-            charset = "utf-8"
-        encoded = text.encode(charset)
-        subtype = part.get_content_subtype()
-        cte = _transfer_encoding(encoded)
-        width = part.policy.max_line_length
-        if cte == "quoted-printable" and width:
-            # set_content's own encoder is ~1 ms per 50 KB: its headers, then the same
-            # payload written by relay.mail.quoted_printable.
-            part.set_content("", subtype=subtype, charset=charset, cte=cte)
-            part.set_payload(quoted_printable.body(encoded, width))
-        else:
-            part.set_content(text, subtype=subtype, charset=charset, cte=cte)
+        _replace_text_body(part, text)
     else:
+        had_mime_version = "MIME-Version" in part
         name = part.get_param("name", header="Content-Type")
-        kept = {"name": collapse_rfc2231_value(name)} if name and not isinstance(name, bool) else {}
         maintype, subtype = part.get_content_maintype(), part.get_content_subtype()
         part.set_content(text.encode("utf-8"), maintype, subtype, cte="base64")
-    if not had_mime_version:  # set_content adds one; only a message's top needs it
-        del part["MIME-Version"]
-    for key, value in kept.items():
-        part.set_param(key, value, charset=None if value.isascii() else "utf-8")
+        if not had_mime_version:  # set_content adds one; only a message's top needs it
+            del part["MIME-Version"]
+        if name and not isinstance(name, bool):
+            _set_params(part, {"name": collapse_rfc2231_value(name)})
     if disposition:
         part.add_header("Content-Disposition", disposition)
         if filename:
@@ -132,6 +117,91 @@ def replace_text(part: Message, text: str) -> None:
     for key, value in others:
         del part[key]
         part[key] = value
+
+
+def _replace_text_body(part: EmailMessage, text: str) -> None:
+    """A text/* part's Content-Type, Content-Transfer-Encoding and payload, written anew."""
+    # One parse of the parameters; get_param(name) is the first of get_params() by that name.
+    found: dict[str, str] = {}
+    for param, param_value in part.get_params() or ():
+        found.setdefault(param.lower(), param_value)
+    kept = {
+        name: collapse_rfc2231_value(value)
+        for name in _KEPT_PARAMS
+        if (value := found.get(name)) and not isinstance(value, bool)
+    }
+    charset = part.get_content_charset() or "utf-8"
+    if not _writes_lines(charset, text):
+        charset = "utf-8"
+    encoded = text.encode(charset)
+    subtype = part.get_content_subtype()
+    cte = _transfer_encoding(encoded)
+    width = part.policy.max_line_length
+    if width and _TOKEN.fullmatch(subtype) and all(map(str.isascii, kept.values())):
+        _write_text_directly(part, subtype, charset, cte, encoded, kept, width)
+        return
+    had_mime_version = "MIME-Version" in part
+    part.set_content(text, subtype=subtype, charset=charset, cte=cte)
+    if not had_mime_version:  # set_content adds one; only a message's top needs it
+        del part["MIME-Version"]
+    _set_params(part, kept)
+
+
+def _write_text_directly(
+    part: EmailMessage,
+    subtype: str,
+    charset: str,
+    cte: str,
+    encoded: bytes,
+    kept: dict[str, str],
+    width: int,
+) -> None:
+    """What ``set_content(text, subtype, charset, cte)`` and then ``set_param`` for each
+    kept parameter leave in the part, written without their header round trips.
+
+    The same headers in the same order (set_param moves Content-Type to the end when it
+    adds a parameter), the same header text (set_param's quoting of ASCII values), and
+    the same payload (``email.contentmanager``'s encodings of the text's lines). The
+    callers keep to what this covers: a token subtype, ASCII parameters, a line width.
+    tests/mail/test_replace_text.py compares both ways, byte for byte.
+    """
+    if cte == "7bit":
+        payload = (b"\n".join(encoded.splitlines()) + b"\n").decode("ascii")
+    elif cte == "quoted-printable":
+        payload = quoted_printable.body(encoded, width)
+    else:
+        line_end = part.policy.linesep.encode("ascii")
+        data = line_end.join(encoded.splitlines()) + line_end
+        step = width // 4 * 3
+        payload = "".join(
+            binascii.b2a_base64(data[i : i + step]).decode("ascii")
+            for i in range(0, len(data), step)
+        )
+    content_type = "; ".join(
+        [
+            f"text/{subtype}",
+            _quoted_param("charset", email.charset.ALIASES.get(charset, charset)),
+            *(_quoted_param(name, value) for name, value in kept.items()),
+        ]
+    )
+    part.clear_content()
+    if kept:
+        part["Content-Transfer-Encoding"] = cte
+        part["Content-Type"] = content_type
+    else:
+        part["Content-Type"] = content_type
+        part["Content-Transfer-Encoding"] = cte
+    part.set_payload(payload)
+
+
+def _quoted_param(name: str, value: str) -> str:
+    """An ASCII parameter as ``Message.set_param`` writes it (always quoted)."""
+    return f'{name}="{quote(value)}"' if value else name
+
+
+def _set_params(part: EmailMessage, params: dict[str, str]) -> None:
+    for key, value in params.items():
+        part.set_param(key, value, charset=None if value.isascii() else "utf-8")
 
 
 def _writes_lines(charset: str, text: str) -> bool:
