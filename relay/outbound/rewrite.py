@@ -16,8 +16,9 @@ import copy
 import re
 from dataclasses import dataclass
 from email.generator import BytesGenerator
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from io import BytesIO
+from typing import TypeVar
 
 from relay.mail.addresses import display_address
 from relay.mail.headerlist import keep_only
@@ -39,6 +40,7 @@ KEPT_HEADERS = frozenset(
 )
 LOOP_HEADER = "X-Loop"
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+MessageT = TypeVar("MessageT", bound=Message)
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ def first_message_id(value: str | None) -> str | None:
 
 
 def rewrite(original: EmailMessage, plan: RewritePlan) -> EmailMessage:
-    outbound = copy.deepcopy(original)
+    outbound = copy_structure(original)
     keep_only(outbound, KEPT_HEADERS.__contains__)
     strip_identity_parts(outbound)
     scrub_message(
@@ -95,6 +97,27 @@ def rewrite(original: EmailMessage, plan: RewritePlan) -> EmailMessage:
     reemit_content_headers(outbound)
     _replace_header(outbound, "MIME-Version", "1.0")
     return outbound
+
+
+def copy_structure(message: MessageT) -> MessageT:
+    """A copy to rewrite in place: every part a new object with its own header and part lists.
+
+    What ``copy.deepcopy`` gives for everything rewriting can change, without copying what
+    nothing changes in place: header values (parsed header objects are immutable and already
+    shared between messages by relay.mail.policy's cache), payload strings, the policy.
+    """
+    twin = copy.copy(message)
+    state = vars(twin)  # copy.copy gave the twin its own attribute dict
+    state["_headers"] = list(state["_headers"])
+    state["defects"] = list(state.get("defects", ()))
+    payload = state.get("_payload")
+    if isinstance(payload, list):  # a multipart's parts; message/rfc822's one message
+        state["_payload"] = [copy_structure(part) for part in payload]
+    elif isinstance(payload, Message):
+        state["_payload"] = copy_structure(payload)
+    elif not isinstance(payload, str | bytes | None):
+        return copy.deepcopy(message)  # nothing the parser makes; copied the thorough way
+    return twin
 
 
 def _parsed(message: EmailMessage, name: str) -> object:
