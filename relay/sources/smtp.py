@@ -42,6 +42,7 @@ from relay.mail.envelope import plain_path
 from relay.mail.replies import Reply
 from relay.sources import unix_socket
 from relay.sources.accept_errors import AcceptErrorLimiter
+from relay.sources.data_reader import ChunkedDataSMTP
 from relay.sources.deadline import accept_bounded, run_bounded
 
 log = logging.getLogger(__name__)
@@ -146,8 +147,10 @@ class RelayHandler:
         return str(replies.TEMPORARY_FAILURE)
 
 
-class RelaySMTP(SMTP):
+class RelaySMTP(ChunkedDataSMTP):
     """aiosmtpd's SMTP with our reply texts, connection limits and timeouts, and 421 on stop.
+
+    DATA is read in chunks (relay.sources.data_reader), with aiosmtpd's results.
 
     aiosmtpd restarts one timer (its ``timeout``) at every command and closes
     the connection when it fires; it is armed here with command_timeout, with
