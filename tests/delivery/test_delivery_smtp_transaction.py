@@ -175,6 +175,9 @@ async def _both_transcripts(
         (("SIZE 100000",), "b@example.org", b"To: b\r\n\r\nno final line end"),
         (("SIZE 100000",), "ben.o'neil+x@sub.example.org", b".\r\n" * 40),
         (("SIZE 100000", "SMTPUTF8"), "b@b\u00fccher.example", CONTENT),
+        # The same bytes when MAIL, RCPT and DATA go out in one write (RFC 2920).
+        (("SIZE 100000", "PIPELINING"), "b@example.org", b"To: b\n\n.one\n..two\r\n"),
+        (("PIPELINING", "SMTPUTF8"), "b@b\u00fccher.example", CONTENT),
     ],
 )
 def test_the_transport_writes_what_sendmail_writes(
