@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from relay.mail.addresses import (
+    BOUNCE_PREFIX,
     TOKEN_ALPHABET,
     TOKEN_LENGTH,
     BounceAddresses,
@@ -83,3 +88,30 @@ def test_signed_addresses_already_sent_stay_the_same() -> None:
     assert checkins.address(42) == "checkin-42-7b41d10ddce195a9@relay.test"
     assert checkins.item_id("checkin-1-09758adb18bb296b@relay.test") == 1
     assert bounces.offer_addresses().address(9) == "offer-9-c285531041c4a274@relay.test"
+
+
+def _old_sign(key: bytes, prefix: str, item_id: int) -> str:
+    """The signing as it was written before the keyed template (hmac.digest per call)."""
+    text = str(item_id) if prefix == BOUNCE_PREFIX else f"{prefix}{item_id}"
+    return hmac.digest(key, text.encode(), "sha256").hex()[:16]
+
+
+def _old_for_outbox(key: bytes, outbox_id: int) -> str:
+    left, right = (outbox_id >> 32) & 0xFFFFFFFF, outbox_id & 0xFFFFFFFF
+    for step in range(4):
+        digest = hmac.digest(key, f"verp-id:{step}:{right}".encode(), "sha256")
+        left, right = right, left ^ int.from_bytes(digest[:4], "big")
+    sealed = (left << 32) | right
+    return f"bounce-{sealed:016x}-{_old_sign(key, BOUNCE_PREFIX, outbox_id)}@{DOMAIN}"
+
+
+@settings(max_examples=500)
+@given(st.binary(min_size=1, max_size=80), st.integers(min_value=0, max_value=2**64 - 1))
+def test_signed_addresses_are_those_of_the_one_call_hmac(key: bytes, item_id: int) -> None:
+    bounces = BounceAddresses(DOMAIN, key)
+    address = bounces.for_outbox(item_id)
+    assert address == _old_for_outbox(key, item_id)
+    assert bounces.outbox_id(address) == item_id
+    for signed in (bounces.checkin_addresses(), bounces.offer_addresses()):
+        expected = _old_sign(key, signed.prefix, item_id)
+        assert signed.address(item_id) == f"{signed.prefix}{item_id}-{expected}@{DOMAIN}"
