@@ -148,22 +148,24 @@ async def _pipelined(
             raise ValueError("Command arg contains a prohibited control character")
     protocol = _protocol(client)
     commands = b" ".join(mail) + b"\r\n" + b" ".join(rcpt) + b"\r\nDATA\r\n"
+    replies: list[aiosmtplib.SMTPResponse] = []
     try:
         protocol.write(commands)
         # Every reply is read, whatever the first ones say, so the session stays in step.
-        mail_reply = await _reply(client, protocol)
-        rcpt_reply = await _reply(client, protocol)
-        data_reply = await _reply(client, protocol)
+        for _ in range(3):
+            replies.append(await _reply(client, protocol))
     except aiosmtplib.SMTPException:
         client.close()  # a lost or garbled reply in a pipeline leaves the rest unpaired
+        # A refusal read before the loss (a 421, then the server hung up) is the answer,
+        # as it would have been one command at a time.
+        refusal = _refusal(replies, sender, recipient)
+        if refusal is not None:
+            raise refusal from None
         raise
-    if SMTPStatus.domain_unavailable in (mail_reply.code, rcpt_reply.code, data_reply.code):
+    data_reply = replies[2]
+    if any(reply.code == SMTPStatus.domain_unavailable for reply in replies):
         client.close()  # 421: the server is closing, as execute_command() handles it
-    refusal: aiosmtplib.SMTPResponseException | None = None
-    if mail_reply.code != 250:
-        refusal = aiosmtplib.SMTPSenderRefused(mail_reply.code, mail_reply.message, sender)
-    elif rcpt_reply.code not in _ACCEPTED_RECIPIENT:
-        refusal = aiosmtplib.SMTPRecipientRefused(rcpt_reply.code, rcpt_reply.message, recipient)
+    refusal = _refusal(replies, sender, recipient)
     if refusal is not None:
         if data_reply.code == 354 and client.is_connected:
             await _end_empty_message(client, protocol)
@@ -171,6 +173,17 @@ async def _pipelined(
     if data_reply.code != 354:
         raise aiosmtplib.SMTPDataError(data_reply.code, data_reply.message)
     return await _message(client, protocol, payload)
+
+
+def _refusal(
+    replies: list[aiosmtplib.SMTPResponse], sender: str, recipient: str
+) -> aiosmtplib.SMTPResponseException | None:
+    """The MAIL or RCPT refusal among a pipeline's first replies, as one by one raises it."""
+    if replies and replies[0].code != 250:
+        return aiosmtplib.SMTPSenderRefused(replies[0].code, replies[0].message, sender)
+    if len(replies) > 1 and replies[1].code not in _ACCEPTED_RECIPIENT:
+        return aiosmtplib.SMTPRecipientRefused(replies[1].code, replies[1].message, recipient)
+    return None
 
 
 async def _reply(client: aiosmtplib.SMTP, protocol: SMTPProtocol) -> aiosmtplib.SMTPResponse:

@@ -131,6 +131,16 @@ def test_a_connection_dropped_after_mail_is_a_temporary_failure() -> None:
     assert mails == []
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
+def test_a_421_then_a_hang_up_after_mail_is_the_421_either_way(pipelining: bool) -> None:
+    no_pipelining = [] if pipelining else ["-p"]
+    with smtp_sink(*no_pipelining, "-Q", "mail") as (port, mails):
+        outcomes, opened = _sends(port, "one@example.org", "two@example.org")
+    assert [type(outcome) for outcome in outcomes] == [TemporaryFailure, TemporaryFailure]
+    assert str(outcomes[0]).startswith("421 ")
+    assert opened == 2 and mails == []
+
+
 # -- aiosmtpd offering PIPELINING: refusals inside the pipeline ---------------------------
 
 
