@@ -28,28 +28,49 @@ MAX_RECEIVED_HEADERS = 30  # more hops than any real path: a loop
 
 def automation_reason(msg: Message, own_loop_id: str = "") -> str | None:
     """Why ``msg`` looks machine-written (RFC 3834 and common practice), or None."""
-    auto = _header(msg, "Auto-Submitted").split(";")[0].strip().lower()
-    if auto and auto != "no":
-        return f"Auto-Submitted: {auto}"
-    precedence = _header(msg, "Precedence").lower()
-    if precedence in _PRECEDENCE_AUTOMATED:
-        return f"Precedence: {precedence}"
+    # One walk over the header names instead of one per lookup (email.message's
+    # get and "in" lower-case every name each time): most mail has none of
+    # these headers, and a value is only parsed where its name is present.
+    raw = [(name.lower(), value) for name, value in msg.raw_items()]
+    present = [name for name, _ in raw]
+    names = frozenset(present)
+    if "auto-submitted" in names:
+        auto = _header(msg, "Auto-Submitted").split(";")[0].strip().lower()
+        if auto and auto != "no":
+            return f"Auto-Submitted: {auto}"
+    if "precedence" in names:
+        precedence = _header(msg, "Precedence").lower()
+        if precedence in _PRECEDENCE_AUTOMATED:
+            return f"Precedence: {precedence}"
     for name in _FLAG_HEADERS:
-        value = _header(msg, name)
-        if name in msg and value.lower() not in ("no", "false"):
-            return f"{name}: {value}" if value else name
-    hops = len(msg.get_all("Received") or [])
+        if name.lower() in names:
+            value = _header(msg, name)
+            if value.lower() not in ("no", "false"):
+                return f"{name}: {value}" if value else name
+    hops = present.count("received")
     if hops > MAX_RECEIVED_HEADERS:
         return f"mail loop: {hops} Received headers"
-    if own_loop_id:
+    if own_loop_id and "x-loop" in names:
         loops = [str(v).strip().lower() for v in msg.get_all("X-Loop") or []]
         if own_loop_id.lower() in loops:
             return f"X-Loop: {own_loop_id} (our own mail came back)"
-    if msg.get_content_type() == "multipart/report":
+    if _may_be_report(raw) and msg.get_content_type() == "multipart/report":
         return "delivery or read report"
-    if _header(msg, "Return-Path") == "<>":
+    if "return-path" in names and _header(msg, "Return-Path") == "<>":
         return "null return path (a bounce)"
     return None
+
+
+def _may_be_report(raw: list[tuple[str, str]]) -> bool:
+    """Whether a Content-Type could read as multipart/report (parsing it is dearer).
+
+    Without the header the type is a default; with it, the subtype is a token
+    that must be written out, or hidden in an encoded word ("=?").
+    """
+    return any(
+        name == "content-type" and ("report" in str(value).lower() or "=?" in str(value))
+        for name, value in raw
+    )
 
 
 def is_automated(msg: Message, own_loop_id: str = "") -> bool:
