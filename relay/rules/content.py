@@ -83,7 +83,7 @@ class LinksRule:
     def _remote(self, mail: MailView, relay_domain: str) -> list[Hit]:
         found: list[tuple[str, Span]] = []
         for part in mail.parts:
-            if part.content_type != "text/html":
+            if part.content_type != "text/html" or not _may_load_remote(part.text):
                 continue
             for url in html.remote_references(part.text):
                 host = html.remote_host(url)
@@ -100,6 +100,27 @@ class LinksRule:
             return []
         reason = "remote content loaded when opened, from " + _hosts(found)
         return _group(self.name, ((reason, span) for _, span in found))
+
+
+def _may_load_remote(source: str) -> bool:
+    """Whether html.remote_references could find anything in ``source`` (nh3 is dearer).
+
+    It finds the src of an img element and url(...) in a style attribute, so
+    the source must hold "<img" (or "<image", which HTML reads as img) or both
+    "style" and "url(" (tag and attribute names in any case; in a value,
+    "url(" may be spelled with character references, "&#..." or "&lpar;").
+    Text nh3 cannot take (lone surrogates) goes to it anyway, to fail as before.
+    """
+    low = source.lower()
+    if "<img" in low or "<image" in low:
+        return True
+    if "style" in low and ("url" in low or "&#" in low or "&lpar" in low):
+        return True
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _hosts(found: Sequence[tuple[str, Span]]) -> str:

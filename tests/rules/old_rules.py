@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from email.message import Message
 
+from relay.mail import html
 from relay.mail.text import MailView
+from relay.rules import content
 from relay.rules.automated import _FLAG_HEADERS, _PRECEDENCE_AUTOMATED, MAX_RECEIVED_HEADERS
-from relay.rules.base import Hit, Rule, RuleContext
+from relay.rules.base import Hit, Rule, RuleContext, Span
+from relay.rules.detectors import links as link_detectors
 from relay.rules.engine import build_rules
 from relay.rules.settings import RulesConfig
 
@@ -58,7 +61,36 @@ class AutoreplyRule:
         return [Hit(self.name, reason)] if reason else []
 
 
+class LinksRule(content.LinksRule):
+    """relay.rules.content.LinksRule: nh3 run on every HTML part for remote references."""
+
+    def _remote(self, mail: MailView, relay_domain: str) -> list[Hit]:
+        found: list[tuple[str, Span]] = []
+        for part in mail.parts:
+            if part.content_type != "text/html":
+                continue
+            for url in html.remote_references(part.text):
+                host = html.remote_host(url)
+                if link_detectors.host_allowed(host, (relay_domain,)):
+                    continue
+                start = part.text.find(url)
+                span = (
+                    Span(part.index, start, start + len(url), url)
+                    if start >= 0
+                    else Span(part.index, 0, 0, url, "part")
+                )
+                found.append((host, span))
+        if not found:
+            return []
+        reason = "remote content loaded when opened, from " + content._hosts(found)
+        return content._group(self.name, ((reason, span) for _, span in found))
+
+
 def old_rules(config: RulesConfig | None = None) -> list[Rule]:
     """build_rules(config) with each rewritten rule in its old form."""
-    old: dict[str, Rule] = {"autoreply": AutoreplyRule()}
+    config = config or RulesConfig()
+    old: dict[str, Rule] = {
+        "autoreply": AutoreplyRule(),
+        "links": LinksRule(config.allow_domains, config.remote_content),
+    }
     return [old.get(rule.name, rule) for rule in build_rules(config)]

@@ -18,10 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from relay.mail import html
 from relay.mail.reading import parse
 from relay.mail.text import MailView
 from relay.rules.automated import automation_reason
 from relay.rules.base import RuleContext
+from relay.rules.content import _may_load_remote
 from relay.rules.engine import build_rules, run_rules
 from tests.rules import old_rules
 from tests.rules.rulemail import GMAIL_QP_HTML, PAIR
@@ -180,3 +182,30 @@ def test_automation_reason_as_before(headers: list[tuple[str, str]], loop_id: st
     raw = "".join(f"{name}: {value}\r\n" for name, value in headers) + "\r\nbody\r\n"
     message = parse(raw.encode())
     assert automation_reason(message, loop_id) == old_rules.automation_reason(message, loop_id)
+
+
+_HTML_PIECES = st.sampled_from(
+    ["<img src=", "<IMG SRC=", "<image src=", "<Img\tsrc=", "<svg><image href=", "<div ",
+     "<p style=", " STYLE=", "style", "'", '"', ">", "</div>", "background:", "url(", "URL(",
+     "&#117;rl(", "&#x75;rl(", "url&lpar;", "u&#x72;l(", "&lt;", "&amp;", "http://t.example/p.gif",
+     "//cdn.example/x.png", "cid:logo", "data:image/png;base64,AA", ")", " ", "x", "<!-- ",
+     " -->", "\ud800", "é", "<a href=https://w.example/>"]
+)  # fmt: skip
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_HTML_PIECES, max_size=12).map("".join))
+def test_html_passed_over_has_no_remote_reference(source: str) -> None:
+    """The links rule skips nh3 only where nh3 would find nothing (or would fail)."""
+    if _may_load_remote(source):
+        return
+    assert html.remote_references(source) == []
+
+
+def test_the_generated_html_reaches_remote_references() -> None:
+    for source in (
+        "<p style='background:&#117;rl(http://t.example/p.gif)'>",
+        "<IMAGE SRC=http://c.example/x>",
+    ):
+        assert _may_load_remote(source)
+        assert html.remote_references(source)
