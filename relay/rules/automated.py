@@ -67,10 +67,12 @@ def _may_be_report(raw: list[tuple[str, str]]) -> bool:
     Without the header the type is a default; with it, the subtype is a token
     that must be written out, or hidden in an encoded word ("=?").
     """
-    return any(
-        name == "content-type" and ("report" in str(value).lower() or "=?" in str(value))
-        for name, value in raw
-    )
+    for name, value in raw:
+        if name == "content-type":
+            text = str(value)
+            if "report" in text.lower() or "=?" in text:
+                return True
+    return False
 
 
 def is_automated(msg: Message, own_loop_id: str = "") -> bool:

@@ -18,12 +18,12 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 
 from relay.mail.addresses import normalise
 from relay.mail.headerlist import replace_headers
 from relay.mail.text import MailView
-from relay.mail.tnef import is_tnef
+from relay.mail.tnef import TNEF_NAMES, is_tnef
 from relay.rules.base import Hit, RuleContext, Span
 
 IDENTITY_TYPES = {
@@ -63,16 +63,41 @@ class IdentityPartsRule:
     name = "identity_parts"
 
     def check(self, mail: MailView, context: RuleContext) -> list[Hit]:
+        # The view already read each file's name (the dear part of is_tnef), and
+        # a text part it reads as body text has none; only the containers are left.
+        names = {a.index: a.filename for a in mail.attachments}
+        body_text = {p.index for p in mail.parts} - names.keys()
         found = []
         for index, part in enumerate(mail.message.walk()):
             kind = IDENTITY_TYPES.get(part.get_content_type())
-            if kind is None and is_tnef(part):
-                kind = IDENTITY_TYPES["application/ms-tnef"]
+            if kind is None and index not in body_text:
+                name = names.get(index)
+                tnef = (
+                    (_may_be_named(part) and is_tnef(part))
+                    if name is None
+                    else name.strip().lower() in TNEF_NAMES
+                )
+                if tnef:
+                    kind = IDENTITY_TYPES["application/ms-tnef"]
             if kind:
                 found.append(
                     Hit(self.name, f"{kind} is attached", (Span(index, 0, 0, "", "part"),))
                 )
         return found
+
+
+def _may_be_named(part: Message) -> bool:
+    """Whether a part's headers could give it a file name (reading them is dearer).
+
+    get_filename reads a "filename" or "name" parameter, written out or (to be
+    safe) hidden in an encoded word ("=?").
+    """
+    for name, value in part.raw_items():
+        if name.lower() in ("content-type", "content-disposition"):
+            text = str(value)
+            if "name" in text.lower() or "=?" in text:
+                return True
+    return False
 
 
 def authserv_id(value: str) -> str:

@@ -11,11 +11,13 @@ from email.message import Message
 
 from relay.mail import html
 from relay.mail.text import MailView
+from relay.mail.tnef import is_tnef
 from relay.rules import content
 from relay.rules.automated import _FLAG_HEADERS, _PRECEDENCE_AUTOMATED, MAX_RECEIVED_HEADERS
 from relay.rules.base import Hit, Rule, RuleContext, Span
 from relay.rules.detectors import links as link_detectors
 from relay.rules.engine import build_rules
+from relay.rules.identity import IDENTITY_TYPES
 from relay.rules.settings import RulesConfig
 
 
@@ -86,11 +88,30 @@ class LinksRule(content.LinksRule):
         return content._group(self.name, ((reason, span) for _, span in found))
 
 
+class IdentityPartsRule:
+    """relay.rules.identity.IdentityPartsRule: is_tnef (the file name read again) on every part."""
+
+    name = "identity_parts"
+
+    def check(self, mail: MailView, context: RuleContext) -> list[Hit]:
+        found = []
+        for index, part in enumerate(mail.message.walk()):
+            kind = IDENTITY_TYPES.get(part.get_content_type())
+            if kind is None and is_tnef(part):
+                kind = IDENTITY_TYPES["application/ms-tnef"]
+            if kind:
+                found.append(
+                    Hit(self.name, f"{kind} is attached", (Span(index, 0, 0, "", "part"),))
+                )
+        return found
+
+
 def old_rules(config: RulesConfig | None = None) -> list[Rule]:
     """build_rules(config) with each rewritten rule in its old form."""
     config = config or RulesConfig()
     old: dict[str, Rule] = {
         "autoreply": AutoreplyRule(),
         "links": LinksRule(config.allow_domains, config.remote_content),
+        "identity_parts": IdentityPartsRule(),
     }
     return [old.get(rule.name, rule) for rule in build_rules(config)]

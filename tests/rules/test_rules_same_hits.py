@@ -11,6 +11,7 @@ automated-mail test alone.
 from __future__ import annotations
 
 import re
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -21,10 +22,12 @@ from hypothesis import strategies as st
 from relay.mail import html
 from relay.mail.reading import parse
 from relay.mail.text import MailView
+from relay.mail.tnef import is_tnef
 from relay.rules.automated import automation_reason
 from relay.rules.base import RuleContext
 from relay.rules.content import _may_load_remote
 from relay.rules.engine import build_rules, run_rules
+from relay.rules.identity import _may_be_named
 from tests.rules import old_rules
 from tests.rules.rulemail import GMAIL_QP_HTML, PAIR
 from tests.rules.test_rules_contact import BENIGN, MUST_HIT
@@ -94,6 +97,20 @@ AUTOMATED_HEADERS = [
 ]
 
 
+# (a parameter on the container, the attached part's headers)
+TNEF_SHAPES = [
+    ("", "Content-Type: application/ms-tnef"),
+    ("", "Content-Type: application/octet-stream; name=winmail.dat"),
+    ("", 'Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="WINMAIL.DAT"'),
+    ("", "Content-Type: text/plain; name=win.dat\r\nContent-Disposition: inline"),
+    ("", "Content-Type: text/plain\r\nContent-Disposition: inline; filename*=utf-8''winmail.dat"),
+    ("; name=winmail.dat", "Content-Type: text/plain"),
+    ('; name="=?utf-8?b?d2lubWFpbC5kYXQ=?="', "Content-Type: text/plain"),
+    ("", "Content-Type: text/vcard; name=card.vcf"),
+    ("", "Content-Type: text/calendar"),
+]  # fmt: skip
+
+
 def _plain(body: str, subject: str = "Coursework", charset: str = "utf-8") -> bytes:
     msg = EmailMessage()
     msg["From"] = "Sam Jones <sam.jones@example.net>"
@@ -133,6 +150,13 @@ def corpus() -> dict[str, bytes]:
         b"--r\r\nContent-Type: text/plain\r\n\r\nundeliverable\r\n--r--\r\n"
     )
     found["gmail_qp_html"] = GMAIL_QP_HTML
+    for number, (outer, inner) in enumerate(TNEF_SHAPES):
+        found[f"tnef/{number}"] = (
+            f"From: ana.real@mentors.example.org\r\nTo: {PAIR}\r\nMIME-Version: 1.0\r\n"
+            f'Content-Type: multipart/mixed; boundary="t"{outer}\r\n\r\n'
+            f"--t\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+            f"--t\r\n{inner}\r\n\r\nAAAA\r\n--t--\r\n"
+        ).encode()
     for path in [*sorted(LEAK.glob("*.eml")), *stdlib_corpus()]:
         found[f"{path.parent.name}/{path.name}"] = re.sub(rb"\r?\n", b"\r\n", path.read_bytes())
     found.update(MALFORMED)
@@ -172,16 +196,18 @@ _VALUES = st.sampled_from(
      "relay.example.org", "RELAY.example.org ", "multipart/report; boundary=x",
      "Multipart/REPORT", "=?utf-8?q?multipart/report?=", "text/plain", "multipart/mixed",
      "multipart/(c)report", "=?utf-8?b?YXV0by1yZXBsaWVk?=", "x\r\n y",
-     "=?utf-8?b?bXVsdGlwYXJ0L3JlcG9ydA==?=", "=?utf-8?b?PD4=?=", "=?utf-8?b?YnVsaw==?="]
+     "=?utf-8?b?bXVsdGlwYXJ0L3JlcG9ydA==?=", "multipart/rep\x0bort", "multipart/rep\x0cort", "=?utf-8?b?PD4=?=", "=?utf-8?b?YnVsaw==?="]
 )  # fmt: skip
 
 
 @settings(max_examples=1500, deadline=None)
 @given(st.lists(st.tuples(_NAMES, _VALUES), max_size=8), st.sampled_from(["", DOMAIN]))
 def test_automation_reason_as_before(headers: list[tuple[str, str]], loop_id: str) -> None:
-    raw = "".join(f"{name}: {value}\r\n" for name, value in headers) + "\r\nbody\r\n"
-    message = parse(raw.encode())
-    assert automation_reason(message, loop_id) == old_rules.automation_reason(message, loop_id)
+    raw = ("".join(f"{name}: {value}\r\n" for name, value in headers) + "\r\nbody\r\n").encode()
+    # The relay's policy, and the stdlib's default.
+    for message in (parse(raw), message_from_bytes(raw, policy=policy.default)):
+        expected = old_rules.automation_reason(message, loop_id)
+        assert automation_reason(message, loop_id) == expected
 
 
 _HTML_PIECES = st.sampled_from(
@@ -209,3 +235,30 @@ def test_the_generated_html_reaches_remote_references() -> None:
     ):
         assert _may_load_remote(source)
         assert html.remote_references(source)
+
+
+_PARAMETERS = st.sampled_from(
+    ["", "; name=winmail.dat", '; filename="WINMAIL.DAT"', "; NAME=win.dat", "; na\x0bme=win.dat",
+     "; filename*=utf-8''winmail.dat", "; name*0=winm; name*1=ail.dat", "; boundary=x",
+     '; =?utf-8?b?bmFtZT13aW5tYWlsLmRhdA==?=', "; name==?utf-8?q?winmail.dat?=", "; x=(name)"]
+)  # fmt: skip
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.sampled_from(["multipart/mixed", "application/octet-stream", "text/plain", ""]),
+    _PARAMETERS,
+    st.sampled_from(["", "attachment", "inline"]),
+    _PARAMETERS,
+)
+def test_a_part_passed_over_has_no_tnef_name(
+    ctype: str, type_parameters: str, disposition: str, disposition_parameters: str
+) -> None:
+    """The identity rule skips is_tnef only where it would say no."""
+    headers = f"Content-Type: {ctype}{type_parameters}\r\n" if ctype else ""
+    if disposition:
+        headers += f"Content-Disposition: {disposition}{disposition_parameters}\r\n"
+    raw = f"{headers}\r\nAAAA\r\n".encode()
+    for part in (parse(raw), message_from_bytes(raw, policy=policy.default)):
+        if not _may_be_named(part):
+            assert not is_tnef(part)
