@@ -262,3 +262,19 @@ def test_a_part_passed_over_has_no_tnef_name(
     for part in (parse(raw), message_from_bytes(raw, policy=policy.default)):
         if not _may_be_named(part):
             assert not is_tnef(part)
+
+
+def test_folded_texts_remembered_are_the_texts_asked_for() -> None:
+    """The fold cache answers by identity, for more texts than it holds, interleaved."""
+    from relay.rules.detectors import text as detector_text
+
+    texts = [
+        f"W h @ t s A p p {n} ｊｅｓｓ" + "x" * n for n in range(detector_text._RECENT_TEXTS * 3)
+    ]
+    for round_ in range(3):
+        for text in texts[round_:] + texts[:round_]:
+            copy = "".join(list(text))  # equal, but another object
+            folded = detector_text._fold(text)
+            expected = (folded, folded.replace(" ", ""))
+            assert detector_text._folded(text) == expected
+            assert detector_text._folded(copy) == expected

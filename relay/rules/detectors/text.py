@@ -99,20 +99,30 @@ def _fold(text: str) -> str:
 
 
 _recent = threading.local()
+# A message's subject, text parts and file names: the rules go over them one
+# rule after another (messenger names, keywords, safeguarding phrases).
+_RECENT_TEXTS = 4
 
 
 def _folded(text: str) -> tuple[str, str]:
     """``text`` folded, and folded without its gaps: PhraseMatcher's reading of it.
 
-    The last text each thread folded is remembered: the messenger names, the
-    keywords and the safeguarding phrases are all looked for in the same text.
+    The last few texts each thread folded are remembered, by identity (the
+    entry holds the text, so its id cannot be reused meanwhile): the messenger
+    names, the keywords and the safeguarding phrases are all looked for in the
+    same texts, one rule at a time.
     """
-    if getattr(_recent, "text", None) is text:
-        found: tuple[str, str] = _recent.folded
-        return found
+    recent: list[tuple[str, tuple[str, str]]] | None = getattr(_recent, "texts", None)
+    if recent is None:
+        recent = _recent.texts = []
+    for seen, found in recent:
+        if seen is text:
+            return found
     folded = _fold(text)
     found = (folded, folded.replace(_SEP, ""))
-    _recent.text, _recent.folded = text, found
+    recent.append((text, found))
+    if len(recent) > _RECENT_TEXTS:
+        del recent[0]
     return found
 
 
