@@ -26,8 +26,11 @@ from relay.mail.tnef import is_tnef
 from relay.rules.automated import automation_reason
 from relay.rules.base import RuleContext
 from relay.rules.content import _may_load_remote
+from relay.rules.detectors.contacts import MESSENGERS, find_contacts
+from relay.rules.detectors.text import PhraseMatcher
 from relay.rules.engine import build_rules, run_rules
 from relay.rules.identity import _may_be_named
+from relay.rules.safeguarding import SafeguardingRule
 from tests.rules import old_rules
 from tests.rules.rulemail import GMAIL_QP_HTML, PAIR
 from tests.rules.test_rules_contact import BENIGN, MUST_HIT
@@ -61,6 +64,8 @@ TEXTS = [
     + "> wrote:\n"
     + "\n".join(f"> {REPLY_LINE}" for _ in range(6)),
     "ring me on zero seven seven, double oh, nine one two three four five six",
+    "it's seven seven oh oh seven seven oh, or talk outside this platform; pm me",
+    "here is my\nmobile number, and my\tnumber is on the card",
     "my number is seven seven oh oh nine oh oh one two three, someone weighs eight",
     "Ｗｈａｔｓａｐｐ: ｊｅｓｓ＿９９ and +４４ ７７００ ９００１２３ and ٠٧٧٠٠ ٩٠٠١٢٣",
     "Московская 12, кв. 5; Straße 7, 10115 Berlin; 221B Baker Street, London NW1 6XE",
@@ -164,6 +169,8 @@ def corpus() -> dict[str, bytes]:
 
 
 CORPUS = corpus()
+MESSENGER_NAMES = PhraseMatcher(MESSENGERS)
+SAFEGUARDING = SafeguardingRule()
 
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
@@ -278,3 +285,36 @@ def test_folded_texts_remembered_are_the_texts_asked_for() -> None:
             expected = (folded, folded.replace(" ", ""))
             assert detector_text._folded(text) == expected
             assert detector_text._folded(copy) == expected
+
+
+_CONTACT_PIECES = st.sampled_from(
+    ["me", "my", "your", "call", "text", "pm", "dm", "give", "what's", "outside", "off", "of",
+     "the", "this", "platform", "number", "mobile", "is", "on", "at", "dot", "(at)", "[at]",
+     "gmail", "com", "jess", "signal", "snap", "sc:", "insta:", "ig", "chat", "we", "face",
+     "time", "WhatsApp", "whats app", "one", "two", "oh", "seven", "nine", "zero", "221B",
+     "12,", "7", "07700", "900123", "+44", "Baker", "Main", "Street", "St.", "Rd", "SW1A",
+     "1AA", "CA", "94105", "@", "＠", "x", "Sam", "Monday", "up", "é", "٣",
+     "outside this platform", "off the app", "pm me", "seven seven oh oh seven seven oh",
+     "my number is", "send me your snap", "signal me"]
+)  # fmt: skip
+_GAPS = st.sampled_from([" ", " ", " ", "\n", ", ", "-", ".", "", "\t", "  "])
+_CONTACT_TEXT = st.lists(st.tuples(_CONTACT_PIECES, _GAPS), max_size=14).map(
+    lambda pairs: "".join(piece + gap for piece, gap in pairs)
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_CONTACT_TEXT)
+def test_find_contacts_as_before(text: str) -> None:
+    allowed = frozenset({"jess@gmail.com"})
+    assert find_contacts(text, allowed) == old_rules.find_contacts(text, allowed)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_CONTACT_TEXT)
+def test_phrases_as_before(text: str) -> None:
+    for new, old in (
+        (MESSENGER_NAMES, old_rules._MESSENGER_NAMES),
+        (SAFEGUARDING._matcher, old_rules._old_safeguarding()._matcher),
+    ):
+        assert list(new.finditer(text)) == list(old.finditer(text))

@@ -98,10 +98,10 @@ def _may_spell_number(low: str) -> bool:
     prose that has "someone" and "weight" in different paragraphs is spared
     the pattern, which tries most letters of the text.
     """
-    at = [[*positions(low, word)] for word in _NUMBER_WORDS]
-    if sum(bool(found) for found in at) < 2:
+    present = [word for word in _NUMBER_WORDS if word in low]
+    if len(present) < 2:
         return False
-    starts = sorted(i for found in at for i in found)
+    starts = sorted(i for word in present for i in positions(low, word))
     return any(b - a <= _SPELLED_SPAN for a, b in zip(starts, starts[2:], strict=False))
 
 
@@ -133,14 +133,21 @@ class _Gated(NamedTuple):
     literal, so sre finds them fast; when none is in the text the pattern is
     not run. ``anchors``: every match holds one of these strings and no white
     space, so only the words around them are searched (see finditer_near).
-    Either way the matches are exactly those of ``pattern.finditer``.
+    ``needs``: strings every match holds, all of them, tested first (str's
+    ``in`` is cheaper than starting a search, which counts on short texts
+    such as a subject). Either way the matches are exactly those of
+    ``pattern.finditer``.
     """
 
     pattern: re.Pattern[str]
     gates: tuple[re.Pattern[str], ...] = ()
     anchors: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
 
     def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        for needed in self.needs:
+            if needed not in text:
+                return iter(())
         if self.gates and not any(gate.search(text) for gate in self.gates):
             return iter(())
         if self.anchors:
@@ -213,11 +220,18 @@ def _zip_starts(text: str, digits: Digits) -> Iterator[int]:
             yield blank - 2
 
 
+# What every street match holds, on Digits.marks: its number's last digit, maybe
+# a letter ("221B", "A" or "\0") and a comma ("\0"), then a blank. Searched on
+# the marks (a literal first) before the street words' gates on the text.
+_STREET_NUMBER = re.compile(rb"1[A\x00]?\x00?[ ]")
+
+
 def _postal(text: str, digits: Digits) -> Iterator[re.Match[str]]:
     """Street addresses, UK postcodes, US state + ZIP: each family in text order."""
     if not digits:
         return  # each of them holds a digit
-    yield from _STREET.finditer(text)
+    if _STREET_NUMBER.search(digits.marks):
+        yield from _STREET.finditer(text)
     yield from match_at(_UK_POSTCODE, text, _postcode_starts(digits))
     yield from match_at(_US_ZIP, text, _zip_starts(text, digits))
 
@@ -238,7 +252,7 @@ _WEAK_MESSENGER = (
         re.compile(r"(?:on|via|use|my|your)\s+(?:signal|snap|ig|fb)\b"),
         tuple(re.compile(rf"{w}\b(?<=\s{w})") for w in ("signal", "snap", "ig", "fb")),
     ),
-    _Gated(re.compile(r"signal\s+(?:me|app|number)\b")),
+    _Gated(re.compile(r"signal\s+(?:me|app|number)\b"), needs=("signal",)),
     _Gated(re.compile(r"(?:snap|sc|ig|insta):"), anchors=(":",)),
 )
 _WEAK_TRIGGERS = ("chat", "time", "real", "imessage", "signal", "snap", "ig", "fb", "sc:", "insta:")
@@ -269,8 +283,9 @@ _OFFER = (
                 r"me\b",
             ),
         ),
+        needs=("me",),
     ),
-    _Gated(re.compile(r"pm(?<![\d:]pm)(?<!\d\spm)\s+me\b")),
+    _Gated(re.compile(r"pm(?<![\d:]pm)(?<!\d\spm)\s+me\b"), needs=("pm", "me")),
     _Gated(
         re.compile(
             r"(?:message|msg|e-?mail|mail|contact|reach|find|follow|add)\s+me\s+"
@@ -282,23 +297,27 @@ _OFFER = (
                 r"me\s+(?:on|at|via|directly|privately|outside)\b",
             ),
         ),
+        needs=("me",),
     ),
     _Gated(
         re.compile(
             r"my\s+(?:(?:personal|private|real|home|own|other|mobile|cell|phone)\s+"
             r"(?:e-?mail|address|number|phone|mobile|account|socials?)|(?:number|mobile|cell)\s+is)\b"
-        )
+        ),
+        needs=("my",),
     ),
     _Gated(
         re.compile(rf"(?:give|send|tell|text)\s+me\s+your\s+{_ABOUT_YOU}"),
         (_after_words(("give", "send", "tell", "text"), r"me\s+your\s"),),
+        needs=("me", "your"),
     ),
-    _Gated(re.compile(rf"what(?:'|’|\s+i)?s\s+your\s+{_ABOUT_YOU}")),
+    _Gated(re.compile(rf"what(?:'|’|\s+i)?s\s+your\s+{_ABOUT_YOU}"), needs=("your",)),
     _Gated(
         re.compile(
             r"(?:outside|off)\s+(?:of\s+)?(?:the|this)\s+"
             r"(?:relay|system|platform|site|app|programme|program|scheme)\b"
-        )
+        ),
+        needs=("th",),
     ),
 )
 _NEXT_WORD = re.compile(r"\s+(\w+)")
@@ -324,7 +343,7 @@ def find_contacts(text: str, allowed_addresses: frozenset[str] = frozenset()) ->
             if address not in allowed_addresses:
                 found.append(Found(m.start(), m.start() + len(address), EMAIL))
         found += [Found(m.start(), m.end(), HANDLE) for m in _AT_HANDLE.finditer(narrow)]
-    if (
+    if "at" in low and (  # every form of _OBFUSCATED_EMAIL's "at" holds it
         " dot " in low
         or any(p in low for p in _MAIL_PROVIDERS)
         or any(b.search(low) for b in _BRACKET_AT)

@@ -154,6 +154,8 @@ def _skip_gaps(folded: str, count: int, pos: int) -> int:
 # Up to this many phrases, PhraseMatcher finds each with str.find; beyond, one
 # pass of the longest_of pattern is cheaper (95 phrases: about 60 finds on prose).
 _FIND_EACH_UP_TO = 24
+# Below this many letters the pattern is searched once first, whatever the phrases.
+_SHORT = 256
 
 
 def longest_of(keys: Iterable[str]) -> str:
@@ -239,6 +241,8 @@ class PhraseMatcher:
         if self._regex is None:
             return
         folded, compact = _folded(text)
+        if len(compact) < _SHORT and self._regex.search(compact) is None:
+            return  # a subject, a file name: one search costs less than setting up finds
         search = self._searcher(compact)
         m = search(0)
         if m is None:
