@@ -15,15 +15,14 @@ same way and set aside: no address oracle (relay.rules.senders). Mode "off"
 believes From as written. postmaster@, abuse@ and the notices' address:
 relay.delivery.mailboxes; bounce addresses: relay.delivery.bounces.
 
-prepare() is synchronous and reads the database and maybe DNS. The daemon
-(accept_async) runs it on the event loop when nothing in it can wait
-(decides_here): reads of a local SQLite file (in WAL mode a reader never
-waits for a writer), no DNS (authentication "off" or "trust-front"), only
-pair addresses (mail to the relay's own is written at once, and a write can
-wait for the lock), a message of ordinary size. Else (PostgreSQL, DNS) in a
-thread, so a stall holds only its session and intake_timeout is answered; a
-thread per message costs hand-offs of the GIL and context switches. The
-commit is awaited without a thread, so sessions' messages share commits.
+prepare() is synchronous and reads the database (on a connection held between
+messages: Store.held_read) and maybe DNS. The daemon (accept_async) runs it on
+the event loop when nothing in it can wait (decides_here): reads of a local
+SQLite file (WAL: a reader never waits for a writer), no DNS (authentication
+"off" or "trust-front"), only pair addresses (mail to the relay's own is
+written at once, and a write can wait for the lock), a message of ordinary
+size. Else (PostgreSQL, DNS) in a thread, so a stall holds only its session
+and intake_timeout is answered. The commit is awaited without a thread.
 """
 
 from __future__ import annotations
@@ -74,9 +73,8 @@ log = logging.getLogger(__name__)
 ACTIVE_TOKEN_SECONDS = 5.0
 DECIDE_TRIES = 3  # a message decided on a directory that changed before its commit
 ACTIVE_TOKEN_CACHE_SIZE = 10_000
-# Above this, prepare() goes to a thread even when it could wait on nothing: its CPU
-# (parsing, rules, the outbound copy) would hold every other session for the whole of it,
-# where a thread hands the GIL back every few milliseconds.
+# Above this, prepare() goes to a thread even when it could wait on nothing: its CPU would
+# hold every other session for the whole of it; a thread hands the GIL back every few ms.
 DECIDE_HERE_MAX_BYTES = 128 * 1024
 # How a source waits for a message's commit (relay.sources.deadline.await_commit: bounded).
 CommitWait = Callable[[Future[tuple[int, ...]]], Awaitable[tuple[int, ...] | None]]
@@ -103,10 +101,12 @@ class Intake:
         self.authenticator = Authenticator.configured(config.authentication_mode, config.rules)
         self.config = config
         self.concern_address = f"{config.safeguarding.concern_address}@{self.domain}".lower()
+        self.store.held_reads.close()  # opened anew by the next message
 
     def close(self) -> None:
-        """Commit what is queued and stop the group writer."""
+        """Commit what is queued, stop the group writer, close the held read connections."""
         self.writer.close()
+        self.store.held_reads.close()
 
     @property
     def bounce_addresses(self) -> BounceAddresses:
@@ -138,7 +138,7 @@ class Intake:
         now = time.monotonic()
         if self._active_tokens.get(token, 0.0) > now:
             return replies.RECIPIENT_OK
-        with self.store.read_connection() as connection:
+        with self.store.held_read() as connection:
             pair, _ = self.directory.lookup(connection, token)
             if pair is None or pair.status not in OPEN_PAIR_STATES:  # a refusal: not stale?
                 pair, _ = self.directory.lookup(connection, token, fresh=True)
@@ -282,7 +282,7 @@ class Intake:
             view = MailView.from_message(message)
             candidates: list[Candidate] = []
             aside: list[Aside] = []
-            with self.store.read_connection() as connection:
+            with self.store.held_read() as connection:
                 for recipient in pairs:
                     pair, sender, version = self._writer_in_pair(
                         connection, recipient, from_address, believe_from=verdict is None

@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from relay.errors import DatabaseError, SchemaBehindError
 from relay.settings import DatabaseSettings
 from relay.store.direct import run_text
+from relay.store.held_reads import AUTOCOMMIT_READS, HeldReads
 from relay.store.migration_files import head_from_files, migrations_folder
 from relay.store.plain import SqlAlchemyReader, postgres_connect_args, quick_revision
 
@@ -99,7 +100,10 @@ def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
-        reading = connection.get_execution_options().get(READ_ONLY, False)
+        options = connection.get_execution_options()
+        if options.get(AUTOCOMMIT_READS, False):
+            return  # relay.store.held_reads: each statement on its own, no snapshot held
+        reading = options.get(READ_ONLY, False)
         # On the cursor: once per message, and SQLAlchemy's execution of it cost more
         # than SQLite's; a lock timeout is still SQLAlchemy's OperationalError.
         run_text(connection, "BEGIN DEFERRED" if reading else "BEGIN IMMEDIATE")
@@ -122,6 +126,14 @@ class Store:
         # (each statement reads its own snapshot either way).
         self._reading = self.engine.execution_options(
             **{READ_ONLY: True}, **({} if self.is_sqlite else {"isolation_level": "AUTOCOMMIT"})
+        )
+        # Intake's per-message reads, on connections it keeps between messages.
+        self.held_reads = HeldReads(
+            self.engine.execution_options(
+                **{AUTOCOMMIT_READS: True},
+                **({} if self.is_sqlite else {"isolation_level": "AUTOCOMMIT"}),
+            ),
+            ping=not self.is_sqlite,
         )
         # SQLite has one writer at a time. Threads of this process queue here, in
         # order, instead of sleeping and polling in SQLite's busy handler; other
@@ -153,6 +165,11 @@ class Store:
         with self._reading.begin() as connection:
             yield connection
 
+    def held_read(self) -> AbstractContextManager[Connection]:
+        """read_connection() for the per-message reads: on a connection held between
+        calls, each statement in autocommit (relay.store.held_reads)."""
+        return self.held_reads.reading()
+
     @contextmanager
     def read_session(self) -> Iterator[Session]:
         """Reads only: on SQLite it takes no write lock, so it never waits for a writer."""
@@ -164,6 +181,7 @@ class Store:
         return self.engine.dialect.name == "sqlite"
 
     def dispose(self) -> None:
+        self.held_reads.close()
         self.engine.dispose()
 
 
