@@ -17,17 +17,16 @@ relay.delivery.mailboxes; bounce addresses: relay.delivery.bounces.
 
 prepare() is synchronous and reads the database (on a connection held between
 messages: Store.held_read) and maybe DNS. The daemon (accept_async) runs it on
-the event loop when nothing in it can wait (decides_here): reads of a local
-SQLite file (WAL: a reader never waits for a writer), no DNS (authentication
-"off" or "trust-front"), only pair addresses (mail to the relay's own is
-written at once, and a write can wait for the lock), a message of ordinary
-size. Else (PostgreSQL, DNS) in a thread, so a stall holds only its session
-and intake_timeout is answered. The commit is awaited without a thread.
+the event loop where nothing in it can wait, in the long-lived intake thread
+where only PostgreSQL can, else in a worker thread (relay.intake_thread says
+which and why), so a stall holds no other session and intake_timeout is
+answered. The commit is awaited without a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -47,7 +46,10 @@ from relay.errors import RefusedError
 from relay.incoming import Incoming as Incoming
 from relay.incoming import Outcome as Outcome  # both re-exported: sources import them from here
 from relay.intake_own import Recipients, Taken, take_own_mail
+from relay.intake_pairs import writer_in_pair
 from relay.intake_rows import Aside, Candidate, CommitHook, Prepared, rows_for
+from relay.intake_thread import DECIDE_HERE_MAX_BYTES as DECIDE_HERE_MAX_BYTES
+from relay.intake_thread import IntakeThread, Where, where_decided
 from relay.mail import limits, rawinput, replies
 from relay.mail.addresses import BounceAddresses, normalise, pair_address, token_of
 from relay.mail.authentication import Authenticator
@@ -73,9 +75,6 @@ log = logging.getLogger(__name__)
 ACTIVE_TOKEN_SECONDS = 5.0
 DECIDE_TRIES = 3  # a message decided on a directory that changed before its commit
 ACTIVE_TOKEN_CACHE_SIZE = 10_000
-# Above this, prepare() goes to a thread even when it could wait on nothing: its CPU would
-# hold every other session for the whole of it; a thread hands the GIL back every few ms.
-DECIDE_HERE_MAX_BYTES = 128 * 1024
 # How a source waits for a message's commit (relay.sources.deadline.await_commit: bounded).
 CommitWait = Callable[[Future[tuple[int, ...]]], Awaitable[tuple[int, ...] | None]]
 
@@ -91,6 +90,7 @@ class Intake:
         self.authenticator = Authenticator.configured(config.authentication_mode, config.rules)
         self.directory = PairDirectory()
         self.writer = writer or GroupWriter(store)
+        self.intake_thread = IntakeThread()  # PostgreSQL's messages (relay.intake_thread)
         self._bounce_addresses: BounceAddresses | None = None
         self._active_tokens: dict[str, float] = {}  # token -> until when RCPT may skip the query
 
@@ -104,8 +104,10 @@ class Intake:
         self.store.held_reads.close()  # opened anew by the next message
 
     def close(self) -> None:
-        """Commit what is queued, stop the group writer, close the held read connections."""
+        """Commit what is queued, stop the group writer and the intake thread, close the
+        held read connections."""
         self.writer.close()
+        self.intake_thread.close()
         self.store.held_reads.close()
 
     @property
@@ -178,14 +180,19 @@ class Intake:
         in_same_commit: CommitHook | None = None,
         wait_commit: CommitWait | None = None,
     ) -> Outcome | None:
-        """accept() for the event loop: decided here or in a thread (decides_here), committed
-        with others; no thread waits for the commit, so a batch is what arrived during the
-        last one. wait_commit, for a message decided here: how the commit is waited for (a
+        """accept() for the event loop: decided where where() says, committed with others;
+        no thread waits for the commit, so a batch is what arrived during the last one.
+        wait_commit, for a message decided on the loop: how the commit is waited for (a
         time bound), None from it meaning the bound passed and nothing was stored."""
-        here = wait_commit is not None or self.decides_here(incoming)
+        where = Where.LOOP if wait_commit is not None else self.where(incoming)
         for attempt in range(1, DECIDE_TRIES + 1):
-            if here:
+            if where is Where.LOOP:
                 decided = self._decide_and_submit(incoming, attempt > 1, in_same_commit)
+            elif where is Where.INTAKE_THREAD:
+                deciding = functools.partial(
+                    self._decide_and_submit, incoming, attempt > 1, in_same_commit
+                )
+                decided = await handoff.wrap(self.intake_thread.submit(deciding))
             else:
                 decided = await asyncio.to_thread(
                     self._decide_and_submit, incoming, attempt > 1, in_same_commit
@@ -203,16 +210,19 @@ class Intake:
         raise AssertionError("unreachable")
 
     def decides_here(self, incoming: Incoming) -> bool:
-        """Whether prepare() may run on the event loop: nothing in it can wait (see above)."""
-        if (
-            not self.store.is_sqlite
-            or self.authenticator.asks_dns
-            or len(incoming.raw) > DECIDE_HERE_MAX_BYTES
-        ):
-            return False
-        recipients = [normalise(r) for r in incoming.recipients]
-        signed, concern = self.bounce_addresses, self.concern_address
-        return not Recipients.sort(recipients, signed, concern, self.config).any_own
+        """Whether prepare() may run on the event loop: nothing in it can wait."""
+        return self.where(incoming) is Where.LOOP
+
+    def where(self, incoming: Incoming) -> Where:
+        """Where prepare() runs for this message (relay.intake_thread)."""
+
+        def any_own() -> bool:
+            recipients = [normalise(r) for r in incoming.recipients]
+            signed, concern = self.bounce_addresses, self.concern_address
+            return Recipients.sort(recipients, signed, concern, self.config).any_own
+
+        sqlite, dns = self.store.is_sqlite, self.authenticator.asks_dns
+        return where_decided(sqlite, dns, len(incoming.raw), any_own)
 
     def _decide_and_submit(
         self, incoming: Incoming, again: bool, hook: CommitHook | None
@@ -284,8 +294,13 @@ class Intake:
             aside: list[Aside] = []
             with self.store.held_read() as connection:
                 for recipient in pairs:
-                    pair, sender, version = self._writer_in_pair(
-                        connection, recipient, from_address, believe_from=verdict is None
+                    pair, sender, version = writer_in_pair(
+                        self.directory,
+                        connection,
+                        self.domain,
+                        recipient,
+                        from_address,
+                        believe_from=verdict is None,
                     )
                     if sender is None:
                         row = set_aside_row(
@@ -374,27 +389,3 @@ class Intake:
             else ((), ())
         )
         return Candidate(pair, sender, hits, version, thread)
-
-    def _writer_in_pair(
-        self, connection: Connection, recipient: str, from_address: str, believe_from: bool
-    ) -> tuple[PairEntry, Person | None, int]:
-        """The open pair behind a pair address, who of it the From names, the directory version.
-
-        A refusal stores nothing, so no commit would confirm the cached answer: it is
-        asked again from the database before it is given.
-        """
-        token = token_of(recipient, self.domain)
-        if token is None:
-            raise RefusedError(replies.UNKNOWN_PAIR)
-        refusal = replies.UNKNOWN_PAIR
-        for fresh in (False, True):
-            pair, version = self.directory.lookup(connection, token, fresh)
-            if pair is None or pair.status not in OPEN_PAIR_STATES:
-                refusal = replies.UNKNOWN_PAIR  # ended or never was: one answer, no oracle
-                continue
-            sender = pair.writer(from_address)
-            if sender is None and believe_from:
-                refusal = replies.STRANGER  # mode "off": From believed as written
-                continue
-            return pair, sender, version
-        raise RefusedError(refusal)

@@ -271,6 +271,8 @@ async def stop(running: Running, grace_seconds: float | None = None) -> list[str
         log.warning("the group writer still busy after the %ss stop grace; leaving it", grace)
         left_behind.append("group commit")
     await close_transport(running.worker.transport)
+    for intake in running.intakes:
+        intake.intake_thread.close()  # its last messages were answered (or given 451) above
     # A worker thread stuck in a database call would keep dispose() (and the
     # process) waiting: it gets what is left of the grace, like everything else.
     try:

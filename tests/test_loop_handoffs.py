@@ -1,7 +1,8 @@
 """Where a message's work runs (issue 14, tenth pass): the event loop, threads, hand-offs.
 
 prepare() runs on the event loop where nothing in it can wait (SQLite, no
-DNS, only pair addresses, ordinary size) and in a worker thread otherwise;
+DNS, only pair addresses, ordinary size), in the one intake thread where only
+PostgreSQL can (thirteenth pass), and in a worker thread otherwise;
 the group writer's finished futures reach the loop in one wake-up per batch
 (relay.handoff); the delivery worker waits for its wake-up without tasks of
 its own. Nothing here is timed (the figures are bench/throughput.py's).
@@ -25,6 +26,7 @@ from relay.delivery.notices import Notices
 from relay.delivery.transports import make_transport
 from relay.delivery.worker import DeliveryWorker, close_transport
 from relay.intake import DECIDE_HERE_MAX_BYTES, Incoming, Intake
+from relay.intake_thread import Where
 from relay.mail.authentication import Authenticator
 from relay.store import db
 from relay.store.models import Message
@@ -125,12 +127,19 @@ def test_decided_on_the_loop_only_where_nothing_can_wait(
         plain = _incoming(pair)
         # A local SQLite file can keep a reader waiting for nothing; PostgreSQL can.
         assert intake.decides_here(plain) is store.is_sqlite
+        # Where only PostgreSQL can wait: its one intake thread.
+        assert intake.where(plain) is (Where.LOOP if store.is_sqlite else Where.INTAKE_THREAD)
         domain = config.relay.domain
         for own in (f"postmaster@{domain}", f"{config.safeguarding.concern_address}@{domain}"):
-            assert not intake.decides_here(replace(plain, recipients=(pair.address, own)))
-        assert not intake.decides_here(_incoming(pair, size=DECIDE_HERE_MAX_BYTES + 1))
+            to_own = replace(plain, recipients=(pair.address, own))
+            assert not intake.decides_here(to_own)
+            assert intake.where(to_own) is Where.POOL_THREAD
+        large = _incoming(pair, size=DECIDE_HERE_MAX_BYTES + 1)
+        assert not intake.decides_here(large)
+        assert intake.where(large) is Where.POOL_THREAD
         intake.authenticator = Authenticator("verify")  # DNS
         assert not intake.decides_here(plain)
+        assert intake.where(plain) is Where.POOL_THREAD
         intake.authenticator = Authenticator("trust-front", "mx.example")
         assert intake.decides_here(plain) is store.is_sqlite
     finally:
@@ -166,8 +175,9 @@ def test_the_daemon_decides_on_its_loop_without_dns(
     decided = deciding[-2:]  # warm-up decided one of its own at start
     if store.is_sqlite:
         assert decided == [relay.thread, relay.thread]
-    else:
-        assert relay.thread not in decided
+    else:  # PostgreSQL: both in the one intake thread, off the loop
+        assert decided[0] is decided[1] is not relay.thread
+        assert decided[0].name == "intake"
 
 
 def test_the_daemon_decides_in_a_thread_when_dns_is_asked(
@@ -181,6 +191,7 @@ def test_the_daemon_decides_in_a_thread_when_dns_is_asked(
     assert _stored(store) == ["asks dns"]
     assert dns.zone.queries, "verify mode asked no DNS"
     assert deciding[-1] is not relay.thread
+    assert deciding[-1].name != "intake"  # a worker thread: a slow lookup holds no other message
 
 
 # -- the delivery worker's wait ---------------------------------------------------------

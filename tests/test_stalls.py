@@ -377,6 +377,64 @@ def test_a_frozen_postgresql_answers_451(tmp_path: Path, database_url: str, sink
         store.dispose()
 
 
+@pytest.mark.postgres
+def test_postgresql_frozen_after_rcpt_holds_the_intake_thread_not_the_loop(
+    tmp_path: Path, database_url: str, sink: Sink
+):
+    """PostgreSQL's messages are decided in one intake thread: a server frozen while it
+    reads holds that thread, yet DATA is answered 451 in time, another session is
+    answered meanwhile, and after the thaw the next message is taken."""
+    from sqlalchemy.engine import make_url
+
+    real = make_url(database_url)
+    proxy = FreezingProxy((real.host or "127.0.0.1", real.port or 5432))
+    proxied = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    config = load_config(
+        write_config(
+            tmp_path,
+            proxied,
+            smtp=_smtp_section(_free_port(), intake_timeout='"2s"'),
+            database=f'url = "{proxied}"\nconnect_timeout = "2s"\nstatement_timeout = "2s"',
+            delivery='transport = "smtp"\npoll_interval = "1s"',
+            smarthost=f'host = "127.0.0.1"\nport = {sink.port}',
+        )
+    )
+    store = db.Store(database_url)
+    db.upgrade(store)
+    pair = make_pair(store, config)
+    from tests.conftest import RunningRelay
+
+    relay = RunningRelay(config)
+    codes: list[int] = []
+    try:
+        relay.send(mail(pair.mentee, pair.address, "before"), pair.mentee, pair.address)
+        with relay.smtp() as client:  # RCPT is answered from memory for a few seconds
+            client.ehlo()
+            client.mail(pair.mentee)
+            assert client.rcpt(pair.address)[0] == 250
+            proxy.flowing.clear()
+            client.putcmd("data")
+            assert client.getreply()[0] == 354
+            client.send(wire(mail(pair.mentee, pair.address, "frozen")) + b"\r\n.\r\n")
+            with relay.smtp() as other:  # the loop answers while the intake thread waits
+                assert other.noop()[0] == 250
+            codes.append(client.getreply()[0])
+        proxy.flowing.set()
+        relay.send(mail(pair.mentee, pair.address, "after"), pair.mentee, pair.address)
+        wait_for(lambda: _subjects(store) == ["after", "before"], 20, "the mail after the thaw")
+    finally:
+        proxy.flowing.set()
+        relay.stop()
+        proxy.close()
+        store.dispose()
+    assert codes == [451]
+
+
+def _subjects(store: db.Store) -> list[str]:
+    with store.read_session() as session:
+        return sorted(session.scalars(select(Message.subject)))
+
+
 # -- stop ------------------------------------------------------------------------------
 
 
