@@ -28,7 +28,13 @@ from relay.store import counters, db
 from relay.store.direct import Direct
 from relay.store.directory import current_version
 from relay.store.group_commit import GroupWriter
-from relay.store.messages import _INSERT_MESSAGE, _INSERT_OUTBOX, MESSAGES, insert_message
+from relay.store.messages import (
+    _INSERT_MESSAGE,
+    _INSERT_OUTBOX,
+    MESSAGES,
+    OUTBOX,
+    insert_message,
+)
 from relay.store.models import DirectoryVersion, Pair
 from relay.store.states import MessageStatus, OutboxKind, utcnow
 from tests.conftest import make_pair
@@ -155,6 +161,59 @@ def test_rows_written_on_the_cursor_read_back_as_sqlalchemy_wrote_them(
     assert [dict(row._mapping) | {"id": 0} for row in stored] == [
         row | {"id": 0, "decided_at": None, "purged_at": None} for row in (first, second, third)
     ]
+
+
+def test_several_rows_in_one_insert_read_back_as_sqlalchemy_wrote_them(
+    store: db.Store, config: Config
+):
+    """On PostgreSQL, Direct.executemany writes an insert's rows as one multi-row INSERT."""
+    pair = _pair(store, config)
+    by_sqlalchemy = [_message(pair, number) | {"id": 100 + number} for number in range(3)]
+    by_cursor = [_message(pair, number) | {"id": 197 + number} for number in range(3, 6)]
+    outbox = [
+        {"kind": OutboxKind.FORWARD, "recipient": f"{n}@example.org", "content": b"x" * n}
+        for n in range(4)
+    ]
+    with store.write_connection() as connection:
+        connection.execute(_INSERT_MESSAGE, by_sqlalchemy)
+        Direct(_INSERT_MESSAGE, list(by_cursor[0])).executemany(connection, by_cursor)
+        rows = [row | {"message_id": 200} for row in outbox]
+        Direct(_INSERT_OUTBOX, list(rows[0])).executemany(connection, rows)
+    with store.read_connection() as connection:
+        stored = connection.execute(select(MESSAGES).order_by(MESSAGES.c.id)).all()
+        queued = connection.execute(
+            select(OUTBOX).where(OUTBOX.c.message_id == 200).order_by(OUTBOX.c.id)
+        ).all()
+    # The same columns, values and types either way; only the numbers told apart.
+    written = [dict(row._mapping) for row in stored]
+    blank = {"id": 0, "original_message_id": "", "relay_message_id": "", "received_at": None}
+    assert [row | blank for row in written[:3]] == [row | blank for row in written[3:]]
+    assert written[3:] == [row | {"decided_at": None, "purged_at": None} for row in by_cursor]
+    # Serial ids in the order the rows were given, as an executemany gave them.
+    assert [(row.recipient, row.content, row.message_id) for row in queued] == [
+        (f"{n}@example.org", b"x" * n, 200) for n in range(4)
+    ]
+    assert [row.id for row in queued] == sorted(row.id for row in queued)
+
+
+def test_only_a_plain_insert_is_sent_as_one_statement_of_many_rows() -> None:
+    from relay.store.direct import _rows_together
+
+    sql, names = _rows_together("INSERT INTO t (a, b) VALUES (%(a)s::INTEGER, %(b)s)", 3) or (
+        "",
+        (),
+    )
+    assert (
+        sql == "INSERT INTO t (a, b) VALUES (%s::INTEGER, %s), (%s::INTEGER, %s), (%s::INTEGER, %s)"
+    )
+    assert names == ("a", "b")
+    for other in (
+        "UPDATE t SET a=%(a)s WHERE b=%(b)s",
+        "INSERT INTO t (a) VALUES (%(a)s) RETURNING t.id",
+        "INSERT INTO t (a) VALUES (%(a)s || '%')",
+        "INSERT INTO t (a) SELECT %(a)s",
+    ):
+        assert _rows_together(other, 3) is None
 
 
 def test_counts_and_the_directory_version_answer_as_before(store: db.Store, config: Config):

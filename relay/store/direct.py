@@ -22,10 +22,12 @@ Connection.execute instead, so those listeners see every statement.
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Dialect, Executable, Insert
 from sqlalchemy.exc import DBAPIError
@@ -95,11 +97,21 @@ class Direct:
         return _run(connection, form.sql, arguments, lambda cursor: cursor.lastrowid)
 
     def executemany(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run for each row, in one executemany."""
+        """Run for each row, in one executemany; an insert of several rows on PostgreSQL as
+        one INSERT of all of them (the form SQLAlchemy's "insertmanyvalues" gives an insert
+        that returns keys), the rows in the order given."""
         if _watched(connection):
             connection.execute(self.statement, [dict(row) for row in rows])
             return
         form = self._form(connection.dialect, many=True)
+        together = len(rows) > 1 and connection.dialect.name == "postgresql"
+        shape = _rows_together(form.sql, len(rows)) if together and not form.positional else None
+        if shape is not None:
+            sql, names = shape
+            named = cast(list[dict[str, Any]], [form.arguments(row) for row in rows])
+            flat = [each[name] for each in named for name in names]
+            _run(connection, sql, flat, lambda _cursor: None)
+            return
         arguments = [form.arguments(row) for row in rows]
         _run(connection, form.sql, arguments, lambda _cursor: None, many=True)
 
@@ -158,6 +170,33 @@ def compile_form(direct: Direct, dialect: Dialect, many: bool) -> _Form:
         raise ValueError("bind names that need escaping are not supported")
     returns_key = bool(compiled.implicit_returning) and not many
     return _Form(compiled.string, tuple(parameters), positional, returns_key)
+
+
+_NAMED = re.compile(r"%\((\w+)\)s")
+_ROWS_TOGETHER_AT_MOST = 1000  # rows in one statement; more go in an executemany
+
+
+@functools.lru_cache(maxsize=512)
+def _rows_together(sql: str, count: int) -> tuple[str, tuple[str, ...]] | None:
+    """One INSERT ... VALUES (...), (...) of count rows, its parameters positional, and the
+    names to take from each row for them, in order; None for a statement not of that form.
+
+    psycopg's executemany sends a Bind and an Execute per row and reads a result per row
+    in its pipeline, in Python: on PostgreSQL, the dearest part of a group commit."""
+    head, values, row = sql.partition(" VALUES ")
+    if (
+        count > _ROWS_TOGETHER_AT_MOST
+        or not values
+        or not head.startswith("INSERT INTO ")
+        or "%" in head
+        or not (row.startswith("(") and row.endswith(")"))
+        or " RETURNING " in row
+        or "%" in _NAMED.sub("", row)
+    ):
+        return None
+    names = tuple(_NAMED.findall(row))
+    positional = _NAMED.sub("%s", row)
+    return f"{head} VALUES {', '.join([positional] * count)}", names
 
 
 def _default_maker(default: Any) -> Callable[[], Any]:
