@@ -1,19 +1,21 @@
-"""Where intake decides a message, and the long-lived thread that decides PostgreSQL's.
+"""Where intake decides a message, and the long-lived threads that decide PostgreSQL's.
 
-Owns the choice intake.accept_async makes for each message and the thread
+Owns the choice intake.accept_async makes for each message and the threads
 for the middle case:
 
 - on the event loop, where nothing in the decision can wait: SQLite (a
   local file in WAL mode, whose reader never waits for a writer), no DNS,
   only pair addresses, a message of ordinary size;
-- in the intake thread (IntakeThread), where only the database can wait:
+- in the intake threads (IntakeThread), where only the database can wait:
   PostgreSQL with the same conditions otherwise. Its server can stall, so
-  not on the loop; but a thread of asyncio's pool per message cost hand-offs
-  (a pool thread woken per message, one loop wake-up per result, the GIL
-  passed between several threads at every round trip): here one thread
-  takes the messages from a queue in order and its results reach the loop
-  in one wake-up per batch (relay.handoff). A stalled server holds the
-  thread, and every message waiting for it is answered 451 at intake_timeout
+  not on the loop; the messages wait in one queue for a few threads kept
+  for them, and their results reach the loop in one wake-up per batch
+  (relay.handoff) instead of one per message (asyncio.to_thread). Several
+  threads, not one: with a single thread, deciding one message at a time,
+  the daemon delivered fewer messages a second and PostgreSQL spent more CPU
+  on each (likely smaller group commits; bench/RESULTS.md, issue 14,
+  thirteenth pass). A stalled server holds the threads that read
+  from it, and every message waiting is answered 451 at intake_timeout
   (relay.sources.deadline), as a stalled pool thread's was;
 - in a worker thread of asyncio's pool otherwise: DNS (authentication
   "verify", where one slow lookup must hold only its own message), mail to
@@ -39,6 +41,7 @@ T = TypeVar("T")
 # would hold every other message for the whole of it; a pool thread hands the GIL back
 # every few milliseconds.
 DECIDE_HERE_MAX_BYTES = 128 * 1024
+INTAKE_THREADS = 8  # half the benchmark's 16 sessions: enough to fill a group commit
 
 
 class Where(enum.Enum):
@@ -62,38 +65,44 @@ _Work = tuple[Future[Any], Callable[[], Any]]
 
 
 class IntakeThread:
-    """One thread that runs the work given to it in order; started on first use."""
+    """A few threads that take the work given to them from one queue, in order; started
+    on first use."""
 
-    def __init__(self, name: str = "intake") -> None:
+    def __init__(self, name: str = "intake", threads: int = INTAKE_THREADS) -> None:
         self._name = name
+        self._count = threads
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._started = False
 
     def submit(self, work: Callable[[], T]) -> Future[T]:
-        """work() in the thread, after what was given before it."""
+        """work() in one of the threads, taken after what was given before it."""
         future: Future[T] = Future()
-        if self._thread is None:
+        if not self._started:
             self._start()
         self._queue.put((future, work))
         return future
 
     def close(self) -> None:
-        """The thread ends once the work queued before this is done (not waited for: work
+        """The threads end once the work queued before this is done (not waited for: work
         stuck in a frozen database would hold the daemon's stop)."""
         with self._lock:
-            if self._thread is not None:
-                self._queue.put(None)
-                self._thread = None
+            if self._started:
+                for _ in range(self._count):
+                    self._queue.put(None)
+                self._started = False
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is None:
-                # A daemon thread: the interpreter's exit must not wait for a stalled one.
-                self._thread = threading.Thread(
-                    target=_run, args=(self._queue,), name=self._name, daemon=True
-                )
-                self._thread.start()
+            if not self._started:
+                for number in range(self._count):
+                    # Daemon threads: the interpreter's exit must not wait for a stalled one.
+                    name = self._name if self._count == 1 else f"{self._name}-{number}"
+                    thread = threading.Thread(
+                        target=_run, args=(self._queue,), name=name, daemon=True
+                    )
+                    thread.start()
+                self._started = True
 
 
 def _run(work_queue: queue.SimpleQueue[_Work | None]) -> None:

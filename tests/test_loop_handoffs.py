@@ -1,7 +1,7 @@
 """Where a message's work runs (issue 14, tenth pass): the event loop, threads, hand-offs.
 
 prepare() runs on the event loop where nothing in it can wait (SQLite, no
-DNS, only pair addresses, ordinary size), in the one intake thread where only
+DNS, only pair addresses, ordinary size), in the intake threads where only
 PostgreSQL can (thirteenth pass), and in a worker thread otherwise;
 the group writer's finished futures reach the loop in one wake-up per batch
 (relay.handoff); the delivery worker waits for its wake-up without tasks of
@@ -175,9 +175,9 @@ def test_the_daemon_decides_on_its_loop_without_dns(
     decided = deciding[-2:]  # warm-up decided one of its own at start
     if store.is_sqlite:
         assert decided == [relay.thread, relay.thread]
-    else:  # PostgreSQL: both in the one intake thread, off the loop
-        assert decided[0] is decided[1] is not relay.thread
-        assert decided[0].name == "intake"
+    else:  # PostgreSQL: in the intake threads, off the loop
+        assert relay.thread not in decided
+        assert all(thread.name.startswith("intake-") for thread in decided)
 
 
 def test_the_daemon_decides_in_a_thread_when_dns_is_asked(
@@ -191,7 +191,7 @@ def test_the_daemon_decides_in_a_thread_when_dns_is_asked(
     assert _stored(store) == ["asks dns"]
     assert dns.zone.queries, "verify mode asked no DNS"
     assert deciding[-1] is not relay.thread
-    assert deciding[-1].name != "intake"  # a worker thread: a slow lookup holds no other message
+    assert not deciding[-1].name.startswith("intake")  # a pool thread: DNS holds no other
 
 
 # -- the delivery worker's wait ---------------------------------------------------------
