@@ -26,16 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from relay.config import Config
-from relay.errors import ConfigError
 from relay.intake import Incoming, Intake, Outcome
 from relay.mail import replies
 from relay.mail.envelope import plain_path
@@ -44,6 +42,7 @@ from relay.sources import unix_socket
 from relay.sources.accept_errors import AcceptErrorLimiter
 from relay.sources.data_reader import ChunkedDataSMTP
 from relay.sources.deadline import accept_bounded, run_bounded
+from relay.sources.server_tls import server_tls_context
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +183,9 @@ class RelaySMTP(ChunkedDataSMTP):
         self._timer_started = started
 
     def _timeout_cb(self) -> None:
-        transport = self.transport
-        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+        # uvloop's transports write but are not subclasses of asyncio's: no isinstance().
+        transport = cast(asyncio.WriteTransport | None, self.transport)
+        if transport is not None and not transport.is_closing():
             transport.write(f"{replies.TIMED_OUT}\r\n".encode())
         super()._timeout_cb()  # type: ignore[no-untyped-call]
 
@@ -274,7 +274,8 @@ class SmtpServer:
         self._refused = 0
         self._refused_logged = -REFUSAL_LOG_SECONDS
         self._server: asyncio.Server | None = None
-        self._tls = self._tls_context()
+        self._watch: asyncio.Task[None] | None = None  # accept_errors' descriptor watch
+        self._tls = server_tls_context(config)
         self._data_sessions = 0
         self._quiet = asyncio.Event()  # set while no session is in DATA
         self._quiet.set()
@@ -333,22 +334,11 @@ class SmtpServer:
             require_starttls=self.config.smtp.require_starttls,
         )
 
-    def _tls_context(self) -> ssl.SSLContext | None:
-        settings, folder = self.config.smtp, self.config.source.parent
-        if not settings.tls_cert:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            context.load_cert_chain(folder / settings.tls_cert, folder / settings.tls_key)
-        except (OSError, ssl.SSLError) as error:
-            raise ConfigError(
-                f"{self.config.source}: [smtp] tls_cert/tls_key cannot be loaded: {error}"
-            ) from None
-        return context
-
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        loop.set_exception_handler(AcceptErrorLimiter(loop.default_exception_handler))
+        limiter = AcceptErrorLimiter(loop.default_exception_handler)
+        loop.set_exception_handler(limiter)
+        self._watch = loop.create_task(limiter.watch_descriptors())
         settings = self.config.smtp
         if settings.socket:
             self._server = await unix_socket.serve(loop, self._protocol, settings)
@@ -389,6 +379,8 @@ class SmtpServer:
                 session.transport.close()
         if self._server is not None:
             await self._server.wait_closed()
+        if self._watch is not None:
+            self._watch.cancel()
         if self.config.smtp.socket:
             unix_socket.remove(self.config.smtp.socket)
         return finished
