@@ -188,8 +188,11 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 # -- the bare server (run in a child process) ------------------------------------
 
 
-def serve_bare(port: int) -> None:
-    """An aiosmtpd server whose handler only answers 250 OK; runs until SIGTERM."""
+def serve_bare(port: int, loop_kind: str = "asyncio") -> None:
+    """An aiosmtpd server whose handler only answers 250 OK; runs until SIGTERM.
+
+    loop_kind "uvloop": on the loop `relay serve` runs on by default (--bare-loop).
+    """
     import signal
 
     from aiosmtpd.smtp import SMTP
@@ -220,7 +223,12 @@ def serve_bare(port: int) -> None:
         server.close()
         await server.wait_closed()
 
-    asyncio.run(main())
+    if loop_kind == "uvloop":
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
 
 
 # -- what one server measurement yields --------------------------------------------
@@ -469,6 +477,7 @@ class Options:
     profile: Path | None = None  # folder for py-spy profiles of the relay (--profile)
     pairs: int = 1  # --pairs: messages spread over this many pairs
     reply: bool = False  # --reply: replies quoting the pair address (--pairs implies it)
+    bare_loop: str = "asyncio"  # --bare-loop: the event loop of the bare server
 
     @property
     def spread(self) -> bool:
@@ -486,6 +495,7 @@ class Bare:
         """Yields (port, server pid, the address to send to)."""
         port = free_port()
         command = [sys.executable, str(Path(__file__).resolve()), "--bare-server", str(port)]
+        command += ["--bare-loop", self.options.bare_loop]
         with running(command, port, "bare aiosmtpd", folder / "bare.log") as process:
             yield port, process.pid, "anyone@bare.bench"
 
@@ -928,7 +938,8 @@ def report(options: Options, rows: list[Row], latency_rows: list[LatencyRow]) ->
     lines = [
         f"messages {options.messages} per run, {options.runs} runs, median; "
         f"ratio = median of per-run relay/bare; database: {database}; "
-        f"load client: {options.client_name}; relay msg/s = delivered to the sink"
+        f"load client: {options.client_name}; relay msg/s = delivered to the sink; "
+        f"bare aiosmtpd on {options.bare_loop}"
         + (
             f"; replies (text + HTML quoting the pair address) spread over {options.pairs} "
             "pair(s), one smtp-source run (one session) per message"
@@ -1116,6 +1127,13 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         help="send replies (text and HTML quoting the pair address: what makes the relay "
         "scrub) instead of smtp-source's body, one smtp-source run per message",
     )
+    parser.add_argument(
+        "--bare-loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="the bare aiosmtpd server's event loop (default asyncio, the stock server the "
+        "targets name; uvloop: the loop `relay serve` runs on by default)",
+    )
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -1123,7 +1141,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     if arguments.bare_server is not None:
-        serve_bare(arguments.bare_server)
+        serve_bare(arguments.bare_server, arguments.bare_loop)
         return 0
     if shutil.which("relay") is None:
         print("the `relay` command is not on PATH (pip install -e .)", file=sys.stderr)
@@ -1149,6 +1167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         client_name=client_name,
         pairs=max(1, arguments.pairs),
         reply=arguments.reply,
+        bare_loop=arguments.bare_loop,
     )
     with contextlib.ExitStack() as cleanup:
         if arguments.snapshot:

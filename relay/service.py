@@ -37,7 +37,7 @@ from relay.delivery.worker import DeliveryWorker, close_transport
 from relay.errors import RelayError
 from relay.intake import Intake
 from relay.moderation.decisions import queue_moderator_alert
-from relay.ops import sdnotify
+from relay.ops import event_loop, sdnotify
 from relay.ops.health import HealthWatch
 from relay.ops.metrics import Metrics
 from relay.ops.wakeup import WakeListener
@@ -297,7 +297,7 @@ async def serve(config: Config) -> None:
     pid_file = config.daemon.pid_file
     _write_pid_file(config)
     sdnotify.ready(f"relaying mail for {config.relay.domain}")
-    log.info("relay for %s is running", config.relay.domain)
+    log.info("relay for %s is running on %s", config.relay.domain, event_loop.name_of(loop))
     try:
         while not stop_requested.is_set():
             waiters = [

@@ -19,6 +19,7 @@ InboundProtocol = Literal["smtp", "lmtp"]
 TransportKind = Literal["maildir", "smtp"]
 LogFormat = Literal["text", "json"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+EventLoop = Literal["uvloop", "asyncio"]
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ class DaemonSettings:
     # How often the daemon checks it can write the database and the Maildir and says
     # so in the database; `relay status` is unhealthy after three missed beats.
     health_interval: timedelta = timedelta(seconds=15)
+    event_loop: EventLoop = "uvloop"  # relay.ops.event_loop: "asyncio" is the way back
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from sqlalchemy import create_engine, text
 from relay import service
 from relay.config import Config, load_config
 from relay.delivery.notices import Notices
+from relay.ops import event_loop
 from relay.store import db, registry
 from relay.store.models import Role
 from tests.dnsserver import LoopbackDns
@@ -298,7 +299,7 @@ class RunningRelay:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.loop = asyncio.new_event_loop()
+        self.loop = event_loop.loop_factory(config.daemon.event_loop)()  # as `relay serve`'s
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.running: service.Running = self._call(service.start(config))

@@ -79,13 +79,14 @@ class Daemon:
         return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture
-def daemon_config(tmp_path: Path, database_url: str) -> Path:
+@pytest.fixture(params=["uvloop", "asyncio"])
+def daemon_config(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Path:
+    """Each daemon test on both event loops ([daemon] event_loop): the default and the way back."""
     return write_config(
         tmp_path,
         database_url,
         rules='disable = ["new_pair"]\n[rules.keywords]\nphrases = ["secret plan"]',
-        daemon='pid_file = "relay.pid"\nstale_after = "1h"',
+        daemon=f'pid_file = "relay.pid"\nstale_after = "1h"\nevent_loop = "{request.param}"',
         metrics=f'enabled = true\nhost = "127.0.0.1"\nport = {free_port()}',
     )
 
@@ -126,6 +127,22 @@ def test_systemd_is_told_ready_and_stopping(daemon: Daemon):
     daemon.process.send_signal(signal.SIGTERM)
     assert "STOPPING=1" in "\n".join(daemon.expect("STOPPING=1"))
     assert daemon.process.wait(30) == 0
+
+
+def test_serve_runs_on_the_configured_event_loop_and_relays(daemon: Daemon):
+    kind = daemon.config.daemon.event_loop
+    wait_for(lambda: f"is running on {kind}" in daemon.output, what="the start-up line")
+    address = pair_address(daemon)
+    with daemon.smtp() as session:
+        session.sendmail(
+            MENTOR[0], [address], wire(mail(MENTOR[0], address, "loops", "Both carry mail"))
+        )
+    inbox = daemon.config_path.parent / "outbox" / MENTEE[0] / "new"
+
+    def relayed() -> bool:
+        return any("Both carry mail" in copy.read_text() for copy in inbox.glob("*"))
+
+    wait_for(relayed, what="the mentee's copy")
 
 
 def test_sighup_reloads_keywords_and_keeps_sessions(daemon: Daemon):

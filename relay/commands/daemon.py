@@ -30,13 +30,12 @@ def serve(context: Context, log_level: str | None, log_format: str | None) -> No
     SIGHUP reloads the moderation rules, keyword lists, templates and
     moderators from the configuration file.
     """
-    import asyncio
     import errno
     import logging
 
     from relay import service  # the SMTP server, the worker and all they load
     from relay.commands import database_url
-    from relay.ops import logsetup
+    from relay.ops import event_loop, logsetup
 
     config = context.config
     database_url.check(config.database.url, create=True)
@@ -53,7 +52,7 @@ def serve(context: Context, log_level: str | None, log_format: str | None) -> No
             config.matching_problem,
         )
     try:
-        asyncio.run(service.serve(config))
+        event_loop.run(service.serve(config), config.daemon.event_loop)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             fail(_port_taken(config))
