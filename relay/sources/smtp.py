@@ -338,7 +338,6 @@ class SmtpServer:
         loop = asyncio.get_running_loop()
         limiter = AcceptErrorLimiter(loop.default_exception_handler)
         loop.set_exception_handler(limiter)
-        self._watch = loop.create_task(limiter.watch_descriptors())
         settings = self.config.smtp
         if settings.socket:
             self._server = await unix_socket.serve(loop, self._protocol, settings)
@@ -346,6 +345,7 @@ class SmtpServer:
             self._server = await loop.create_server(
                 self._protocol, host=settings.host, port=settings.port
             )
+        self._watch = loop.create_task(limiter.watch_descriptors())
         log.info("%s listening on %s", settings.protocol.upper(), ", ".join(self.addresses()))
 
     def addresses(self) -> list[str]:
