@@ -5,7 +5,9 @@ configuration (message size x concurrent connections) and each run, it starts tw
 servers one after the other, interleaved (bare, relay, bare, relay, ...):
 
 - bare: a subprocess running an asyncio loop with ``loop.create_server`` on aiosmtpd's
-  ``SMTP`` class, whose handler only answers ``250 OK`` (this file, ``--bare-server``);
+  ``SMTP`` class, whose handler only answers ``250 OK`` (this file, ``--bare-server``;
+  the stock asyncio loop the targets name, or uvloop with ``--bare-loop uvloop``, the loop
+  `relay serve` runs on by default);
 - relay: ``relay -c CONFIG serve`` with a fresh temp relay.toml and a fresh database
   (a SQLite file in the run's temp folder, or the emptied PostgreSQL database given by
   ``--database``), one mentor-mentee pair, and ``[delivery] transport = "smtp"`` to a
