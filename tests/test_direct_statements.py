@@ -35,33 +35,9 @@ from relay.store.messages import (
     OUTBOX,
     insert_message,
 )
-from relay.store.models import DirectoryVersion, Pair
-from relay.store.states import MessageStatus, OutboxKind, utcnow
-from tests.conftest import make_pair
-
-
-def _pair(store: db.Store, config: Config) -> Pair:
-    make_pair(store, config)
-    with store.session() as session:
-        return session.scalars(select(Pair)).one()
-
-
-def _message(pair: Pair, number: int) -> dict[str, Any]:
-    return {
-        "pair_id": pair.id,
-        "sender_id": pair.mentor_id,
-        "recipient_id": pair.mentee_id,
-        "status": MessageStatus.QUEUED,
-        "raw": b"Subject: hi\r\n\r\nhello\r\n",
-        "size": 21,
-        "subject": "hi",
-        "original_message_id": f"<{number}@example.org>",
-        "relay_message_id": f"<relay{number}@relay.test>",
-        "hits": "[]",
-        "source": "smtp",
-        "received_at": utcnow(),
-        "unverified": False,
-    }
+from relay.store.models import DirectoryVersion
+from relay.store.states import OutboxKind, utcnow
+from tests.store_rows import message_row, stored_pair
 
 
 @contextmanager
@@ -96,8 +72,8 @@ def _comparable(parameters: Any) -> Any:
 def test_inserts_and_the_delivered_update_send_what_sqlalchemy_sends(
     store: db.Store, config: Config
 ):
-    pair = _pair(store, config)
-    rows = [_message(pair, number) for number in range(3)]
+    pair = stored_pair(store, config)
+    rows = [message_row(pair, number) for number in range(3)]
     keys = list(rows[0])
     with store.write_connection() as connection:
         connection.execute(_INSERT_MESSAGE, rows[0])  # the statement compiled once first
@@ -148,8 +124,8 @@ def _without_times(arguments: list[Any]) -> list[Any]:
 def test_rows_written_on_the_cursor_read_back_as_sqlalchemy_wrote_them(
     store: db.Store, config: Config
 ):
-    pair = _pair(store, config)
-    first, second, third = (_message(pair, number) for number in (1, 2, 3))
+    pair = stored_pair(store, config)
+    first, second, third = (message_row(pair, number) for number in (1, 2, 3))
     direct = Direct(_INSERT_MESSAGE, list(second))
     with store.write_connection() as connection:
         first_id = connection.execute(_INSERT_MESSAGE, first).inserted_primary_key[0]
@@ -167,9 +143,9 @@ def test_several_rows_in_one_insert_read_back_as_sqlalchemy_wrote_them(
     store: db.Store, config: Config
 ):
     """On PostgreSQL, Direct.executemany writes an insert's rows as one multi-row INSERT."""
-    pair = _pair(store, config)
-    by_sqlalchemy = [_message(pair, number) | {"id": 100 + number} for number in range(3)]
-    by_cursor = [_message(pair, number) | {"id": 197 + number} for number in range(3, 6)]
+    pair = stored_pair(store, config)
+    by_sqlalchemy = [message_row(pair, number) | {"id": 100 + number} for number in range(3)]
+    by_cursor = [message_row(pair, number) | {"id": 197 + number} for number in range(3, 6)]
     outbox = [
         {"kind": OutboxKind.FORWARD, "recipient": f"{n}@example.org", "content": b"x" * n}
         for n in range(4)
@@ -217,9 +193,9 @@ def test_only_a_plain_insert_is_sent_as_one_statement_of_many_rows() -> None:
 
 
 def test_counts_and_the_directory_version_answer_as_before(store: db.Store, config: Config):
-    pair = _pair(store, config)
+    pair = stored_pair(store, config)
     with store.write_connection() as connection:
-        connection.execute(_INSERT_MESSAGE, [_message(pair, number) for number in range(4)])
+        connection.execute(_INSERT_MESSAGE, [message_row(pair, number) for number in range(4)])
     since = utcnow() - timedelta(hours=1)
     parameters = {"pair_id": pair.id, "sender_id": pair.mentor_id, "since": since}
     with store.read_connection() as connection:
@@ -238,8 +214,8 @@ def test_counts_and_the_directory_version_answer_as_before(store: db.Store, conf
 def test_a_driver_error_is_sqlalchemys_and_leaves_the_transaction_usable(
     store: db.Store, config: Config
 ):
-    pair = _pair(store, config)
-    row = _message(pair, 7)
+    pair = stored_pair(store, config)
+    row = message_row(pair, 7)
     direct = Direct(_INSERT_MESSAGE, list(row))
     with pytest.raises(IntegrityError), store.write_connection() as connection:
         direct.executemany(connection, [row, row])  # relay_message_id is unique
@@ -254,9 +230,9 @@ def test_a_group_commit_numbers_its_messages_as_the_database_would(store: db.Sto
     """Rows written at the batch's end and rows written at once, interleaved in one batch:
     each id names the row it was returned for; on SQLite, the ids SQLite itself gives
     (max + 1, in order), so nothing about numbering changed when rows were deferred."""
-    pair = _pair(store, config)
+    pair = stored_pair(store, config)
     with store.write_connection() as connection:
-        connection.execute(_INSERT_MESSAGE, _message(pair, 0))
+        connection.execute(_INSERT_MESSAGE, message_row(pair, 0))
         before = connection.scalar(select(func.max(MESSAGES.c.id)))
         connection.execute(MESSAGES.delete().where(MESSAGES.c.id == before))  # a gap at the top
     writer = GroupWriter(store)
@@ -268,7 +244,7 @@ def test_a_group_commit_numbers_its_messages_as_the_database_would(store: db.Sto
 
     def piece(number: int) -> Callable[[Connection], int]:
         def work(connection: Connection) -> int:
-            return insert_message(connection, _message(pair, number), deferred=number % 3 != 0)
+            return insert_message(connection, message_row(pair, number), deferred=number % 3 != 0)
 
         return work
 

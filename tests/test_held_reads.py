@@ -17,39 +17,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, text
 
 from relay.config import Config
 from relay.store import counters, db, held_reads
 from relay.store.directory import PairDirectory
 from relay.store.messages import _INSERT_MESSAGE
-from relay.store.models import Pair
-from relay.store.states import MessageStatus, utcnow
-from tests.conftest import Sink, mail, make_pair
-
-
-def _pair(store: db.Store, config: Config) -> Pair:
-    make_pair(store, config)
-    with store.session() as session:
-        return session.scalars(select(Pair)).one()
-
-
-def _message(pair: Pair, number: int) -> dict[str, Any]:
-    return {
-        "pair_id": pair.id,
-        "sender_id": pair.mentor_id,
-        "recipient_id": pair.mentee_id,
-        "status": MessageStatus.QUEUED,
-        "raw": b"Subject: hi\r\n\r\nhello\r\n",
-        "size": 21,
-        "subject": "hi",
-        "original_message_id": f"<{number}@example.org>",
-        "relay_message_id": f"<relay{number}@relay.test>",
-        "hits": "[]",
-        "source": "smtp",
-        "received_at": utcnow(),
-        "unverified": False,
-    }
+from relay.store.states import utcnow
+from tests.conftest import Sink, mail
+from tests.store_rows import message_row, stored_pair
 
 
 def _relayed(sink: Sink, address: str) -> list[str]:
@@ -68,7 +44,7 @@ def _wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
 
 
 def test_a_count_committed_elsewhere_is_seen_by_the_next_read(store: db.Store, config: Config):
-    pair = _pair(store, config)
+    pair = stored_pair(store, config)
     other = db.Store(store.url)  # its own engine and connections: another process's writes
     since = utcnow() - timedelta(hours=1)
     try:
@@ -79,7 +55,7 @@ def test_a_count_committed_elsewhere_is_seen_by_the_next_read(store: db.Store, c
                     counters.sender_counts(connection, pair.id, pair.mentor_id, since, 9, True)
                 )
             with other.write_connection() as connection:
-                connection.execute(_INSERT_MESSAGE, _message(pair, number))
+                connection.execute(_INSERT_MESSAGE, message_row(pair, number))
         with store.held_read() as connection:
             seen.append(counters.sender_counts(connection, pair.id, pair.mentor_id, since, 9, True))
         assert seen == [(0, 0), (1, 1), (2, 2), (3, 3)]
@@ -90,12 +66,12 @@ def test_a_count_committed_elsewhere_is_seen_by_the_next_read(store: db.Store, c
 
 @pytest.mark.sqlite
 def test_a_held_sqlite_connection_does_not_hold_back_a_checkpoint(store: db.Store, config: Config):
-    pair = _pair(store, config)
+    pair = stored_pair(store, config)
     with store.held_read() as connection:  # what a message reads: the pair, the counts
         assert PairDirectory().lookup(connection, pair.token)[0] is not None
         counters.sender_counts(connection, pair.id, pair.mentor_id, utcnow(), 9, True)
     with store.write_connection() as connection:
-        connection.execute(_INSERT_MESSAGE, _message(pair, 1))
+        connection.execute(_INSERT_MESSAGE, message_row(pair, 1))
     path = store.engine.url.database
     assert path is not None
     checkpointer = sqlite3.connect(path, timeout=0)

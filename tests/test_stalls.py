@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from relay.config import load_config
+from relay.config import Config, load_config
 from relay.store import db
 from relay.store.models import Message
 from tests.conftest import (
@@ -332,9 +332,10 @@ class FreezingProxy:
                 each.close()
 
 
-@pytest.mark.postgres
-@pytest.mark.skipif(not TEST_DATABASE_URL, reason="needs RELAY_TEST_DATABASE_URL")
-def test_a_frozen_postgresql_answers_451(tmp_path: Path, database_url: str, sink: Sink):
+def _behind_a_freezing_proxy(
+    tmp_path: Path, database_url: str, sink: Sink
+) -> tuple[FreezingProxy, Config]:
+    """A relay's configuration whose PostgreSQL is reached through a FreezingProxy."""
     from sqlalchemy.engine import make_url
 
     real = make_url(database_url)
@@ -350,6 +351,13 @@ def test_a_frozen_postgresql_answers_451(tmp_path: Path, database_url: str, sink
             smarthost=f'host = "127.0.0.1"\nport = {sink.port}',
         )
     )
+    return proxy, config
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="needs RELAY_TEST_DATABASE_URL")
+def test_a_frozen_postgresql_answers_451(tmp_path: Path, database_url: str, sink: Sink):
+    proxy, config = _behind_a_freezing_proxy(tmp_path, database_url, sink)
     store = db.Store(database_url)
     db.upgrade(store)
     pair = make_pair(store, config)
@@ -384,21 +392,7 @@ def test_postgresql_frozen_after_rcpt_holds_the_intake_thread_not_the_loop(
     """PostgreSQL's messages are decided in one intake thread: a server frozen while it
     reads holds that thread, yet DATA is answered 451 in time, another session is
     answered meanwhile, and after the thaw the next message is taken."""
-    from sqlalchemy.engine import make_url
-
-    real = make_url(database_url)
-    proxy = FreezingProxy((real.host or "127.0.0.1", real.port or 5432))
-    proxied = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    config = load_config(
-        write_config(
-            tmp_path,
-            proxied,
-            smtp=_smtp_section(_free_port(), intake_timeout='"2s"'),
-            database=f'url = "{proxied}"\nconnect_timeout = "2s"\nstatement_timeout = "2s"',
-            delivery='transport = "smtp"\npoll_interval = "1s"',
-            smarthost=f'host = "127.0.0.1"\nport = {sink.port}',
-        )
-    )
+    proxy, config = _behind_a_freezing_proxy(tmp_path, database_url, sink)
     store = db.Store(database_url)
     db.upgrade(store)
     pair = make_pair(store, config)
