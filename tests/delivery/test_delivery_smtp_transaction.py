@@ -295,3 +295,75 @@ def test_refusals_are_reset_and_the_session_carries_on(smarthost: tuple[Smarthos
     assert content == b"To: three\r\n\r\n.dot\r\nline\r\n"
     # Every MAIL came on one session: the refused envelopes were reset, not dropped.
     assert len(handler.peers) == 3 and set(handler.peers) == {peer}
+
+
+# -- a smarthost that offers PIPELINING -------------------------------------------------
+
+
+async def _watching_for_pipelining(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pipelined: list[bytes]
+) -> None:
+    """Offers PIPELINING, refuses RCPT TO <nobody@...> with 550, and notes every command
+    that came before the reply to the one before it had gone out."""
+
+    async def reply(text: bytes) -> None:
+        await asyncio.sleep(0.02)  # a command written without waiting arrives meanwhile
+        if reader._buffer:  # type: ignore[attr-defined]  # the next command, already here
+            pipelined.append(bytes(reader._buffer))  # type: ignore[attr-defined]
+        writer.write(text + b"\r\n")
+        await writer.drain()
+
+    await reply(b"220 watching ESMTP")
+    refused = False
+    while line := await reader.readline():
+        verb = line[:4].upper()
+        if verb == b"EHLO":
+            await reply(b"250-watching\r\n250-PIPELINING\r\n250 8BITMIME")
+        elif verb == b"RCPT":
+            refused = b"nobody@" in line
+            await reply(b"550 5.1.1 no such user" if refused else b"250 OK")
+        elif verb == b"DATA":
+            if refused:
+                await reply(b"554 5.5.1 no valid recipients")
+                continue
+            writer.write(b"354 go ahead\r\n")
+            await reader.readuntil(b"\r\n.\r\n")
+            await reply(b"250 2.0.0 queued")
+        elif verb == b"QUIT":
+            await reply(b"221 bye")
+            break
+        else:
+            await reply(b"250 OK")
+    writer.close()
+
+
+def test_each_command_waits_for_the_reply_before_it_even_where_pipelining_is_offered() -> None:
+    """aiosmtplib's protocol drops a reply that arrives while the one before it waits to be
+    picked up, so a pipelined send (RFC 2920) lost replies and timed out now and then under
+    load: the transport sends one command at a time, whatever the smarthost offers."""
+    pipelined: list[bytes] = []
+
+    async def run() -> list[Exception | None]:
+        listening = await asyncio.start_server(
+            lambda reader, writer: _watching_for_pipelining(reader, writer, pipelined),
+            "127.0.0.1",
+            0,
+        )
+        port = listening.sockets[0].getsockname()[1]
+        settings = SmarthostSettings(host="127.0.0.1", port=port, timeout=timedelta(seconds=3))
+        outcomes: list[Exception | None] = []
+        async with listening:
+            transport = SmtpTransport(settings, local_hostname="relay.test")
+            for recipient in ("nobody@example.org", "b@example.org"):
+                try:
+                    await transport.send(BOUNCE, recipient, CONTENT)
+                    outcomes.append(None)
+                except Exception as error:
+                    outcomes.append(error)
+            await transport.close()
+        return outcomes
+
+    outcomes = asyncio.run(run())
+    assert [type(outcome) for outcome in outcomes] == [PermanentFailure, type(None)]
+    assert str(outcomes[0]).startswith("550 5.1.1")
+    assert pipelined == []
