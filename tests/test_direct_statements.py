@@ -13,12 +13,12 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, func, select
+from sqlalchemy import Connection, bindparam, event, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from relay.config import Config
@@ -35,8 +35,8 @@ from relay.store.messages import (
     OUTBOX,
     insert_message,
 )
-from relay.store.models import DirectoryVersion
-from relay.store.states import OutboxKind, utcnow
+from relay.store.models import DirectoryVersion, UtcDateTime
+from relay.store.states import DeliveryStatus, OutboxKind, utcnow
 from tests.store_rows import message_row, stored_pair
 
 
@@ -190,6 +190,174 @@ def test_only_a_plain_insert_is_sent_as_one_statement_of_many_rows() -> None:
         "INSERT INTO t (a) SELECT %(a)s",
     ):
         assert _rows_together(other, 3) is None
+
+
+# Every outcome a claimed row can get (delivered, deferred with its error and next
+# attempt, failed), where it still carries the claim: the shape of _MARK_DELIVERED with
+# the outcome's columns given per row too.
+_OUTCOME = (
+    update(OUTBOX)
+    .where(
+        OUTBOX.c.id == bindparam("row_id"),
+        OUTBOX.c.status == DeliveryStatus.SENDING,
+        OUTBOX.c.claimed_by == bindparam("claimer"),
+        OUTBOX.c.attempts == bindparam("attempt"),
+    )
+    .values(
+        status=bindparam("outcome"),
+        last_error=bindparam("error"),
+        next_attempt_at=bindparam("next_at", type_=UtcDateTime()),
+        delivered_at=bindparam("now", type_=UtcDateTime()),
+        claimed_by=None,
+        lease_until=None,
+    )
+)
+
+
+_LEASE = datetime(2030, 1, 1, 12, tzinfo=UTC)  # the same in both sets of rows
+
+
+def _claimed_rows(connection: Connection, count: int) -> list[int]:
+    """count outbox rows being sent: claimed by "me" on attempt 2 (two by someone else)."""
+    ids = []
+    for number in range(count):
+        values = {"kind": OutboxKind.FORWARD, "recipient": f"{number}@example.org"}
+        inserted = connection.execute(OUTBOX.insert().values(values | {"content": b"x"}))
+        ids.append(inserted.inserted_primary_key[0])
+    claimer = {ids[1]: "someone else", ids[-1]: "me"}  # the last: a later attempt's claim
+    for id_ in ids:
+        connection.execute(
+            OUTBOX.update()
+            .where(OUTBOX.c.id == id_)
+            .values(
+                status=DeliveryStatus.SENDING,
+                claimed_by=claimer.get(id_, "me"),
+                attempts=3 if id_ == ids[-1] else 2,
+                lease_until=_LEASE,
+                next_attempt_at=_LEASE,
+            )
+        )
+    return ids
+
+
+def _outcomes(ids: list[int], now: datetime) -> list[dict[str, Any]]:
+    outcome = [
+        (DeliveryStatus.DELIVERED, None, now, now),
+        (DeliveryStatus.DEFERRED, "451 4.3.0 try later", now + timedelta(minutes=4), None),
+        (DeliveryStatus.FAILED, "550 5.1.1 no such user", now, None),
+        (DeliveryStatus.DEFERRED, "internal error: OSError", now + timedelta(minutes=8), None),
+        (DeliveryStatus.DELIVERED, None, now, now + timedelta(seconds=1)),
+        (DeliveryStatus.FAILED, "gave up", now, None),
+    ]
+    return [
+        {"row_id": id_, "claimer": "me", "attempt": 2}
+        | dict(zip(("outcome", "error", "next_at", "now"), outcome[number % 6], strict=True))
+        for number, id_ in enumerate(ids)
+    ]
+
+
+def test_outcomes_written_together_leave_the_rows_one_statement_per_row_leaves(
+    store: db.Store,
+):
+    """On PostgreSQL Direct.executemany writes an update's rows as one UPDATE ... FROM
+    (VALUES ...); on SQLite as an executemany. Two alike sets of claimed rows get the
+    same mixed outcomes, one row at a time through SQLAlchemy and all at once on the
+    cursor: every column of every row ends the same (the rows whose claim is someone
+    else's, or a later attempt's, untouched either way)."""
+    now = utcnow()
+    with store.write_connection() as connection:
+        one_by_one, together = _claimed_rows(connection, 8), _claimed_rows(connection, 8)
+        before = _outbox_rows(connection, together)
+        for row in _outcomes(one_by_one, now):
+            connection.execute(_OUTCOME, row)
+        outcomes = _outcomes(together, now)
+        Direct(_OUTCOME, list(outcomes[0])).executemany(connection, outcomes)
+        delivered = [
+            {"row_id": row["row_id"], "attempt": 2, "claimer": "me", "now": now} for row in outcomes
+        ]
+        # Already decided above: _MARK_DELIVERED, run both ways, changes none of them.
+        Direct(_MARK_DELIVERED, list(delivered[0])).executemany(connection, delivered)
+    with store.read_connection() as connection:
+        first, second = _outbox_rows(connection, one_by_one), _outbox_rows(connection, together)
+    assert first == second
+    assert [row["status"] for row in second] == [
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.SENDING,  # someone else's claim
+        DeliveryStatus.FAILED,
+        DeliveryStatus.DEFERRED,
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.FAILED,
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.SENDING,  # a later attempt's claim
+    ]
+    assert second[3]["last_error"] == "internal error: OSError"
+    assert second[3]["next_attempt_at"] == now + timedelta(minutes=8)
+    assert second[4]["delivered_at"] == now + timedelta(seconds=1)
+    assert (second[1], second[7]) == (before[1], before[7])
+
+
+def test_delivered_rows_written_together_leave_what_the_per_row_update_leaves(
+    store: db.Store,
+):
+    """The worker's own statement: each claim's row delivered at its own time, the rows
+    claimed by someone else, or on a later attempt, left as they were."""
+    now = utcnow()
+    with store.write_connection() as connection:
+        one_by_one, together = _claimed_rows(connection, 5), _claimed_rows(connection, 5)
+
+        def delivered(ids: list[int]) -> list[dict[str, Any]]:
+            return [
+                {"row_id": id_, "attempt": 2, "claimer": "me", "now": now + timedelta(seconds=n)}
+                for n, id_ in enumerate(ids)
+            ]
+
+        for row in delivered(one_by_one):
+            connection.execute(_MARK_DELIVERED, row)
+        rows = delivered(together)
+        Direct(_MARK_DELIVERED, list(rows[0])).executemany(connection, rows)
+    with store.read_connection() as connection:
+        first, second = _outbox_rows(connection, one_by_one), _outbox_rows(connection, together)
+    assert first == second
+    assert [row["delivered_at"] for row in second] == [
+        now,
+        None,
+        now + timedelta(seconds=2),
+        now + timedelta(seconds=3),
+        None,
+    ]
+
+
+def _outbox_rows(connection: Connection, ids: list[int]) -> list[dict[str, Any]]:
+    """The rows in the order of ids, each without what tells the two sets apart."""
+    query = select(OUTBOX).where(OUTBOX.c.id.in_(ids))
+    found = {row.id: dict(row._mapping) for row in connection.execute(query)}
+    apart = {"id", "recipient", "created_at"}
+    return [{key: value for key, value in found[id_].items() if key not in apart} for id_ in ids]
+
+
+def test_only_an_update_with_one_where_is_sent_as_one_statement_of_many_rows() -> None:
+    from relay.store.direct import _update_rows_together
+
+    columns = (("row_id", "INTEGER"), ("now", "TIMESTAMP WITH TIME ZONE"))
+    sql = "UPDATE t SET a=%(a)s, b=%(now)s WHERE t.id = %(row_id)s::INTEGER AND t.c = %(c)s"
+    joined = _update_rows_together(sql, 2, columns)
+    assert joined == (
+        'UPDATE t SET a=%s, b=relay_rows."now" FROM (VALUES'
+        " (CAST(%s AS INTEGER), CAST(%s AS TIMESTAMP WITH TIME ZONE)),"
+        " (CAST(%s AS INTEGER), CAST(%s AS TIMESTAMP WITH TIME ZONE)))"
+        ' AS relay_rows ("row_id", "now") WHERE t.id = relay_rows."row_id"::INTEGER AND t.c = %s',
+        ("a",),
+        ("row_id", "now"),
+        ("c",),
+    )
+    for other in (
+        "UPDATE t SET a=%(a)s",
+        "UPDATE t SET a=%(a)s FROM u WHERE t.id = %(row_id)s",
+        "UPDATE t SET a=%(a)s WHERE t.id = %(row_id)s RETURNING t.id",
+        "UPDATE t SET a=%(a)s WHERE t.id = %(row_id)s AND t.b LIKE '%'",
+        "DELETE FROM t WHERE t.id = %(row_id)s",
+    ):
+        assert _update_rows_together(other, 2, columns) is None
 
 
 def test_counts_and_the_directory_version_answer_as_before(store: db.Store, config: Config):

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Dialect, Executable, Insert
+from sqlalchemy import Connection, Dialect, Executable, Insert, Update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
@@ -55,6 +55,9 @@ class _Form:
     parameters: tuple[_Parameter, ...]
     positional: bool
     returns_key: bool  # an insert that reads its new key back with RETURNING (PostgreSQL)
+    # An UPDATE's parameters that change from row to row, with their SQL types: the
+    # columns of the VALUES list its rows are joined with on PostgreSQL (else empty).
+    row_columns: tuple[tuple[str, str], ...] = ()
 
     def arguments(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         out = []
@@ -97,14 +100,28 @@ class Direct:
         return _run(connection, form.sql, arguments, lambda cursor: cursor.lastrowid)
 
     def executemany(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run for each row, in one executemany; an insert of several rows on PostgreSQL as
-        one INSERT of all of them (the form SQLAlchemy's "insertmanyvalues" gives an insert
-        that returns keys), the rows in the order given."""
+        """Run for each row, in one executemany; on PostgreSQL, an insert of several rows
+        as one INSERT of all of them (the form SQLAlchemy's "insertmanyvalues" gives an
+        insert that returns keys), the rows in the order given, and an update of several
+        rows as one UPDATE ... FROM (VALUES ...): then each row given must match other
+        rows of the table than the others do (as the delivery outcomes do, one per claim),
+        since a table row two of them matched would be updated by one, not by both in
+        turn."""
         if _watched(connection):
             connection.execute(self.statement, [dict(row) for row in rows])
             return
         form = self._form(connection.dialect, many=True)
         together = len(rows) > 1 and connection.dialect.name == "postgresql"
+        if together and not form.positional and form.row_columns:
+            joined = _update_rows_together(form.sql, len(rows), form.row_columns)
+            if joined is not None:
+                sql, before, each_row, after = joined
+                named = cast(list[dict[str, Any]], [form.arguments(row) for row in rows])
+                flat = [named[0][name] for name in before]  # constants: alike in every row
+                flat += [each[name] for each in named for name in each_row]
+                flat += [named[0][name] for name in after]
+                _run(connection, sql, flat, lambda _cursor: None)
+                return
         shape = _rows_together(form.sql, len(rows)) if together and not form.positional else None
         if shape is not None:
             sql, names = shape
@@ -169,7 +186,14 @@ def compile_form(direct: Direct, dialect: Dialect, many: bool) -> _Form:
     if not positional and compiled.escaped_bind_names:
         raise ValueError("bind names that need escaping are not supported")
     returns_key = bool(compiled.implicit_returning) and not many
-    return _Form(compiled.string, tuple(parameters), positional, returns_key)
+    row_columns: tuple[tuple[str, str], ...] = ()
+    if many and not positional and isinstance(statement, Update):
+        row_columns = tuple(
+            (each.name, compiled.binds[each.name].type.compile(dialect=dialect))
+            for each in parameters
+            if each.constant is _MISSING
+        )
+    return _Form(compiled.string, tuple(parameters), positional, returns_key, row_columns)
 
 
 _NAMED = re.compile(r"%\((\w+)\)s")
@@ -197,6 +221,60 @@ def _rows_together(sql: str, count: int) -> tuple[str, tuple[str, ...]] | None:
     names = tuple(_NAMED.findall(row))
     positional = _NAMED.sub("%s", row)
     return f"{head} VALUES {', '.join([positional] * count)}", names
+
+
+_ROWS = "relay_rows"  # the VALUES list's name in an UPDATE ... FROM
+
+
+@functools.lru_cache(maxsize=512)
+def _update_rows_together(
+    sql: str, count: int, columns: tuple[tuple[str, str], ...]
+) -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None:
+    """One UPDATE ... FROM (VALUES (...), (...)) AS relay_rows (...) WHERE ... of count
+    rows: each per-row parameter (columns: its name and SQL type) read from the row's
+    VALUES, the others (constants) given once. Returns the SQL, its parameters
+    positional, and the names to take, in order: the constants before the rows (from
+    the first row), each row's, the constants after them; None for a statement not of
+    that form.
+
+    As for an insert (_rows_together): psycopg's executemany reads a result per row in
+    Python, in the writer thread every commit waits for; the delivery outcomes were a
+    tenth of the daemon's GIL-held time on PostgreSQL (bench/RESULTS.md, issue 14,
+    thirteenth pass)."""
+    names = {name for name, _ in columns}
+    head, where, condition = sql.partition(" WHERE ")
+    if (
+        count > _ROWS_TOGETHER_AT_MOST
+        or not where
+        or not head.startswith("UPDATE ")
+        or " WHERE " in condition
+        or " FROM " in head
+        or " RETURNING " in condition
+        or not names
+        or "%" in _NAMED.sub("", sql)
+    ):
+        return None
+
+    def given_once(part: str) -> tuple[str, list[str]]:
+        once: list[str] = []
+
+        def place(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in names:
+                return f'{_ROWS}."{name}"'
+            once.append(name)
+            return "%s"
+
+        return _NAMED.sub(place, part), once
+
+    head, before = given_once(head)
+    condition, after = given_once(condition)
+    # Typed in every row: a column whose values are all NULL must still be its own type.
+    row = "(" + ", ".join(f"CAST(%s AS {kind})" for _, kind in columns) + ")"
+    listed = ", ".join(f'"{name}"' for name, _ in columns)
+    rows = ", ".join([row] * count)
+    joined = f"{head} FROM (VALUES {rows}) AS {_ROWS} ({listed}) WHERE {condition}"
+    return joined, tuple(before), tuple(name for name, _ in columns), tuple(after)
 
 
 def _default_maker(default: Any) -> Callable[[], Any]:
