@@ -260,7 +260,7 @@ def test_outcomes_written_together_leave_the_rows_one_statement_per_row_leaves(
     store: db.Store,
 ):
     """On PostgreSQL Direct.executemany writes an update's rows as one UPDATE ... FROM
-    (VALUES ...); on SQLite as an executemany. Two alike sets of claimed rows get the
+    unnest(...); on SQLite as an executemany. Two alike sets of claimed rows get the
     same mixed outcomes, one row at a time through SQLAlchemy and all at once on the
     cursor: every column of every row ends the same (the rows whose claim is someone
     else's, or a later attempt's, untouched either way)."""
@@ -340,11 +340,10 @@ def test_only_an_update_with_one_where_is_sent_as_one_statement_of_many_rows() -
 
     columns = (("row_id", "INTEGER"), ("now", "TIMESTAMP WITH TIME ZONE"))
     sql = "UPDATE t SET a=%(a)s, b=%(now)s WHERE t.id = %(row_id)s::INTEGER AND t.c = %(c)s"
-    joined = _update_rows_together(sql, 2, columns)
+    joined = _update_rows_together(sql, columns)
     assert joined == (
-        'UPDATE t SET a=%s, b=relay_rows."now" FROM (VALUES'
-        " (CAST(%s AS INTEGER), CAST(%s AS TIMESTAMP WITH TIME ZONE)),"
-        " (CAST(%s AS INTEGER), CAST(%s AS TIMESTAMP WITH TIME ZONE)))"
+        'UPDATE t SET a=%s, b=relay_rows."now" FROM unnest(CAST(%s AS INTEGER[]),'
+        " CAST(%s AS TIMESTAMP WITH TIME ZONE[]))"
         ' AS relay_rows ("row_id", "now") WHERE t.id = relay_rows."row_id"::INTEGER AND t.c = %s',
         ("a",),
         ("row_id", "now"),
@@ -357,7 +356,7 @@ def test_only_an_update_with_one_where_is_sent_as_one_statement_of_many_rows() -
         "UPDATE t SET a=%(a)s WHERE t.id = %(row_id)s AND t.b LIKE '%'",
         "DELETE FROM t WHERE t.id = %(row_id)s",
     ):
-        assert _update_rows_together(other, 2, columns) is None
+        assert _update_rows_together(other, columns) is None
 
 
 def test_counts_and_the_directory_version_answer_as_before(store: db.Store, config: Config):

@@ -56,7 +56,7 @@ class _Form:
     positional: bool
     returns_key: bool  # an insert that reads its new key back with RETURNING (PostgreSQL)
     # An UPDATE's parameters that change from row to row, with their SQL types: the
-    # columns of the VALUES list its rows are joined with on PostgreSQL (else empty).
+    # arrays its rows are joined with on PostgreSQL (else empty).
     row_columns: tuple[tuple[str, str], ...] = ()
 
     def arguments(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
@@ -103,7 +103,7 @@ class Direct:
         """Run for each row, in one executemany; on PostgreSQL, an insert of several rows
         as one INSERT of all of them (the form SQLAlchemy's "insertmanyvalues" gives an
         insert that returns keys), the rows in the order given, and an update of several
-        rows as one UPDATE ... FROM (VALUES ...): then each row given must match other
+        rows as one UPDATE ... FROM unnest(...): then each row given must match other
         rows of the table than the others do (as the delivery outcomes do, one per claim),
         since a table row two of them matched would be updated by one, not by both in
         turn."""
@@ -113,12 +113,12 @@ class Direct:
         form = self._form(connection.dialect, many=True)
         together = len(rows) > 1 and connection.dialect.name == "postgresql"
         if together and not form.positional and form.row_columns:
-            joined = _update_rows_together(form.sql, len(rows), form.row_columns)
+            joined = _update_rows_together(form.sql, form.row_columns)
             if joined is not None:
                 sql, before, each_row, after = joined
                 named = cast(list[dict[str, Any]], [form.arguments(row) for row in rows])
-                flat = [named[0][name] for name in before]  # constants: alike in every row
-                flat += [each[name] for each in named for name in each_row]
+                flat: list[Any] = [named[0][name] for name in before]  # alike in every row
+                flat += [[each[name] for each in named] for name in each_row]
                 flat += [named[0][name] for name in after]
                 _run(connection, sql, flat, lambda _cursor: None)
                 return
@@ -223,29 +223,30 @@ def _rows_together(sql: str, count: int) -> tuple[str, tuple[str, ...]] | None:
     return f"{head} VALUES {', '.join([positional] * count)}", names
 
 
-_ROWS = "relay_rows"  # the VALUES list's name in an UPDATE ... FROM
+_ROWS = "relay_rows"  # the rows' name in an UPDATE ... FROM unnest(...)
 
 
 @functools.lru_cache(maxsize=512)
 def _update_rows_together(
-    sql: str, count: int, columns: tuple[tuple[str, str], ...]
+    sql: str, columns: tuple[tuple[str, str], ...]
 ) -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None:
-    """One UPDATE ... FROM (VALUES (...), (...)) AS relay_rows (...) WHERE ... of count
-    rows: each per-row parameter (columns: its name and SQL type) read from the row's
-    VALUES, the others (constants) given once. Returns the SQL, its parameters
-    positional, and the names to take, in order: the constants before the rows (from
-    the first row), each row's, the constants after them; None for a statement not of
-    that form.
+    """One UPDATE ... FROM unnest(...) AS relay_rows (...) WHERE ... for any number of
+    rows: each per-row parameter (columns: its name and SQL type) given as one array of
+    every row's value, the others (constants) given once. Returns the SQL, its
+    parameters positional, and the names to take, in order: the constants before the
+    arrays (from the first row), each array's, the constants after them; None for a
+    statement not of that form.
 
     As for an insert (_rows_together): psycopg's executemany reads a result per row in
     Python, in the writer thread every commit waits for; the delivery outcomes were a
     tenth of the daemon's GIL-held time on PostgreSQL (bench/RESULTS.md, issue 14,
-    thirteenth pass)."""
+    thirteenth pass). Arrays rather than a VALUES list of the batch's length: the same
+    SQL text whatever the batch, so psycopg prepares it once and PostgreSQL plans it
+    once."""
     names = {name for name, _ in columns}
     head, where, condition = sql.partition(" WHERE ")
     if (
-        count > _ROWS_TOGETHER_AT_MOST
-        or not where
+        not where
         or not head.startswith("UPDATE ")
         or " WHERE " in condition
         or " FROM " in head
@@ -269,11 +270,10 @@ def _update_rows_together(
 
     head, before = given_once(head)
     condition, after = given_once(condition)
-    # Typed in every row: a column whose values are all NULL must still be its own type.
-    row = "(" + ", ".join(f"CAST(%s AS {kind})" for _, kind in columns) + ")"
+    # Typed: an array whose values are all NULL must still be its column's type.
+    arrays = ", ".join(f"CAST(%s AS {kind}[])" for _, kind in columns)
     listed = ", ".join(f'"{name}"' for name, _ in columns)
-    rows = ", ".join([row] * count)
-    joined = f"{head} FROM (VALUES {rows}) AS {_ROWS} ({listed}) WHERE {condition}"
+    joined = f"{head} FROM unnest({arrays}) AS {_ROWS} ({listed}) WHERE {condition}"
     return joined, tuple(before), tuple(name for name, _ in columns), tuple(after)
 
 
