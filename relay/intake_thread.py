@@ -10,11 +10,12 @@ for the middle case:
   PostgreSQL with the same conditions otherwise. Its server can stall, so
   not on the loop; the messages wait in one queue for a few threads kept
   for them, and their results reach the loop in one wake-up per batch
-  (relay.handoff) instead of one per message (asyncio.to_thread). Several
+  (relay.handoff) instead of one per message (asyncio.to_thread). Two
   threads, not one: with a single thread, deciding one message at a time,
   the daemon delivered fewer messages a second and PostgreSQL spent more CPU
-  on each (likely smaller group commits; bench/RESULTS.md, issue 14,
-  thirteenth pass). A stalled server holds the threads that read
+  on each (likely smaller group commits); nor more: four or eight cost more
+  context switches for no more mail (bench/RESULTS.md, issue 14, thirteenth
+  and seventeenth passes). A stalled server holds the threads that read
   from it, and every message waiting is answered 451 at intake_timeout
   (relay.sources.deadline), as a stalled pool thread's was;
 - in a worker thread of asyncio's pool otherwise: DNS (authentication
@@ -41,7 +42,14 @@ T = TypeVar("T")
 # would hold every other message for the whole of it; a pool thread hands the GIL back
 # every few milliseconds.
 DECIDE_HERE_MAX_BYTES = 128 * 1024
-INTAKE_THREADS = 8  # half the benchmark's 16 sessions: enough to fill a group commit
+# Measured on uvloop at 1 KB x16 on PostgreSQL, alternating rounds, medians of three
+# (bench/RESULTS.md, issue 14, seventeenth pass): 1 / 2 / 4 / 8 threads delivered 406 /
+# 515 / 475 / 439 msg/s at 1.81 / 1.61 / 1.81 / 1.95 ms of CPU per message; then 2
+# against 8 again, 548 against 533 msg/s, 1.42 against 1.37 ms, 12.9 against 14.9
+# context switches per message. One thread decides one message at a time; more than
+# two only add hand-offs. Not fitted to the benchmark's 16 sessions: with more sessions
+# than threads the rest wait in the queue, whatever the count.
+INTAKE_THREADS = 2
 
 
 class Where(enum.Enum):
