@@ -3,7 +3,7 @@
 One UPDATE per row in psycopg's pipelined executemany (a Bind, an Execute and a
 result read in Python per row) against relay.store.direct's one UPDATE ... FROM
 unnest(...) per batch, and, given --values-direct (a direct.py that builds
-UPDATE ... FROM (VALUES ...), e.g. commit e9898b6's), that form too. Each batch
+UPDATE ... FROM (VALUES ...), e.g. commit 5e68a33's), that form too. Each batch
 runs in a transaction that is rolled back, the ways in turn; prints this
 process's CPU (the group writer's share) and the wall time per row.
 
