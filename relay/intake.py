@@ -17,7 +17,7 @@ relay.delivery.mailboxes; bounce addresses: relay.delivery.bounces.
 
 prepare() is synchronous and reads the database (on a connection held between
 messages: Store.held_read) and maybe DNS. The daemon (accept_async) runs it on
-the event loop where nothing in it can wait, in the long-lived intake thread
+the event loop where nothing in it can wait, in the long-lived intake threads
 where only PostgreSQL can, else in a worker thread (relay.intake_thread says
 which and why), so a stall holds no other session and intake_timeout is
 answered. The commit is awaited without a thread.
