@@ -874,26 +874,19 @@ def run_folder(options: Options, label: str) -> Iterator[Path]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_all(options: Options, latency: bool = True) -> tuple[list[Row], list[LatencyRow]]:
+def run_all(
+    options: Options, postgres: Options | None = None
+) -> tuple[list[Row], list[LatencyRow], Row | None]:
+    """Every row, run by run; postgres: its 1 KB x16 row too, in each run right after the
+    SQLite rows of that run, so the two databases' figures are interleaved as the bare and
+    the relay figures are (not all SQLite runs first, then all PostgreSQL runs)."""
     bare, relay = Bare(options), Relay(options)
     rows = [Row(size, conns) for size in options.sizes for conns in options.connections]
-    latency_rows = [LatencyRow(size) for size in options.sizes] if latency else []
+    latency_rows = [LatencyRow(size) for size in options.sizes]
+    postgres_row = Row(1024, 16) if postgres is not None else None
     for run in range(1, options.runs + 1):
         for row in rows:
-            for server, results in ((bare, row.bare), (relay, row.relay)):
-                label = f"{server.name}-{row.size}-{row.connections}"
-                with run_folder(options, label) as folder:
-                    result = server.throughput(folder, row.size, row.connections)
-                results.append(result)
-                print(
-                    f"run {run}/{options.runs} {size_label(row.size):>5} x{row.connections:<3} "
-                    f"{server.name:5}: {result.rate:8.1f} msg/s "
-                    f"(accepted {result.accept_rate:8.1f} msg/s), "
-                    f"{result.cpu_ms:.2f} server CPU ms/msg, "
-                    f"{result.switches_per_message:.1f} context switches/msg"
-                    + ("" if result.complete else "  INCOMPLETE"),
-                    flush=True,
-                )
+            _throughput_run(options, run, row, bare, relay)
         for lrow in latency_rows:
             for server, lresults in ((bare, lrow.bare), (relay, lrow.relay)):
                 with run_folder(options, f"{server.name}-latency") as folder:
@@ -913,7 +906,28 @@ def run_all(options: Options, latency: bool = True) -> tuple[list[Row], list[Lat
                 f"p50 {floor.p50_ms:.2f} ms, p99 {floor.p99_ms:.2f} ms",
                 flush=True,
             )
-    return rows, latency_rows
+        if postgres is not None and postgres_row is not None:
+            _throughput_run(postgres, run, postgres_row, Bare(postgres), Relay(postgres))
+    return rows, latency_rows, postgres_row
+
+
+def _throughput_run(options: Options, run: int, row: Row, bare: Bare, relay: Relay) -> None:
+    """One run of one row: the bare server, then the relay."""
+    for server, results in ((bare, row.bare), (relay, row.relay)):
+        label = f"{server.name}-{row.size}-{row.connections}"
+        with run_folder(options, label) as folder:
+            result = server.throughput(folder, row.size, row.connections)
+        results.append(result)
+        where = " on PostgreSQL" if options.database else ""
+        print(
+            f"run {run}/{options.runs} {size_label(row.size):>5} x{row.connections:<3} "
+            f"{server.name:5}{where}: {result.rate:8.1f} msg/s "
+            f"(accepted {result.accept_rate:8.1f} msg/s), "
+            f"{result.cpu_ms:.2f} server CPU ms/msg, "
+            f"{result.switches_per_message:.1f} context switches/msg"
+            + ("" if result.complete else "  INCOMPLETE"),
+            flush=True,
+        )
 
 
 def size_label(size: int) -> str:
@@ -1182,23 +1196,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             options.snapshot = arguments.relay_code.resolve()
             options.relay_command = [sys.executable, "-m", "relay"]
             print(f"relay code: {options.snapshot}")
-        rows, latency_rows = ([], []) if arguments.only_more else run_all(options)
         postgres = (
             replace(options, database=arguments.postgres, sizes=[1024], connections=[16])
             if arguments.postgres
             else None
         )
-        postgres_rows: list[Row] = []
-        if postgres is not None and not arguments.only_more:
-            postgres_rows = run_all(postgres, latency=False)[0]
+        rows: list[Row] = []
+        latency_rows: list[LatencyRow] = []
+        postgres_row: Row | None = None
+        if not arguments.only_more:
+            rows, latency_rows, postgres_row = run_all(options, postgres)
         more = run_more(options, arguments) if arguments.more or arguments.only_more else ""
     print()
     if rows:
         print(report(options, rows, latency_rows))
-    if postgres is not None and postgres_rows:
+    if postgres is not None and postgres_row is not None:
         print()
-        print(report(postgres, postgres_rows, []).split("\n\nlatency:")[0])
-        print(postgres_against_sqlite(rows, postgres_rows[0]))
+        print(report(postgres, [postgres_row], []).split("\n\nlatency:")[0])
+        print(postgres_against_sqlite(rows, postgres_row))
     if more:
         print()
         print(more)
@@ -1215,9 +1230,19 @@ def postgres_against_sqlite(rows: list[Row], postgres: Row) -> str:
         return "PostgreSQL against SQLite: no SQLite row at 1 KB x16 in this run"
     on_postgres = ratios([r.rate for r in postgres.relay], [b.rate for b in postgres.bare])
     on_sqlite = ratios([r.rate for r in sqlite.relay], [b.rate for b in sqlite.bare])
+    # Run by run: each PostgreSQL run's relay/bare against the SQLite run just before it.
+    shares = [
+        (pr.rate / pb.rate) / (sr.rate / sb.rate)
+        for pr, pb, sr, sb in zip(
+            postgres.relay, postgres.bare, sqlite.relay, sqlite.bare, strict=True
+        )
+        if pb.rate and sb.rate and sr.rate
+    ]
+    by_run = ", ".join(f"{share:.2f}" for share in shares)
     return (
         f"PostgreSQL 1 KB x16 relay/bare {on_postgres:.3f} against SQLite's {on_sqlite:.3f}: "
-        f"{on_postgres / on_sqlite:.2f} of the SQLite figure"
+        f"{on_postgres / on_sqlite:.2f} of the SQLite figure; run by run (each against the "
+        f"SQLite run before it) {by_run}: median {median(shares):.2f}"
     )
 
 
