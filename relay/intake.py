@@ -364,7 +364,7 @@ class Intake:
             sender.id,
             utcnow() - timedelta(hours=1),
             in_pair_up_to=0 if "new_pair" in rules.disabled else rules.new_pair_messages,
-            count_recent="rate" not in rules.disabled,
+            recent_up_to=0 if "rate" in rules.disabled else rules.rate_per_hour,
         )
         context = RuleContext(
             pair_address=address,

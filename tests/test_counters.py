@@ -23,11 +23,14 @@ from tests.conftest import make_pair
 
 
 @pytest.mark.sqlite
-@pytest.mark.parametrize(("in_pair_up_to", "count_recent"), [(2, True), (2, False), (0, True)])
+@pytest.mark.parametrize(
+    ("in_pair_up_to", "recent_up_to"),
+    [(2, 20), (2, 0), (0, 20), (0, counters.STOP_AT_MOST + 1)],
+)
 def test_a_senders_mail_is_counted_from_an_index_alone(
-    store: db.Store, in_pair_up_to: int, count_recent: bool
+    store: db.Store, in_pair_up_to: int, recent_up_to: int
 ):
-    query = counters._counts_query(in_pair_up_to, count_recent)
+    query = counters._counts_query(in_pair_up_to, recent_up_to)
     parameters = {"pair_id": 1, "sender_id": 1, "since": utcnow() - timedelta(hours=1)}
 
     def explain(_c: object, _cur: object, statement: str, params: object, *_: object) -> object:

@@ -366,11 +366,14 @@ def test_counts_and_the_directory_version_answer_as_before(store: db.Store, conf
     since = utcnow() - timedelta(hours=1)
     parameters = {"pair_id": pair.id, "sender_id": pair.mentor_id, "since": since}
     with store.read_connection() as connection:
-        for shape in ((2, True), (2, False), (0, True), (9, True)):
+        for shape in ((2, 20), (2, 0), (0, 20), (9, 20), (9, 3), (9, 10**9)):
             old_way = tuple(connection.execute(counters._counts_query(*shape), parameters).one())
             assert counters._counts(*shape).first(connection, parameters) == old_way
-        assert counters.sender_counts(connection, pair.id, pair.mentor_id, since, 9, True) == (
-            4,
+        assert counters.sender_counts(connection, pair.id, pair.mentor_id, since, 9, 20) == (4, 4)
+        # Each count stops at its limit; a rate limit no flood reaches is a plain count.
+        assert counters.sender_counts(connection, pair.id, pair.mentor_id, since, 2, 3) == (2, 3)
+        assert counters.sender_counts(connection, pair.id, pair.mentor_id, since, 0, 10**9) == (
+            0,
             4,
         )
         assert current_version(connection) == connection.scalar(

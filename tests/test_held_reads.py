@@ -52,12 +52,12 @@ def test_a_count_committed_elsewhere_is_seen_by_the_next_read(store: db.Store, c
         for number in range(3):
             with store.held_read() as connection:
                 seen.append(
-                    counters.sender_counts(connection, pair.id, pair.mentor_id, since, 9, True)
+                    counters.sender_counts(connection, pair.id, pair.mentor_id, since, 9, 20)
                 )
             with other.write_connection() as connection:
                 connection.execute(_INSERT_MESSAGE, message_row(pair, number))
         with store.held_read() as connection:
-            seen.append(counters.sender_counts(connection, pair.id, pair.mentor_id, since, 9, True))
+            seen.append(counters.sender_counts(connection, pair.id, pair.mentor_id, since, 9, 20))
         assert seen == [(0, 0), (1, 1), (2, 2), (3, 3)]
         assert store.held_reads.idle_count() == 1  # the same connection, kept each time
     finally:
@@ -69,7 +69,7 @@ def test_a_held_sqlite_connection_does_not_hold_back_a_checkpoint(store: db.Stor
     pair = stored_pair(store, config)
     with store.held_read() as connection:  # what a message reads: the pair, the counts
         assert PairDirectory().lookup(connection, pair.token)[0] is not None
-        counters.sender_counts(connection, pair.id, pair.mentor_id, utcnow(), 9, True)
+        counters.sender_counts(connection, pair.id, pair.mentor_id, utcnow(), 9, 20)
     with store.write_connection() as connection:
         connection.execute(_INSERT_MESSAGE, message_row(pair, 1))
     path = store.engine.url.database

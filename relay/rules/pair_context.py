@@ -49,7 +49,9 @@ class RateRule:
         self._per_hour = per_hour
 
     def check(self, mail: MailView, context: RuleContext) -> list[Hit]:
+        # The count stops at the limit (relay.store.counters): at it, this message is
+        # one more than the limit allows, however many came before.
         if context.sender_messages_last_hour < self._per_hour:
             return []
-        count = context.sender_messages_last_hour + 1
-        return [Hit(self.name, f"{count} messages in the last hour (limit {self._per_hour})")]
+        limit = self._per_hour
+        return [Hit(self.name, f"more than {limit} messages in the last hour (limit {limit})")]

@@ -39,9 +39,10 @@ def test_watch_and_rate() -> None:
     msg = plain("Hello!")
     assert [h.rule for h in _run(msg, watched=True)] == ["watch"]
     assert _run(msg, sender_messages_last_hour=19) == []
+    # The count stops at the limit: 20 means "20 or more before this one".
     hits = _run(msg, sender_messages_last_hour=20)
     assert [(h.rule, h.reason) for h in hits] == [
-        ("rate", "21 messages in the last hour (limit 20)")
+        ("rate", "more than 20 messages in the last hour (limit 20)")
     ]
 
 
