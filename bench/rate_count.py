@@ -48,13 +48,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="relay-rate-count-") as folder:
         url = arguments.database or f"sqlite:///{Path(folder) / 'relay.db'}"
         store = _fresh_store(Path(folder), url)
-        pair_id, sender_id, recipient_id = _pair(store, Path(folder), url)
+        people = _pair(store, Path(folder), url)
+        pair_id, sender_id, _ = people
         stored = 0
         print(f"database: {store.engine.dialect.name}; per_hour {arguments.per_hour}")
         print("| flood | unbounded us | stopped at the limit us | unbounded/stopped | one row us |")
         print("|---|---|---|---|---|")
         for flood in (int(each) for each in arguments.floods.split(",")):
-            _store_flood(store, pair_id, sender_id, recipient_id, stored, flood)
+            _store_flood(store, people, stored, flood, arguments.per_hour)
             stored = flood
             since = utcnow() - timedelta(hours=1)
 
@@ -119,15 +120,17 @@ def _pair(store: db.Store, folder: Path, url: str) -> tuple[int, int, int]:
 
 
 def _store_flood(
-    store: db.Store, pair_id: int, sender_id: int, recipient_id: int, start: int, end: int
+    store: db.Store, people: tuple[int, int, int], start: int, end: int, per_hour: int
 ) -> None:
+    """Messages start..end-1 of the flood, a second apart; those past per_hour held."""
+    pair_id, sender_id, recipient_id = people
     now = utcnow()
     rows = [
         {
             "pair_id": pair_id,
             "sender_id": sender_id,
             "recipient_id": recipient_id,
-            "status": MessageStatus.HELD if number >= 20 else MessageStatus.QUEUED,
+            "status": MessageStatus.HELD if number >= per_hour else MessageStatus.QUEUED,
             "raw": b"Subject: hi\r\n\r\nhello\r\n",
             "size": 21,
             "subject": "hi",

@@ -884,6 +884,7 @@ def run_all(
     rows = [Row(size, conns) for size in options.sizes for conns in options.connections]
     latency_rows = [LatencyRow(size) for size in options.sizes]
     postgres_row = Row(1024, 16) if postgres is not None else None
+    on_postgres = (Bare(postgres), Relay(postgres)) if postgres is not None else None
     for run in range(1, options.runs + 1):
         for row in rows:
             _throughput_run(options, run, row, bare, relay)
@@ -906,8 +907,8 @@ def run_all(
                 f"p50 {floor.p50_ms:.2f} ms, p99 {floor.p99_ms:.2f} ms",
                 flush=True,
             )
-        if postgres is not None and postgres_row is not None:
-            _throughput_run(postgres, run, postgres_row, Bare(postgres), Relay(postgres))
+        if postgres is not None and postgres_row is not None and on_postgres is not None:
+            _throughput_run(postgres, run, postgres_row, *on_postgres)
     return rows, latency_rows, postgres_row
 
 
@@ -1238,6 +1239,8 @@ def postgres_against_sqlite(rows: list[Row], postgres: Row) -> str:
         )
         if pb.rate and sb.rate and sr.rate
     ]
+    if not shares:
+        return "PostgreSQL against SQLite: a run delivered nothing; no share to give"
     by_run = ", ".join(f"{share:.2f}" for share in shares)
     return (
         f"PostgreSQL 1 KB x16 relay/bare {on_postgres:.3f} against SQLite's {on_sqlite:.3f}: "
