@@ -35,11 +35,11 @@ from throughput import (
     DOMAIN,
     HOST,
     MENTOR,
-    RATE_PER_HOUR,
     SMTP_SINK,
     free_port,
     message_bytes,
     pair_people,
+    relay_toml,
     reply_bytes,
     wait_listening,
 )
@@ -99,12 +99,11 @@ def main() -> int:
         wait_listening(sink_port, sink, "smtp-sink")
         path = folder / "relay.toml"
         path.write_text(
-            f'[relay]\ndomain = "{DOMAIN}"\nprogramme_name = "Bench"\n'
-            'postmaster = "op@ops.example"\n\n'
-            f'[database]\nurl = "sqlite:///{folder / "relay.db"}"\n\n'
-            '[delivery]\ntransport = "smtp"\nbatch_size = 200\n\n'
-            f'[smarthost]\nhost = "{HOST}"\nport = {sink_port}\ntls = "none"\n\n'
-            f"[rules.new_pair]\nmessages = 0\n\n[rules.rate]\nper_hour = {RATE_PER_HOUR}\n"
+            relay_toml(
+                f"sqlite:///{folder / 'relay.db'}",
+                '[delivery]\ntransport = "smtp"\nbatch_size = 200\n\n'
+                f'[smarthost]\nhost = "{HOST}"\nport = {sink_port}\ntls = "none"\n\n',
+            )
         )
         config = load_config(path)
         store = db.open_store(config.database.url)

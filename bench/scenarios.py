@@ -29,16 +29,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from throughput import (
-    DOMAIN,
     HOST,
     MENTEE,
     MENTOR,
-    RATE_PER_HOUR,
     SMTP_LIMITS,
     SMTP_SINK,
     Outbox,
     child_environment,
     free_port,
+    relay_toml,
     running,
     wait_listening,
 )
@@ -62,16 +61,13 @@ def _write_config(relay: Relay, folder: Path, delivery: str, extra: str = "") ->
     url = relay._database_url(folder)
     port = free_port()
     config = folder / "relay.toml"
-    config.write_text(
-        f'[relay]\ndomain = "{DOMAIN}"\nprogramme_name = "Bench"\n'
-        'postmaster = "op@ops.example"\n\n'  # required with the smtp transport
-        f'[database]\nurl = "{url}"\n\n'
+    sections = (
         f'[smtp]\nhost = "{HOST}"\nport = {port}\n{SMTP_LIMITS}\n'
         f"[delivery]\n{delivery}\n\n"
         f'[daemon]\npid_file = "{folder / "relay.pid"}"\n\n'
         '[logging]\nlevel = "INFO"\n\n'
-        f"[rules.new_pair]\nmessages = 0\n\n[rules.rate]\nper_hour = {RATE_PER_HOUR}\n" + extra
     )
+    config.write_text(relay_toml(url, sections) + extra)
     relay._relay(config, "db", "upgrade")
     relay._relay(config, "participant", "add", MENTOR, "--name", "Mentor", "--role", "mentor")
     relay._relay(config, "participant", "add", MENTEE, "--name", "Mentee", "--role", "mentee")

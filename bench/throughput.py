@@ -392,6 +392,19 @@ def message_bytes(size: int, to: str, number: int) -> bytes:
     return headers.encode() + (line * lines).encode()
 
 
+def relay_toml(url: str, sections: str = "") -> str:
+    """The benchmark relay's relay.toml: its domain and database, the sections given, and
+    the rules as every benchmark runs them."""
+    return (
+        f'[relay]\ndomain = "{DOMAIN}"\nprogramme_name = "Bench"\n'
+        'postmaster = "op@ops.example"\n\n'
+        f'[database]\nurl = "{url}"\n\n{sections}'
+        # Every rule still runs; only the two that hold a flood from one new pair are
+        # opened, or the benchmark measures the hold queue instead of forwarding.
+        f"[rules.new_pair]\nmessages = 0\n\n[rules.rate]\nper_hour = {RATE_PER_HOUR}\n"
+    )
+
+
 def pair_people(number: int) -> tuple[str, str]:
     """The mentor's and the mentee's real addresses of pair ``number`` (1 pair: the classic two)."""
     if number == 0:
@@ -577,17 +590,14 @@ class Relay:
         port = free_port()
         config = folder / "relay.toml"
         config.write_text(
-            f'[relay]\ndomain = "{DOMAIN}"\nprogramme_name = "Bench"\n'
-            'postmaster = "op@ops.example"\n\n'
-            f'[database]\nurl = "{url}"\n\n'
-            f'[smtp]\nhost = "{HOST}"\nport = {port}\n{SMTP_LIMITS}\n'
-            '[delivery]\ntransport = "smtp"\npoll_interval = "1s"\n'
-            'retry_first = "1s"\nretry_max = "2s"\n\n'
-            f'[smarthost]\nhost = "{HOST}"\nport = {sink_port}\ntls = "none"\ntimeout = "10s"\n\n'
-            '[logging]\nlevel = "INFO"\n\n'
-            # Every rule still runs; only the two that hold a flood from one new pair are
-            # opened, or the benchmark measures the hold queue instead of forwarding.
-            f"[rules.new_pair]\nmessages = 0\n\n[rules.rate]\nper_hour = {RATE_PER_HOUR}\n"
+            relay_toml(
+                url,
+                f'[smtp]\nhost = "{HOST}"\nport = {port}\n{SMTP_LIMITS}\n'
+                '[delivery]\ntransport = "smtp"\npoll_interval = "1s"\n'
+                'retry_first = "1s"\nretry_max = "2s"\n\n'
+                f'[smarthost]\nhost = "{HOST}"\nport = {sink_port}\ntls = "none"\n'
+                'timeout = "10s"\n\n[logging]\nlevel = "INFO"\n\n',
+            )
         )
         self._relay(config, "db", "upgrade")
         if self.options.pairs > 1:

@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import DOMAIN, MENTEE, MENTOR, RATE_PER_HOUR, empty_postgres, message_bytes
+from throughput import DOMAIN, MENTEE, MENTOR, empty_postgres, message_bytes, relay_toml
 
 
 def main() -> int:
@@ -52,12 +52,7 @@ def main() -> int:
     if arguments.database:
         empty_postgres(url)
     path = folder / "relay.toml"
-    path.write_text(
-        f'[relay]\ndomain = "{DOMAIN}"\nprogramme_name = "Bench"\n'
-        'postmaster = "op@ops.example"\n\n'
-        f'[database]\nurl = "{url}"\n\n'
-        f"[rules.new_pair]\nmessages = 0\n\n[rules.rate]\nper_hour = {RATE_PER_HOUR}\n"
-    )
+    path.write_text(relay_toml(url))
     config = load_config(path)
     store = db.Store(config.database.url)
     db.upgrade(store)
