@@ -1,18 +1,21 @@
 """The group writer's cost for one batch of intake's messages: CPU and wall per message.
 
 Owns the figure for the writer thread's own part of a message, without the
-SMTP sessions, the other threads or a closed loop of clients around it (the
-end-to-end rate moves by +-10% from run to run here; this does not). It
-builds a relay on the given database (one pair, the benchmark's rules),
-decides rounds x batch messages with Intake.prepare() beforehand, then hands
-each round's batch to the group writer's commit at once, in this thread, and
-reports the thread's CPU and the wall time per message, median over rounds.
+SMTP sessions, the other threads or a closed loop of clients around it: set
+against a commit's time inside the loaded daemon, it tells the writer's work
+from its waiting (bench/RESULTS.md, issue 14, nineteenth pass). It is no
+steadier from run to run than the end-to-end rate on this machine, so an A/B
+still wants several runs in turn. It builds a relay on the given database
+(one pair, the benchmark's rules), decides rounds x batch messages with
+Intake.prepare() beforehand, then hands each round's batch to the group
+writer's commit at once, in this thread, and reports the thread's CPU and the
+wall time per message, median over rounds.
 
     python3 bench/writer_batch.py --database postgresql+psycopg://USER:PW@127.0.0.1/DB
     python3 bench/writer_batch.py --database URL --relay-code /tmp/before   (A/B: in turn)
 
 A PostgreSQL database is emptied first; without --database a SQLite file in a
-temporary folder is used.
+temporary folder is used (removed at the end).
 """
 
 from __future__ import annotations
@@ -39,6 +42,12 @@ def main() -> int:
     arguments = parser.parse_args()
     if arguments.relay_code:
         sys.path.insert(0, arguments.relay_code)
+    with tempfile.TemporaryDirectory(prefix="relay-writer-") as folder:
+        return measure(arguments, Path(folder))
+
+
+def measure(arguments: argparse.Namespace, folder: Path) -> int:
+    """Build the relay in folder, commit the batches, print the medians."""
     from relay.config import load_config
     from relay.delivery.notices import Notices
     from relay.intake import Incoming, Intake
@@ -47,7 +56,6 @@ def main() -> int:
     from relay.store.group_commit import GroupWriter, _Item
     from relay.store.models import Role
 
-    folder = Path(tempfile.mkdtemp(prefix="relay-writer-"))
     url = arguments.database or f"sqlite:///{folder / 'relay.db'}"
     if arguments.database:
         empty_postgres(url)
